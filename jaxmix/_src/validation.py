@@ -1,0 +1,116 @@
+"""Input checks shared by every public function.
+
+Every check runs at trace time on shapes, dtypes and Python values, so a bad
+call fails with a message that names the argument, never with a silently
+broadcast result.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MODES = ("batch", "pair", "elem")
+PAIRINGS = ("flip", "roll", "permute")
+DATA_FORMATS = ("NHWC", "NCHW")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+  if value not in choices:
+    raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+
+
+def is_static_number(value: Any) -> bool:
+  """True for Python / NumPy scalars, whose value can be checked at trace time."""
+  return isinstance(value, (numbers.Number, np.number)) and not isinstance(value, bool)
+
+
+def check_nonnegative(name: str, value: Any) -> None:
+  """Rejects a negative Python number; traced values are taken as given."""
+  if is_static_number(value) and not value >= 0:
+    raise ValueError(f"{name} must be >= 0, got {value!r}.")
+
+
+def check_unit_interval(name: str, value: Any) -> None:
+  """Rejects a Python number outside [0, 1]; traced values are taken as given."""
+  if is_static_number(value) and not 0 <= value <= 1:
+    raise ValueError(f"{name} must lie in [0, 1], got {value!r}.")
+
+
+def check_key(key: Any) -> None:
+  """Accepts typed keys (`jax.random.key`) and legacy uint32[2] `PRNGKey`s."""
+  if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if key.shape != ():
+      raise ValueError(f"key must be a single PRNG key, got a key array of shape {key.shape}.")
+    return
+  shape = getattr(key, "shape", None)
+  dtype = getattr(key, "dtype", None)
+  if shape != (2,) or dtype != jnp.uint32:
+    raise TypeError(
+      "key must be a PRNG key from jax.random.key or jax.random.PRNGKey, "
+      f"got {type(key).__name__} with shape {shape} and dtype {dtype}."
+    )
+
+
+def check_numeric_leaf(name: str, leaf: Any) -> None:
+  dtype = jnp.result_type(leaf)
+  if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.complexfloating):
+    raise TypeError(f"{name} must have a real numeric dtype, got {dtype}.")
+  if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+    raise TypeError(f"{name} must have a real numeric dtype, got {dtype}.")
+
+
+def leaves_with_names(tree: Any, name: str) -> list[tuple[str, Any]]:
+  """Flattens `tree` into (readable path, leaf) pairs for error messages."""
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return [(name + jax.tree_util.keystr(path), leaf) for path, leaf in flat]
+
+
+def batch_size_of(tree: Any, name: str = "inputs") -> int:
+  """The batch size shared by every leaf of `tree`; a clear error otherwise."""
+  leaves = leaves_with_names(tree, name)
+  if not leaves:
+    raise ValueError(f"{name} has no array leaves.")
+  sizes = {}
+  for path, leaf in leaves:
+    shape = np.shape(leaf)
+    if len(shape) < 1:
+      raise ValueError(f"{path} must have a leading batch axis, got a scalar.")
+    check_numeric_leaf(path, leaf)
+    sizes[path] = shape[0]
+  if len(set(sizes.values())) != 1:
+    raise ValueError(f"Every leaf of {name} must share the batch size; got {sizes}.")
+  return next(iter(sizes.values()))
+
+
+def spatial_axes(ndim: int, data_format: str) -> tuple[int, int]:
+  """The (H, W) axes of a leaf of rank `ndim`.
+
+  Rank-3 leaves are `[B, H, W]` in either format; rank-4 leaves are
+  `[B, H, W, C]` (NHWC) or `[B, C, H, W]` (NCHW).
+  """
+  if ndim == 3 or data_format == "NHWC":
+    return (1, 2)
+  return (ndim - 2, ndim - 1)
+
+
+def spatial_shape_of(tree: Any, data_format: str, name: str = "inputs") -> tuple[int, int]:
+  """The (H, W) shared by every leaf; mask methods need exactly this."""
+  check_choice("data_format", data_format, DATA_FORMATS)
+  shapes = {}
+  for path, leaf in leaves_with_names(tree, name):
+    shape = np.shape(leaf)
+    if len(shape) not in (3, 4):
+      raise ValueError(
+        f"This method mixes spatial regions, so {path} must be [B, H, W] or an image "
+        f"batch of rank 4 ({data_format}); got shape {shape}."
+      )
+    h_axis, w_axis = spatial_axes(len(shape), data_format)
+    shapes[path] = (shape[h_axis], shape[w_axis])
+  if len(set(shapes.values())) != 1:
+    raise ValueError(f"Every leaf of {name} must share the spatial shape (H, W); got {shapes}.")
+  return next(iter(shapes.values()))
