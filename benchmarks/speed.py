@@ -1,0 +1,304 @@
+"""Speed of every jaxmix method as a ratio to the floor, measured in one process.
+
+The floor (DESIGN.md) is one fused pass that reads the batch and writes it once:
+``a * x + b * x[::-1]`` with scalar a, b, jitted, on the same array. Each method is
+the jitted one-call function (inputs and int labels in, mixed inputs and soft
+labels out). We report the median of ``--reps`` timed calls after one warm-up,
+the ratio to the floor's median, the first-call time (trace + compile + run),
+and how many compilations 100 calls with a new alpha/prob each call cause.
+
+    python benchmarks/speed.py                       # the default table
+    python benchmarks/speed.py --shapes 1024x32x32x3 --dtypes float32,bfloat16,uint8
+    python benchmarks/speed.py --timm                # add timm's Mixup on torch CPU
+    python benchmarks/speed.py --out benchmarks/results/cpu-2core.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxmix
+
+
+def num_classes_for(shape: tuple[int, ...]) -> int:
+  """Label width used with a shape: 10 at 32×32 (CIFAR), 1000 otherwise (ImageNet)."""
+  return 10 if shape[1] <= 32 else 1000
+
+
+def method_table() -> dict[str, tuple[Callable, dict]]:
+  """name -> (one-call function, keyword options). Methods missing from this build are skipped.
+
+  Every entry takes traced ``alpha``/``prob`` where the method has them, so the
+  recompilation column can vary them.
+  """
+  table = {
+    "mixup": ("mixup", {"alpha": 1.0}),
+    "mixup permute": ("mixup", {"alpha": 1.0, "pairing": "permute"}),
+    "cutmix": ("cutmix", {"alpha": 1.0}),
+    "cutmix permute": ("cutmix", {"alpha": 1.0, "pairing": "permute"}),
+    "mixup_cutmix": ("mixup_cutmix", {"mixup_alpha": 0.8, "cutmix_alpha": 1.0}),
+    "fmix": ("fmix", {"alpha": 1.0}),
+    "smoothmix": ("smoothmix", {}),
+    "gridmix": ("gridmix", {}),
+    "resizemix": ("resizemix", {}),
+    "saliencymix": ("saliencymix", {}),
+  }
+  out = {}
+  for name, (fn_name, kwargs) in table.items():
+    fn = getattr(jaxmix, fn_name, None)
+    if fn is not None:
+      out[name] = (fn, kwargs)
+  return out
+
+
+def _block(tree):
+  return jax.tree_util.tree_map(lambda a: a.block_until_ready(), tree)
+
+
+def time_call(fn: Callable, *args) -> float:
+  """Seconds for the first call: trace + compile + run."""
+  t0 = time.perf_counter()
+  _block(fn(*args))
+  return time.perf_counter() - t0
+
+
+def time_against_floor(fn: Callable, args: tuple, floor_args: tuple, reps: int) -> tuple[float, float]:
+  """(median seconds of `fn`, median seconds of the floor), calls interleaved.
+
+  Alternating the two calls makes their ratio robust to load that drifts
+  during the measurement.
+  """
+  _block(fn(*args))
+  _block(floor(*floor_args))
+  t_fn, t_floor = [], []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    _block(fn(*args))
+    t1 = time.perf_counter()
+    _block(floor(*floor_args))
+    t2 = time.perf_counter()
+    t_fn.append(t1 - t0)
+    t_floor.append(t2 - t1)
+  return statistics.median(t_fn), statistics.median(t_floor)
+
+
+def make_batch(shape: tuple[int, ...], dtype: str) -> tuple[jax.Array, jax.Array]:
+  rng = np.random.default_rng(0)
+  if dtype == "uint8":
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+  else:
+    x = rng.random(shape, dtype=np.float32)
+  x = jnp.asarray(x).astype(dtype)
+  y = jnp.asarray(rng.integers(0, num_classes_for(shape), shape[0]), jnp.int32)
+  return x, y
+
+
+@jax.jit
+def floor(x: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
+  """The yardstick: read the batch once, write it once."""
+  if jnp.issubdtype(x.dtype, jnp.integer):
+    f = x.astype(jnp.float32)
+    return jnp.clip(jnp.round(a * f + b * f[::-1]), 0, 255).astype(x.dtype)
+  return (a * x + b * x[::-1]).astype(x.dtype)
+
+
+def count_compiles(fn: Callable, kwargs: dict, key, x, y, num_classes: int, steps: int = 100) -> int:
+  """Compilations over `steps` calls with alpha/prob changing every call."""
+  traced = {k: v for k, v in kwargs.items() if k in ("alpha", "mixup_alpha", "cutmix_alpha")}
+  static = {k: v for k, v in kwargs.items() if k not in traced}
+
+  @jax.jit
+  def step(key, x, y, scale, prob):
+    opts = {k: v * scale for k, v in traced.items()}
+    if "prob" in _params(fn):
+      opts["prob"] = prob
+    return fn(key, x, y, num_classes=num_classes, **opts, **static)
+
+  for i in range(steps):
+    _block(step(key, x, y, 0.5 + i / steps, 1.0 - 0.5 * i / steps))
+  return step._cache_size()
+
+
+@functools.cache
+def _params(fn: Callable) -> tuple[str, ...]:
+  import inspect
+
+  return tuple(inspect.signature(fn).parameters)
+
+
+def run_jaxmix(shapes, dtypes, modes, reps, compiles) -> list[dict]:
+  rows = []
+  key = jax.random.key(0)
+  for shape in shapes:
+    for dtype in dtypes:
+      x, y = make_batch(shape, dtype)
+      floor_args = (x, jnp.float32(0.3), jnp.float32(0.7))
+      for name, (fn, kwargs) in method_table().items():
+        for mode in modes:
+          opts = dict(kwargs)
+          if "mode" in _params(fn):
+            opts["mode"] = mode
+          elif mode != "batch":
+            continue
+          try:
+            call = jax.jit(functools.partial(fn, num_classes=num_classes_for(shape), **opts))
+            first = time_call(call, key, x, y)
+            t, t_floor = time_against_floor(call, (key, x, y), floor_args, reps)
+          except (ValueError, TypeError) as err:  # a method that does not take this mode
+            print(f"skip {name} {mode}: {err}")
+            continue
+          row = {
+            "method": name,
+            "mode": mode,
+            "shape": "x".join(map(str, shape)),
+            "dtype": dtype,
+            "ms": 1e3 * t,
+            "floor_ms": 1e3 * t_floor,
+            "ratio": t / t_floor,
+            "first_s": first,
+          }
+          if compiles:
+            row["compiles"] = count_compiles(fn, opts, key, x, y, num_classes_for(shape))
+          rows.append(row)
+          print(_format_row(row), flush=True)
+  return rows
+
+
+def _load_timm_mixup():
+  """timm's data/mixup.py loaded on its own (importing timm pulls in torchvision)."""
+  try:
+    path = importlib.metadata.distribution("timm").locate_file("timm/data/mixup.py")
+  except importlib.metadata.PackageNotFoundError:
+    return None
+  spec = importlib.util.spec_from_file_location("timm_mixup", str(path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def run_timm(shapes, modes, reps, jax_rows) -> list[dict]:
+  """timm.data.Mixup on torch CPU, float32, NCHW as timm expects."""
+  import torch
+
+  timm_mixup = _load_timm_mixup()
+  if timm_mixup is None:
+    print("timm is not installed: skipping the timm comparison")
+    return []
+  torch.set_num_threads(os.cpu_count() or 1)
+  rows = []
+  configs = {"mixup": {"mixup_alpha": 1.0}, "cutmix": {"mixup_alpha": 0.0, "cutmix_alpha": 1.0}}
+  for shape in shapes:
+    b, h, w, c = shape
+    x = torch.rand(b, c, h, w)
+    y = torch.randint(0, num_classes_for(shape), (b,))
+    copy_times = []
+    for _ in range(reps):
+      t0 = time.perf_counter()
+      0.3 * x + 0.7 * x.flip(0)
+      copy_times.append(time.perf_counter() - t0)
+    t_floor = statistics.median(copy_times)
+    for name, opts in configs.items():
+      for mode in modes:
+        mix = timm_mixup.Mixup(**opts, mode=mode, label_smoothing=0.0, num_classes=num_classes_for(shape))
+        mix(x, y)
+        times = []
+        for _ in range(reps):
+          t0 = time.perf_counter()
+          mix(x, y)  # in place, as timm works
+          times.append(time.perf_counter() - t0)
+        t = statistics.median(times)
+        ours = next(
+          (
+            r
+            for r in jax_rows
+            if r["method"] == name
+            and r["mode"] == mode
+            and r["dtype"] == "float32"
+            and r["shape"] == "x".join(map(str, shape))
+          ),
+          None,
+        )
+        row = {
+          "method": f"timm {name}",
+          "mode": mode,
+          "shape": "x".join(map(str, shape)),
+          "dtype": "float32",
+          "ms": 1e3 * t,
+          "floor_ms": 1e3 * t_floor,
+          "ratio": t / t_floor,
+          "jaxmix_over_timm": (ours["ms"] / (1e3 * t)) if ours else float("nan"),
+        }
+        rows.append(row)
+        print(_format_row(row), flush=True)
+  return rows
+
+
+def _format_row(r: dict) -> str:
+  cells = [
+    r["method"],
+    r["mode"],
+    r["shape"],
+    r["dtype"],
+    f"{r['ms']:.2f}",
+    f"{r['floor_ms']:.2f}",
+    f"{r['ratio']:.2f}",
+  ]
+  cells.append(f"{r['first_s']:.2f}" if "first_s" in r else "")
+  cells.append(str(r.get("compiles", "")))
+  cells.append(f"{r['jaxmix_over_timm']:.2f}" if "jaxmix_over_timm" in r else "")
+  return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+  "| method | mode | shape (BxHxWxC) | dtype | median ms | floor ms | ratio to floor | first call s "
+  "| compiles / 100 steps | jaxmix ÷ timm time |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def machine_name() -> str:
+  dev = jax.devices()[0]
+  return f"{dev.platform}: {dev.device_kind}, {os.cpu_count()} cores, {platform.machine()}"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--shapes", default="128x224x224x3,1024x32x32x3")
+  parser.add_argument("--dtypes", default="float32")
+  parser.add_argument("--modes", default="batch,elem")
+  parser.add_argument("--reps", type=int, default=15)
+  parser.add_argument("--no-compiles", action="store_true", help="skip the 100-step recompilation count")
+  parser.add_argument("--timm", action="store_true", help="also time timm.data.Mixup on torch CPU")
+  parser.add_argument("--out", help="write the markdown table here")
+  args = parser.parse_args()
+  shapes = [tuple(int(s) for s in item.split("x")) for item in args.shapes.split(",")]
+  dtypes = args.dtypes.split(",")
+  modes = args.modes.split(",")
+  print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
+  print(HEADER)
+  rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles)
+  if args.timm:
+    rows += run_timm(shapes, modes, args.reps, rows)
+  if args.out:
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+      f.write(f"# jaxmix speed on {machine_name()}\n\n")
+      f.write(f"jax {jax.__version__}, median of {args.reps} calls; floor = jitted `a*x + b*x[::-1]` on ")
+      f.write("the same array in the same process (timm rows: torch `a*x + b*x.flip(0)`).\n\n")
+      f.write(HEADER + "\n" + "\n".join(_format_row(r) for r in rows) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
