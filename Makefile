@@ -27,8 +27,12 @@ test-slow: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
+# Benchmarks are not part of `make test`. torch (the CPU wheel) and timm's mixup.py serve the
+# comparison with timm; timm is installed without its dependencies (importing timm needs torchvision).
 bench: $(VENV)/.installed
-	$(PY) benchmarks/speed.py
+	$(PIP) install --quiet torch==2.13.0 && $(PIP) install --quiet --no-deps timm || echo "no torch/timm: skipping the timm comparison"
+	$(PY) benchmarks/speed.py --timm --out benchmarks/results/cpu.md
+	$(PY) benchmarks/train_step.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,120 @@
+"""Train-step overhead of mixing: a jitted Flax ResNet-18-style step with and without each method.
+
+    python benchmarks/train_step.py --batch 128 --size 64 --reps 5
+
+The step (forward, softmax cross-entropy with soft targets, backward, SGD update)
+is timed with no mixing and with each method, calls interleaved, median over
+`--reps`; the overhead is (t_method - t_none) / t_none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxmix
+
+
+class Block(nn.Module):
+  features: int
+  stride: int
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train)
+    y = nn.Conv(self.features, (3, 3), self.stride, use_bias=False)(x)
+    y = nn.relu(norm()(y))
+    y = nn.Conv(self.features, (3, 3), use_bias=False)(y)
+    y = norm()(y)
+    if x.shape[-1] != self.features or self.stride != 1:
+      x = norm()(nn.Conv(self.features, (1, 1), self.stride, use_bias=False)(x))
+    return nn.relu(x + y)
+
+
+class ResNet18(nn.Module):
+  """ResNet-18 layout (He et al. 2016) with a 3×3 stem, as used for small images."""
+
+  num_classes: int = 100
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = nn.relu(nn.BatchNorm(use_running_average=not train)(nn.Conv(64, (3, 3), use_bias=False)(x)))
+    for i, features in enumerate((64, 128, 256, 512)):
+      for j in range(2):
+        x = Block(features, 2 if (i > 0 and j == 0) else 1)(x, train)
+    return nn.Dense(self.num_classes)(x.mean(axis=(1, 2)))
+
+
+METHODS = {
+  "none": None,
+  "mixup": lambda k, x, y, n: jaxmix.mixup(k, x, y, alpha=1.0, num_classes=n),
+  "cutmix": lambda k, x, y, n: jaxmix.cutmix(k, x, y, alpha=1.0, num_classes=n),
+  "mixup_cutmix elem": lambda k, x, y, n: jaxmix.mixup_cutmix(
+    k, x, y, mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", num_classes=n
+  ),
+}
+
+
+def make_step(model, tx, mix, num_classes):
+  @jax.jit
+  def step(params, batch_stats, opt_state, key, x, y):
+    if mix is None:
+      targets = jax.nn.one_hot(y, num_classes)
+    else:
+      x, targets = mix(key, x, y, num_classes)
+
+    def loss_fn(params):
+      logits, updates = model.apply(
+        {"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"]
+      )
+      return optax.softmax_cross_entropy(logits, targets).mean(), updates
+
+    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    upd, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, upd), updates["batch_stats"], opt_state, loss
+
+  return step
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--size", type=int, default=64)
+  parser.add_argument("--reps", type=int, default=5)
+  args = parser.parse_args()
+  num_classes = 100
+  model = ResNet18(num_classes)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.random((args.batch, args.size, args.size, 3), dtype=np.float32))
+  y = jnp.asarray(rng.integers(0, num_classes, args.batch))
+  variables = model.init(jax.random.key(0), x[:2], train=False)
+  tx = optax.sgd(0.1, momentum=0.9)
+  state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+  key = jax.random.key(1)
+  steps = {name: make_step(model, tx, mix, num_classes) for name, mix in METHODS.items()}
+  for step in steps.values():
+    jax.block_until_ready(step(*state, key, x, y))
+  times = {name: [] for name in steps}
+  for _ in range(args.reps):
+    for name, step in steps.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(step(*state, key, x, y))
+      times[name].append(time.perf_counter() - t0)
+  base = statistics.median(times["none"])
+  print(f"ResNet-18-style train step, B={args.batch} × {args.size}×{args.size}×3 float32, {jax.devices()[0]}")
+  print("| method | median step ms | overhead vs no mixing |\n|---|---|---|")
+  for name, ts in times.items():
+    t = statistics.median(ts)
+    print(f"| {name} | {1e3 * t:.1f} | {100 * (t - base) / base:+.2f} % |")
+
+
+if __name__ == "__main__":
+  main()
