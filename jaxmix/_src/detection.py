@@ -9,8 +9,10 @@ The rule, for a plan whose own-content weight at pixel (h, w) is ``w``:
 * a box's *presence* is ``w`` for own boxes and ``1 − w`` for the partner's;
   a pixel shows the box's source where its presence is > 0;
 * a box is kept (``valid``) when it was valid, the share of its area that
-  shows its source is at least ``min_visibility``, and the tight bounding
-  box of those pixels is at least ``min_size`` pixels wide and high;
+  shows its source is at least ``min_visibility``, and, if the mix cut it
+  (its tight box below differs from the input box), that tight box is still
+  at least ``min_size`` pixels wide and high — a tiny box the mix left
+  whole stays;
 * the output box is that tight bounding box (a partner box pasted by CutMix
   is thus clipped to the pasted rectangle; an own box that loses a whole
   side shrinks; an own box with a hole keeps its extent);
@@ -89,9 +91,12 @@ def _visible(
   return tight, fraction, weight
 
 
-def _keep(xyxy: jax.Array, min_size: jax.typing.ArrayLike) -> jax.Array:
+def _keep(tight: jax.Array, xyxy: jax.Array, min_size: jax.typing.ArrayLike) -> jax.Array:
+  """Boxes that kept their extent, or are still at least `min_size` wide and high."""
   min_size = jnp.asarray(min_size, jnp.float32)
-  return ((xyxy[..., 2] - xyxy[..., 0]) >= min_size) & ((xyxy[..., 3] - xyxy[..., 1]) >= min_size)
+  unchanged = jnp.all(tight == xyxy, axis=-1)
+  big = ((tight[..., 2] - tight[..., 0]) >= min_size) & ((tight[..., 3] - tight[..., 1]) >= min_size)
+  return unchanged | big
 
 
 def mix_boxes(
@@ -120,8 +125,8 @@ def mix_boxes(
     normalized: coordinates are fractions of W and H (static).
     min_visibility: smallest share of a box's area that must still show its
       source (YOLOv5 uses 0.1). Traced.
-    min_size: smallest width and height in pixels of a kept box (YOLOv5: 2).
-      Traced.
+    min_size: smallest width and height in pixels of a box the mix cut
+      (YOLOv5: 2); boxes left whole are kept whatever their size. Traced.
 
   Returns:
     :class:`jaxmix.BoxTargets` with `M = 2N` boxes: own ones, then the
@@ -168,8 +173,8 @@ def mix_boxes(
     min_visibility = jnp.asarray(min_visibility, jnp.float32)
     own_box, own_frac, own_w = _visible(xyxy, w, spatial_shape)
     part_box, part_frac, part_w = _visible(p_xyxy, 1.0 - w, spatial_shape)
-    own_valid = valid & (own_frac >= min_visibility) & _keep(own_box, min_size)
-    part_valid = p_valid & (part_frac >= min_visibility) & _keep(part_box, min_size)
+    own_valid = valid & (own_frac >= min_visibility) & _keep(own_box, xyxy, min_size)
+    part_valid = p_valid & (part_frac >= min_visibility) & _keep(part_box, p_xyxy, min_size)
     # Invalid rows keep their input box, so nothing nonsensical is left behind.
     own_box = jnp.where(own_valid[..., None], own_box, xyxy)
     part_box = jnp.where(part_valid[..., None], part_box, p_xyxy)
