@@ -25,8 +25,10 @@ no data-dependent shapes, no canvas.
 
 Boxes are translated by the same shift, clipped to their slot, and dropped
 (``valid=False``) when less than `min_visibility` of their area survives or
-they are thinner than `min_size` pixels (YOLOv5's ``box_candidates``: 10%
-and 2 px). Output boxes are `[B, 4N, ...]`, slot by slot.
+the crop cut them to less than `min_size` pixels wide or high (YOLOv5's
+``box_candidates``: 10% and 2 px; unlike YOLOv5, a tiny box the crop left
+whole is kept, as in :func:`jaxmix.mix_boxes`). Output boxes are
+`[B, 4N, ...]`, slot by slot.
 """
 
 from __future__ import annotations
@@ -198,7 +200,8 @@ def mosaic_boxes(
     box_format, normalized: the box layout (static).
     min_visibility: smallest share of a box's area (clipped to its image)
       that must survive the crop (YOLOv5: 0.1). Traced.
-    min_size: smallest width and height in pixels (YOLOv5: 2). Traced.
+    min_size: smallest width and height in pixels of a box the crop cut
+      (YOLOv5: 2); whole boxes are kept whatever their size. Traced.
 
   Returns:
     :class:`jaxmix.BoxTargets` with `4N` boxes, slot by slot, weights 1 for
@@ -233,7 +236,8 @@ def mosaic_boxes(
     keep = plan.source(valid, slot)
     keep &= boxes_lib.box_area(moved) >= min_visibility * plan.source(area, slot)
     keep &= boxes_lib.box_area(moved) > 0
-    keep &= (x2 - x1 >= min_size) & (y2 - y1 >= min_size)
+    whole = jnp.all(moved == src + jnp.stack([dx, dy, dx, dy], axis=-1), axis=-1)
+    keep &= whole | ((x2 - x1 >= min_size) & (y2 - y1 >= min_size))
     out_boxes.append(moved)
     out_classes.append(plan.source(classes, slot))
     out_valid.append(keep)
