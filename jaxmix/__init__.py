@@ -5,28 +5,66 @@ soft_labels)`` built from two layers: ``sample_<method>`` draws a plan and
 :func:`apply` / :func:`mix_labels` carry it out on any pytree.
 """
 
+from jaxmix._src.boxes import BoxTargets
+from jaxmix._src.boxes import box_area
+from jaxmix._src.boxes import clip_boxes
+from jaxmix._src.boxes import convert_boxes
+from jaxmix._src.boxes import denormalize_boxes
+from jaxmix._src.boxes import normalize_boxes
 from jaxmix._src.cutmix import cutmix
 from jaxmix._src.cutmix import mixup_cutmix
 from jaxmix._src.cutmix import sample_cutmix
 from jaxmix._src.cutmix import sample_mixup_cutmix
+from jaxmix._src.detection import cutmix_detection
+from jaxmix._src.detection import mix_boxes
+from jaxmix._src.detection import mixup_detection
 from jaxmix._src.labels import one_hot
 from jaxmix._src.mixup import mixup
 from jaxmix._src.mixup import sample_mixup
+from jaxmix._src.mosaic import MosaicPlan
+from jaxmix._src.mosaic import mosaic
+from jaxmix._src.mosaic import mosaic_boxes
+from jaxmix._src.mosaic import sample_mosaic
 from jaxmix._src.plan import Plan
 from jaxmix._src.plan import apply
 from jaxmix._src.plan import mix_labels
+from jaxmix._src.segmentation import classmix
+from jaxmix._src.segmentation import mix_label_maps
+from jaxmix._src.segmentation import sample_classmix
+from jaxmix._src.voc import VOC_CLASSES
+from jaxmix._src.voc import read_voc
+from jaxmix._src.voc import read_voc_batch
 
 __version__ = "0.1.0"
 
 __all__ = [
+  "BoxTargets",
+  "MosaicPlan",
   "Plan",
+  "VOC_CLASSES",
   "apply",
+  "box_area",
+  "classmix",
+  "clip_boxes",
+  "convert_boxes",
   "cutmix",
+  "cutmix_detection",
+  "denormalize_boxes",
+  "mix_boxes",
+  "mix_label_maps",
   "mix_labels",
   "mixup",
   "mixup_cutmix",
+  "mixup_detection",
+  "mosaic",
+  "mosaic_boxes",
+  "normalize_boxes",
   "one_hot",
+  "read_voc",
+  "read_voc_batch",
+  "sample_classmix",
   "sample_cutmix",
   "sample_mixup",
   "sample_mixup_cutmix",
+  "sample_mosaic",
 ]

@@ -1,0 +1,335 @@
+"""Mosaic (Bochkovskiy et al. 2020, YOLOv4; Ultralytics YOLOv5 ``load_mosaic``).
+
+Four images — the sample itself and three partners — tile a 2×2 grid around
+a random centre and the result is cropped back to the image size. YOLOv5
+pastes four s×s images into a 2s×2s canvas with their inner corners at a
+centre drawn uniformly in ``[s/2, 3s/2]`` and (with no further affine
+jitter) keeps the central s×s crop; in crop coordinates that is a split
+point ``(cy, cx)`` uniform over the whole image, which is the default
+``center_range=(0, 1)`` here. The quadrants are:
+
+====  ==================  ==========================
+slot  output region       source
+====  ==================  ==========================
+0     rows < cy, cols < cx  the sample itself (top left)
+1     rows < cy, cols ≥ cx  partner 1 (top right)
+2     rows ≥ cy, cols < cx  partner 2 (bottom left)
+3     rows ≥ cy, cols ≥ cx  partner 3 (bottom right)
+====  ==================  ==========================
+
+Each source keeps its inner corner at the centre, so output pixel (r, c) of
+slot k shows source pixel ``((r − cy) mod H, (c − cx) mod W)`` — the same
+shift for all four slots. jaxmix therefore selects the slot per pixel in
+source coordinates (iota comparisons) and rolls the result once per sample:
+no data-dependent shapes, no canvas.
+
+Boxes are translated by the same shift, clipped to their slot, and dropped
+(``valid=False``) when less than `min_visibility` of their area survives or
+the crop cut them to less than `min_size` pixels wide or high (YOLOv5's
+``box_candidates``: 10% and 2 px; unlike YOLOv5, a tiny box the crop left
+whole is kept, as in :func:`jaxmix.mix_boxes`). Output boxes are
+`[B, 4N, ...]`, slot by slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxmix._src import boxes as boxes_lib
+from jaxmix._src import draws
+from jaxmix._src import plan as plan_lib
+from jaxmix._src import validation
+
+MOSAIC_PAIRINGS = ("roll", "permute")
+
+
+@struct.dataclass
+class MosaicPlan:
+  """A four-source 2×2 mosaic.
+
+  Attributes:
+    lam: float32 `[B]`, the sample's own share (slot 0's area / (H·W)).
+    index: int32 `[B, 4]`, the source of each slot (column 0 is the sample).
+    center: int32 `[B, 2]`, the split point (cy, cx) in ``[0, H] × [0, W]``.
+    pairing: ``"roll"`` (sources i, i−1, i−2, i−3: slices) or ``"permute"``
+      (three random permutations: gathers). Static.
+    spatial_shape: (H, W) of the output (static).
+  """
+
+  lam: jax.Array
+  index: jax.Array
+  center: jax.Array
+  pairing: str = struct.field(pytree_node=False, default="roll")
+  spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
+
+  # Every output pixel is a copy of one source pixel, so integer leaves
+  # (label maps) come through exactly.
+  selects_pixels = True
+
+  @property
+  def batch_size(self) -> int:
+    return self.lam.shape[0]
+
+  def shares(self) -> jax.Array:
+    """float32 `[B, 4]`: each slot's share of the output pixels."""
+    h, w = self.spatial_shape
+    cy = self.center[:, 0].astype(jnp.float32)
+    cx = self.center[:, 1].astype(jnp.float32)
+    area = jnp.stack([cy * cx, cy * (w - cx), (h - cy) * cx, (h - cy) * (w - cx)], axis=1)
+    return area / (h * w)
+
+  def source(self, x: jax.Array, slot: int) -> jax.Array:
+    """The batch `x` reordered so row i holds slot `slot`'s source of sample i."""
+    if slot == 0:
+      return x
+    if self.pairing == "roll":
+      return jnp.roll(x, slot, axis=0)
+    return jnp.take(x, self.index[:, slot], axis=0)
+
+  def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
+    h, w = self.spatial_shape
+    h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
+    cy, cx = self.center[:, 0], self.center[:, 1]
+
+    def expand(m: jax.Array, axis: int) -> jax.Array:
+      shape = [1] * x.ndim
+      shape[0], shape[axis] = m.shape
+      return m.reshape(shape)
+
+    # Slot of each source pixel, in source coordinates: slot 0/1 rows are
+    # those that land above cy after the roll, i.e. r' >= H - cy.
+    top = expand(jnp.arange(h, dtype=jnp.int32)[None, :] >= (h - cy)[:, None], h_axis)
+    left = expand(jnp.arange(w, dtype=jnp.int32)[None, :] >= (w - cx)[:, None], w_axis)
+    s = [self.source(x, k) for k in range(4)]
+    tiled = jnp.where(top, jnp.where(left, s[0], s[1]), jnp.where(left, s[2], s[3]))
+    roll = jax.vmap(lambda t, shift: jnp.roll(t, shift, axis=(h_axis - 1, w_axis - 1)))
+    return roll(tiled, self.center)
+
+  def mix_labels(self, y: jax.Array) -> jax.Array:
+    shares = self.shares()
+    return sum(shares[:, k, None] * self.source(y, k) for k in range(4))
+
+
+def sample_mosaic(
+  key: jax.Array,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  *,
+  center_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.0, 1.0),
+  prob: jax.typing.ArrayLike = 1.0,
+  pairing: str = "roll",
+) -> MosaicPlan:
+  """Samples a Mosaic plan.
+
+  Args:
+    key: PRNG key.
+    batch_size: B (static).
+    spatial_shape: (H, W) of the images (static); H ≠ W is fine.
+    center_range: (lo, hi), the split point is ``floor(U(lo, hi)·H)`` rows
+      and ``floor(U(lo, hi)·W)`` columns, drawn independently. (0, 1) is
+      YOLOv5's ``mosaic_border = -s/2``. Traced.
+    prob: probability that a sample is a mosaic; otherwise it is returned
+      unchanged (YOLOv5's ``mosaic`` hyperparameter, 1.0 by default). Traced.
+    pairing: ``"roll"`` (partners i−1, i−2, i−3; slices) or ``"permute"``
+      (three random permutations, as YOLOv5's random picks; gathers, and a
+      source may repeat or be the sample itself). Static.
+
+  Returns:
+    A :class:`MosaicPlan`; use it with :func:`jaxmix.apply`,
+    :func:`jaxmix.mix_labels` (area-weighted soft labels),
+    :func:`jaxmix.mix_label_maps` and :func:`mosaic_boxes`.
+
+  Example:
+    >>> plan = jaxmix.sample_mosaic(key, 32, (480, 640))
+    >>> images = jaxmix.apply(plan, images)
+    >>> targets = jaxmix.mix_labels(plan, labels, num_classes=80)
+  """
+  validation.check_key(key)
+  validation.check_unit_interval("prob", prob)
+  validation.check_choice("pairing", pairing, MOSAIC_PAIRINGS)
+  if len(tuple(center_range)) != 2:
+    raise ValueError(f"center_range must be (lo, hi), got {center_range!r}.")
+  lo, hi = center_range
+  validation.check_unit_interval("center_range[0]", lo)
+  validation.check_unit_interval("center_range[1]", hi)
+  if validation.is_static_number(lo) and validation.is_static_number(hi) and lo > hi:
+    raise ValueError(f"center_range must have lo <= hi, got {center_range!r}.")
+  spatial_shape = boxes_lib._check_spatial(spatial_shape)
+  h, w = spatial_shape
+  k_c, k_gate, k_perm = jax.random.split(key, 3)
+  u = jax.random.uniform(k_c, (batch_size, 2), minval=jnp.asarray(lo, jnp.float32), maxval=hi)
+  size = jnp.array([h, w], jnp.float32)
+  center = jnp.clip(jnp.floor(u * size), 0, size).astype(jnp.int32)
+  on = draws.gate(k_gate, prob, (batch_size,))
+  center = jnp.where(on[:, None], center, jnp.array([h, w], jnp.int32))
+  ar = jnp.arange(batch_size, dtype=jnp.int32)
+  if pairing == "roll":
+    index = jnp.stack([(ar - k) % batch_size for k in range(4)], axis=1)
+  else:
+    perms = [jax.random.permutation(k, batch_size).astype(jnp.int32) for k in jax.random.split(k_perm, 3)]
+    index = jnp.stack([ar] + perms, axis=1)
+  plan = MosaicPlan(
+    lam=jnp.zeros((batch_size,)), index=index, center=center, pairing=pairing, spatial_shape=spatial_shape
+  )
+  return plan.replace(lam=plan.shares()[:, 0])
+
+
+def mosaic_boxes(
+  plan: MosaicPlan,
+  boxes: jax.typing.ArrayLike,
+  classes: jax.typing.ArrayLike,
+  valid: jax.typing.ArrayLike | None = None,
+  *,
+  box_format: str = "xyxy",
+  normalized: bool = False,
+  min_visibility: jax.typing.ArrayLike = 0.1,
+  min_size: jax.typing.ArrayLike = 2.0,
+) -> boxes_lib.BoxTargets:
+  """Boxes after a mosaic: translated, clipped to their slot, filtered.
+
+  Args:
+    plan: a :class:`MosaicPlan`; `boxes` refer to images of its
+      ``spatial_shape``.
+    boxes: float `[B, N, 4]` in `box_format`.
+    classes: int `[B, N]`.
+    valid: bool `[B, N]`, or None for ``classes >= 0``.
+    box_format, normalized: the box layout (static).
+    min_visibility: smallest share of a box's area (clipped to its image)
+      that must survive the crop (YOLOv5: 0.1). Traced.
+    min_size: smallest width and height in pixels of a box the crop cut
+      (YOLOv5: 2); whole boxes are kept whatever their size. Traced.
+
+  Returns:
+    :class:`jaxmix.BoxTargets` with `4N` boxes, slot by slot, weights 1 for
+    valid boxes.
+  """
+  if not isinstance(plan, MosaicPlan):
+    raise TypeError(f"mosaic_boxes needs a MosaicPlan, got {type(plan).__name__}.")
+  validation.check_unit_interval("min_visibility", min_visibility)
+  validation.check_nonnegative("min_size", min_size)
+  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size)
+  h, w = plan.spatial_shape
+  xyxy = boxes_lib.clip_boxes(boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, (h, w)), (h, w))
+  area = boxes_lib.box_area(xyxy)
+  cy = plan.center[:, 0].astype(jnp.float32)[:, None]
+  cx = plan.center[:, 1].astype(jnp.float32)[:, None]
+  zero = jnp.zeros_like(cy)
+  min_visibility = jnp.asarray(min_visibility, jnp.float32)
+  min_size = jnp.asarray(min_size, jnp.float32)
+  out_boxes, out_classes, out_valid = [], [], []
+  for slot in range(4):
+    top, left = slot < 2, slot % 2 == 0
+    dy = cy - h if top else cy
+    dx = cx - w if left else cx
+    y_lo, y_hi = (zero, cy) if top else (cy, zero + h)
+    x_lo, x_hi = (zero, cx) if left else (cx, zero + w)
+    src = plan.source(xyxy, slot)
+    x1 = jnp.clip(src[..., 0] + dx, x_lo, x_hi)
+    y1 = jnp.clip(src[..., 1] + dy, y_lo, y_hi)
+    x2 = jnp.clip(src[..., 2] + dx, x_lo, x_hi)
+    y2 = jnp.clip(src[..., 3] + dy, y_lo, y_hi)
+    moved = jnp.stack([x1, y1, x2, y2], axis=-1)
+    keep = plan.source(valid, slot)
+    keep &= boxes_lib.box_area(moved) >= min_visibility * plan.source(area, slot)
+    keep &= boxes_lib.box_area(moved) > 0
+    whole = jnp.all(moved == src + jnp.stack([dx, dy, dx, dy], axis=-1), axis=-1)
+    keep &= whole | ((x2 - x1 >= min_size) & (y2 - y1 >= min_size))
+    out_boxes.append(moved)
+    out_classes.append(plan.source(classes, slot))
+    out_valid.append(keep)
+  out_valid = jnp.concatenate(out_valid, axis=1)
+  return boxes_lib.BoxTargets(
+    boxes=boxes_lib.from_pixel_xyxy(jnp.concatenate(out_boxes, axis=1), box_format, normalized, (h, w)),
+    classes=jnp.concatenate(out_classes, axis=1),
+    valid=out_valid,
+    weights=out_valid.astype(jnp.float32),
+  )
+
+
+def _resize_leaf(x: jax.Array, size: tuple[int, int], data_format: str) -> jax.Array:
+  x = jnp.asarray(x)
+  h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
+  shape = list(x.shape)
+  shape[h_axis], shape[w_axis] = size
+  if jnp.issubdtype(x.dtype, jnp.integer):
+    if x.ndim == 3:  # label maps: nearest, so no new ids appear
+      return jax.image.resize(x, shape, "nearest")
+    info = jnp.iinfo(x.dtype)
+    out = jnp.round(jax.image.resize(x.astype(jnp.float32), shape, "linear"))
+    return jnp.clip(out, info.min, info.max).astype(x.dtype)
+  return jax.image.resize(x, shape, "linear").astype(x.dtype)
+
+
+def mosaic(
+  key: jax.Array,
+  images: Any,
+  boxes: jax.typing.ArrayLike,
+  classes: jax.typing.ArrayLike,
+  valid: jax.typing.ArrayLike | None = None,
+  *,
+  output_size: tuple[int, int] | None = None,
+  center_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.0, 1.0),
+  prob: jax.typing.ArrayLike = 1.0,
+  pairing: str = "roll",
+  min_visibility: jax.typing.ArrayLike = 0.1,
+  min_size: jax.typing.ArrayLike = 2.0,
+  box_format: str = "xyxy",
+  normalized: bool = False,
+  data_format: str = "NHWC",
+) -> tuple[Any, boxes_lib.BoxTargets]:
+  """Mosaic for detection: four images in a 2×2 grid, boxes carried along.
+
+  See the module docstring for the geometry. With `output_size` the images
+  are first resized to it (``jax.image.resize``: linear for images, nearest
+  for int `[B, H, W]` label maps) and the boxes scaled to match, so the
+  mosaic is built at the output resolution. For classification targets use
+  the plan: ``jaxmix.mix_labels(jaxmix.sample_mosaic(...), labels)`` gives
+  area-weighted soft labels.
+
+  Args:
+    key: PRNG key.
+    images: `[B, H, W, C]` (or a pytree sharing batch and spatial axes).
+    boxes: float `[B, N, 4]` in `box_format`, relative to (H, W).
+    classes: int `[B, N]`.
+    valid: bool `[B, N]`, or None for ``classes >= 0``.
+    output_size: (H', W') of the output, or None for (H, W). Static.
+    center_range, prob, pairing: as in :func:`sample_mosaic`.
+    min_visibility, min_size: as in :func:`mosaic_boxes`. Traced.
+    box_format, normalized: the box layout (static).
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(mosaic_images, BoxTargets)`` with `4N` boxes per image.
+
+  Example:
+    >>> images, t = jaxmix.mosaic(key, images, boxes, classes, valid, box_format="cxcywh", normalized=True)
+  """
+  batch_size = validation.batch_size_of(images, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images")
+  if output_size is not None:
+    output_size = boxes_lib._check_spatial(output_size)
+    if output_size != spatial:
+      boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
+      if not normalized:
+        scale = jnp.array([output_size[1] / spatial[1], output_size[0] / spatial[0]] * 2, jnp.float32)
+        boxes = boxes_lib.from_xyxy(
+          boxes_lib.to_xyxy(jnp.asarray(boxes, jnp.float32), box_format) * scale, box_format
+        )
+      images = jax.tree_util.tree_map(lambda x: _resize_leaf(x, output_size, data_format), images)
+      spatial = output_size
+  plan = sample_mosaic(key, batch_size, spatial, center_range=center_range, prob=prob, pairing=pairing)
+  targets = mosaic_boxes(
+    plan,
+    boxes,
+    classes,
+    valid,
+    box_format=box_format,
+    normalized=normalized,
+    min_visibility=min_visibility,
+    min_size=min_size,
+  )
+  return plan_lib.apply(plan, images, data_format=data_format), targets
