@@ -5,12 +5,16 @@ soft_labels)`` built from two layers: ``sample_<method>`` draws a plan and
 :func:`apply` / :func:`mix_labels` carry it out on any pytree.
 """
 
+from jaxmix._src.audio import audio_mixup
+from jaxmix._src.audio import sample_specmix
+from jaxmix._src.audio import specmix
 from jaxmix._src.boxes import BoxTargets
 from jaxmix._src.boxes import box_area
 from jaxmix._src.boxes import clip_boxes
 from jaxmix._src.boxes import convert_boxes
 from jaxmix._src.boxes import denormalize_boxes
 from jaxmix._src.boxes import normalize_boxes
+from jaxmix._src.cross import mix_batches
 from jaxmix._src.cutmix import cutmix
 from jaxmix._src.cutmix import mixup_cutmix
 from jaxmix._src.cutmix import sample_cutmix
@@ -18,6 +22,11 @@ from jaxmix._src.cutmix import sample_mixup_cutmix
 from jaxmix._src.detection import cutmix_detection
 from jaxmix._src.detection import mix_boxes
 from jaxmix._src.detection import mixup_detection
+from jaxmix._src.label_rules import keep_larger_share
+from jaxmix._src.label_rules import regmixup
+from jaxmix._src.label_rules import remix
+from jaxmix._src.label_rules import remix_lam
+from jaxmix._src.label_rules import with_plan_transform
 from jaxmix._src.labels import one_hot
 from jaxmix._src.mixup import mixup
 from jaxmix._src.mixup import sample_mixup
@@ -25,12 +34,20 @@ from jaxmix._src.mosaic import MosaicPlan
 from jaxmix._src.mosaic import mosaic
 from jaxmix._src.mosaic import mosaic_boxes
 from jaxmix._src.mosaic import sample_mosaic
+from jaxmix._src.multiway import MultiPlan
+from jaxmix._src.multiway import augment_per_sample
+from jaxmix._src.multiway import multimix
+from jaxmix._src.multiway import sample_multimix
 from jaxmix._src.plan import Plan
 from jaxmix._src.plan import apply
 from jaxmix._src.plan import mix_labels
 from jaxmix._src.segmentation import classmix
 from jaxmix._src.segmentation import mix_label_maps
 from jaxmix._src.segmentation import sample_classmix
+from jaxmix._src.sequence import SequencePlan
+from jaxmix._src.sequence import mix_token_labels
+from jaxmix._src.sequence import sample_sequence_mixup
+from jaxmix._src.sequence import sequence_mixup
 from jaxmix._src.voc import VOC_CLASSES
 from jaxmix._src.voc import read_voc
 from jaxmix._src.voc import read_voc_batch
@@ -38,33 +55,50 @@ from jaxmix._src.voc import read_voc_batch
 __version__ = "0.1.0"
 
 __all__ = [
-  "BoxTargets",
-  "MosaicPlan",
-  "Plan",
-  "VOC_CLASSES",
-  "apply",
-  "box_area",
-  "classmix",
-  "clip_boxes",
-  "convert_boxes",
-  "cutmix",
-  "cutmix_detection",
-  "denormalize_boxes",
-  "mix_boxes",
-  "mix_label_maps",
-  "mix_labels",
-  "mixup",
-  "mixup_cutmix",
-  "mixup_detection",
-  "mosaic",
-  "mosaic_boxes",
-  "normalize_boxes",
-  "one_hot",
-  "read_voc",
-  "read_voc_batch",
-  "sample_classmix",
-  "sample_cutmix",
-  "sample_mixup",
-  "sample_mixup_cutmix",
-  "sample_mosaic",
+    "apply",
+    "audio_mixup",
+    "augment_per_sample",
+    "box_area",
+    "BoxTargets",
+    "classmix",
+    "clip_boxes",
+    "convert_boxes",
+    "cutmix",
+    "cutmix_detection",
+    "denormalize_boxes",
+    "keep_larger_share",
+    "mix_batches",
+    "mix_boxes",
+    "mix_label_maps",
+    "mix_labels",
+    "mix_token_labels",
+    "mixup",
+    "mixup_cutmix",
+    "mixup_detection",
+    "mosaic",
+    "mosaic_boxes",
+    "MosaicPlan",
+    "multimix",
+    "MultiPlan",
+    "normalize_boxes",
+    "one_hot",
+    "Plan",
+    "read_voc",
+    "read_voc_batch",
+    "regmixup",
+    "remix",
+    "remix_lam",
+    "sample_classmix",
+    "sample_cutmix",
+    "sample_mixup",
+    "sample_mixup_cutmix",
+    "sample_mosaic",
+    "sample_multimix",
+    "sample_sequence_mixup",
+    "sample_specmix",
+    "sequence_mixup",
+    "SequencePlan",
+    "specmix",
+    "VOC_CLASSES",
+    "with_plan_transform",
 ]
