@@ -20,7 +20,7 @@ def _bands(mask_row):
   return rows, cols, taken
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
   t=st.integers(4, 24),
   f=st.integers(4, 16),

@@ -21,7 +21,7 @@ def _data(b_a, b_b, hw=(6, 6)):
   return xa, xb
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
   b_a=st.integers(1, 6),
   b_b=st.integers(1, 6),

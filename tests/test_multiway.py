@@ -18,7 +18,7 @@ def _batch(b=6, shape=(4, 4, 2), seed=1):
   return jax.random.uniform(jax.random.key(seed), (b,) + shape)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
   b=st.integers(1, 7),
   k=st.integers(2, 5),
