@@ -39,6 +39,24 @@ def digits():
   return np.repeat(np.repeat(x, 2, axis=1), 2, axis=2), d.target[:8]
 
 
+@pytest.fixture(scope="module")
+def mixed_digits(digits):
+  """(plan, mixed, targets, own weight): the digits through timm's per-sample MixUp/CutMix switch."""
+  x, labels = digits
+
+  @jax.jit
+  def run(x, labels):  # one compiled call: eager JAX is slow on a shared CPU
+    plan = jaxmix.sample_mixup_cutmix(
+      jax.random.key(2), 8, (16, 16), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem"
+    )
+    return plan, jaxmix.apply(plan, x), jaxmix.mix_labels(plan, labels, num_classes=10), plan.own_weight()
+
+  plan, mixed, targets, own = run(jnp.asarray(x), jnp.asarray(labels))
+  # Both methods occur, so the overlay is checked on boxes and on even blends.
+  assert np.any(np.asarray(plan.blend) < 1) and np.any(np.asarray(plan.box)[:, 1] > 0)
+  return plan, mixed, targets, np.asarray(own)
+
+
 def _rectangles(ax):
   return [p for p in ax.patches if isinstance(p, Rectangle)]
 
@@ -79,12 +97,10 @@ def test_float_images_are_clipped(digits):
   np.testing.assert_allclose(shown, np.clip(x[0], 0, 1))
 
 
-def test_top_k_labels_written_under_images(digits):
-  x, labels = digits
+def test_top_k_labels_written_under_images(digits, mixed_digits):
+  labels = digits[1]
   names = [f"digit{j}" for j in range(10)]
-  plan = jaxmix.sample_mixup(jax.random.key(0), 8, alpha=1.0)
-  mixed = jaxmix.apply(plan, jnp.asarray(x))
-  targets = jaxmix.mix_labels(plan, jnp.asarray(labels), num_classes=10)
+  plan, mixed, targets, _ = mixed_digits
   fig = viz.show_batch(mixed, targets, class_names=names, top_k=2, plan=plan, show_partner=True)
   lam = np.asarray(plan.lam)
   index = np.asarray(plan.index)
@@ -113,15 +129,15 @@ def test_int_labels_without_names(digits):
   assert [ax.get_xlabel() for ax in fig.axes] == [f"class {j}" for j in labels[:3]]
 
 
-def test_mask_overlay_follows_own_weight(digits):
-  x, _ = digits
-  plan = jaxmix.sample_cutmix(jax.random.key(3), 8, (16, 16), alpha=1.0, mode="elem")
-  fig = viz.show_batch(jaxmix.apply(plan, jnp.asarray(x)), plan=plan, show_mask=True)
-  own = np.asarray(plan.own_weight())
+def test_mask_overlay_follows_own_weight(mixed_digits):
+  plan, mixed, _, own = mixed_digits
+  fig = viz.show_batch(mixed, plan=plan, show_mask=True)
+  own = np.broadcast_to(own, (8, 16, 16))
   for i, ax in enumerate(fig.axes):
     assert len(ax.images) == 2
     alpha = np.asarray(ax.images[1].get_array())[..., 3]
     np.testing.assert_array_equal(alpha > 0, own[i] < 1)
+    np.testing.assert_allclose(alpha, 0.55 * (1 - own[i]), atol=1e-6)
 
 
 def test_plan_without_own_weight_is_handled(digits):
@@ -198,18 +214,13 @@ def test_bad_input_is_refused(digits):
   with pytest.raises(ValueError, match="need the `plan`"):
     viz.show_batch(x, show_mask=True)
   with pytest.raises(ValueError, match="plan was sampled for batch size 4"):
-    viz.show_batch(x, plan=jaxmix.sample_mixup(jax.random.key(0), 4))
+    viz.show_batch(x, plan=jaxmix.Plan(lam=jnp.ones(4), index=jnp.arange(4), blend=jnp.ones(4)))
   with pytest.raises(ValueError, match="top_k"):
     viz.show_batch(x, top_k=0)
 
 
-def test_rendered_grid_is_not_blank(digits):
-  x, labels = digits
-  plan = jaxmix.sample_mixup_cutmix(
-    jax.random.key(2), 8, (16, 16), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem"
-  )
-  mixed = jaxmix.apply(plan, jnp.asarray(x))
-  targets = jaxmix.mix_labels(plan, jnp.asarray(labels), num_classes=10)
+def test_rendered_grid_is_not_blank(mixed_digits):
+  plan, mixed, targets, _ = mixed_digits
   fig = viz.show_batch(mixed, targets, plan=plan, show_partner=True, show_mask=True)
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=60)
@@ -220,13 +231,18 @@ def test_rendered_grid_is_not_blank(digits):
   assert 0.1 < 1 - background.mean() < 0.95
 
 
+def test_draw_lambdas_vmaps_the_sampler_over_keys():
+  fn = lambda k: jax.random.uniform(k, (3,))
+  lam = viz.draw_lambdas(fn, num_draws=10, key=jax.random.key(5), chunk_size=4)
+  keys = jax.random.split(jax.random.key(5), 10)
+  np.testing.assert_allclose(lam, np.concatenate([fn(k) for k in keys]), rtol=1e-6)  # padding trimmed
+
+
 def test_plot_lambda_matches_the_sampler():
   fn = lambda k: jaxmix.sample_mixup(k, 4, alpha=0.3, mode="elem")
   lam = viz.draw_lambdas(fn, num_draws=300, key=jax.random.key(5), chunk_size=128)
   assert lam.shape == (1200,)
-  keys = jax.random.split(jax.random.key(5), 300)
-  np.testing.assert_allclose(lam[:8], np.concatenate([fn(keys[0]).lam, fn(keys[1]).lam]), rtol=1e-6)
-  fig = viz.plot_lambda(fn, num_draws=300, key=jax.random.key(5), bins=10)
+  fig = viz.plot_lambda(lam, bins=10)
   (ax,) = fig.axes
   heights = np.array([p.get_height() for p in _rectangles(ax)])
   assert heights.shape == (10,)
@@ -240,6 +256,8 @@ def test_plot_lambda_overlay_and_arrays():
   (ax,) = fig.axes
   assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (mean 0.50)", "b (mean 0.50)"]
   assert len(_rectangles(ax)) == 10
+  fig = viz.plot_lambda(lambda k: jax.random.uniform(k, (2,)), num_draws=20)
+  assert len(_rectangles(fig.axes[0])) == 40
   _, other = plt.subplots()
   assert viz.plot_lambda(np.array([0.2, 0.8]), ax=other) is other.figure
   with pytest.raises(ValueError, match="num_draws"):
