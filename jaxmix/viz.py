@@ -120,11 +120,18 @@ def _check_soft_labels(soft_labels: Any, batch: int, class_names: Sequence[str] 
 
 
 def _plan_partners(plan: Any) -> np.ndarray | None:
+  """`[B]` partner per sample (`plan.index`), or `[B, k-1]` for k-way plans (`plan.indices`)."""
   index = getattr(plan, "index", None)
-  if index is None:
-    warnings.warn(f"{type(plan).__name__} has no `index`; partners are not shown.", stacklevel=3)
-    return None
-  return np.asarray(index)
+  if index is not None:
+    return np.asarray(index)
+  indices = getattr(plan, "indices", None)
+  if indices is not None:
+    indices = np.asarray(indices)
+    if indices.ndim == 2 and np.array_equal(indices[:, 0], np.arange(indices.shape[0])):
+      indices = indices[:, 1:]  # column 0 is the sample itself
+    return indices
+  warnings.warn(f"{type(plan).__name__} has no `index`; partners are not shown.", stacklevel=3)
+  return None
 
 
 def _plan_own_weight(plan: Any, batch: int, spatial: tuple[int, int]) -> np.ndarray | None:
@@ -229,8 +236,9 @@ def show_batch(
     class_names: K names for the label entries; "class j" when None.
     top_k: how many label entries (largest first, zeros left out) to write.
     plan: the plan that mixed the batch, for the overlays below and λ.
-    show_partner: write each sample's partner (``plan.index``) and λ
-      (``plan.lam``) in its title.
+    show_partner: write each sample's partner (``plan.index``, or the
+      other sources ``plan.indices`` of a k-way plan) and λ (``plan.lam``)
+      in its title.
     show_mask: tint each image where its content came from the partner, by
       ``1 - own weight`` from ``plan.own_weight()`` (or ``plan.mask`` for
       plan types without it; skipped with a warning when it has neither).

@@ -93,12 +93,21 @@ fig = viz.show_batch(images, labels, class_names=NAMES)
 
 jaxmix grows method by method. The list below names every method jaxmix has or is adding, with the
 options used here; only those that this installed version has are run (`hasattr(jaxmix, name)`).
-Methods that need more than images and labels (feature maps, label maps, boxes) are listed with
-what they need; notebook `03_dense` shows the detection and segmentation ones.
+Attentive CutMix needs a backbone's feature maps; here spectral-residual saliency pooled to an 8×8
+grid stands in for them. Methods that need label maps or boxes are listed with what they need;
+notebook `03_dense` shows the segmentation and detection ones.
 """),
   code("""
+def attention_grid(images, cells=8):
+  \"\"\"A stand-in for a backbone's [B, h, w] feature map: spectral-residual saliency pooled to a grid.\"\"\"
+  if not hasattr(jaxmix, "spectral_residual_saliency"):
+    return None
+  saliency = jaxmix.spectral_residual_saliency(images)  # [B, H, W]
+  return saliency.reshape(B, cells, H // cells, cells, W // cells).mean((2, 4))
+
+
 CANDIDATES = {
-  # name: options for the one-call function (paper defaults unless noted)
+  # name: options for the one-call function (the papers' defaults unless given here)
   "mixup": dict(alpha=1.0),
   "cutmix": dict(alpha=1.0),
   "mixup_cutmix": dict(mixup_alpha=0.8, cutmix_alpha=1.0),  # timm's ImageNet recipe
@@ -107,11 +116,19 @@ CANDIDATES = {
   "gridmix": dict(),
   "resizemix": dict(),
   "saliencymix": dict(),
-  "attentive_cutmix": dict(),
+  "attentive_cutmix": dict(features=attention_grid(images)),
+  "multimix": dict(k=3),
+  "choose": dict(methods=[m for m in ("mixup", "cutmix", "fmix", "gridmix") if hasattr(jaxmix, m)]),
   "classmix": dict(),
   "mosaic": dict(),
 }
 GIVEN = ("key", "inputs", "labels")
+
+
+def describe(options):
+  \"\"\"Options as text, arrays by their shape.\"\"\"
+  show = lambda v: f"<array {list(v.shape)}>" if hasattr(v, "shape") else repr(v)
+  return ", ".join(f"{k}={show(v)}" for k, v in options.items())
 
 
 def needs(fn, options):
@@ -136,6 +153,7 @@ for name, options in CANDIDATES.items():
   options = dict(options)
   if "mode" in params:
     options["mode"] = "elem"  # one draw per sample: eight different mixes in one picture
+  options = {k: v for k, v in options.items() if v is not None}
   missing = needs(fn, options)
   if missing:
     SKIPPED[name] = missing
@@ -189,9 +207,12 @@ RUNS = {name: mix(name, options) for name, options in METHODS.items()}
 key = jax.random.key(0)
 for name, run in RUNS.items():
   mixed, targets, plan = run(key)
-  overlays = dict(plan=plan, show_partner=True, show_mask=True) if plan is not None else {}
+  overlays = {}
+  if plan is not None:
+    has_weight = hasattr(plan, "own_weight") or getattr(plan, "mask", None) is not None
+    overlays = dict(plan=plan, show_partner=True, show_mask=has_weight)
   fig = viz.show_batch(mixed, targets, class_names=NAMES, ncols=4, **overlays)
-  fig.suptitle(f"jaxmix.{name}({', '.join(f'{k}={v!r}' for k, v in METHODS[name].items())})", y=1.02)
+  fig.suptitle(f"jaxmix.{name}({describe(METHODS[name])})", y=1.02)
 """),
   md("""
 ## The λ each method draws
@@ -389,11 +410,11 @@ fig = viz.show_batch(mixed, targets, class_names=[str(d) for d in range(10)], pa
   md("""
 ## Training
 
-Each run takes 400 steps of batch 64 (about 18 epochs), with the same seed and data order;
+Each run takes 300 steps of batch 64 (about 14 epochs), with the same seed and data order;
 only `prob` differs.
 """),
   code("""
-STEPS, BATCH = 400, 64
+STEPS, BATCH = 300, 64
 
 
 def train(prob, seed=0):

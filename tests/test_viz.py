@@ -152,6 +152,16 @@ def test_plan_without_own_weight_is_handled(digits):
   assert all(len(ax.images) == 1 for ax in fig.axes)
 
 
+def test_k_way_partners_from_indices(digits):
+  class KWay:  # like a k-way plan: sources per slot, slot 0 the sample itself
+    lam = jnp.full((8,), 0.5)
+    indices = jnp.stack([jnp.arange(8), jnp.roll(jnp.arange(8), 1), jnp.roll(jnp.arange(8), 2)], axis=1)
+
+  fig = viz.show_batch(digits[0], plan=KWay(), show_partner=True)
+  assert fig.axes[0].get_title() == "#0 + #7,#6  λ=0.50"
+  assert fig.axes[3].get_title() == "#3 + #2,#1  λ=0.50"
+
+
 @pytest.mark.parametrize("box_format", ["xyxy", "xywh", "cxcywh", "yxyx"])
 def test_draws_only_valid_boxes(digits, box_format):
   x, _ = digits
