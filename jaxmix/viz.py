@@ -159,8 +159,8 @@ def _plan_own_weight(plan: Any, batch: int, spatial: tuple[int, int]) -> np.ndar
 
 
 def _check_boxes(
-  boxes: Any, valid: Any, box_classes: Any, batch: int, box_format: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+  boxes: Any, valid: Any, box_classes: Any, box_weights: Any, batch: int, box_format: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
   if box_format not in BOX_FORMATS:
     raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}.")
   b = _to_numpy(boxes, "boxes").astype(np.float64)
@@ -179,11 +179,15 @@ def _check_boxes(
     box_classes = _to_numpy(box_classes, "box_classes")
     if box_classes.shape != b.shape[:2]:
       raise ValueError(f"box_classes must be [B, N] = {b.shape[:2]} like boxes, got {box_classes.shape}.")
+  if box_weights is not None:
+    box_weights = _to_numpy(box_weights, "box_weights").astype(np.float32)
+    if box_weights.shape != b.shape[:2]:
+      raise ValueError(f"box_weights must be [B, N] = {b.shape[:2]} like boxes, got {box_weights.shape}.")
   xyxy = _to_xyxy(b, box_format)
   if v is None:
     # Padded rows are usually zeros: draw only boxes with positive area.
     v = (xyxy[..., 2] > xyxy[..., 0]) & (xyxy[..., 3] > xyxy[..., 1])
-  return xyxy, v, box_classes
+  return xyxy, v, box_classes, box_weights
 
 
 def _to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
@@ -215,7 +219,8 @@ def show_batch(
   box_format: str = "xyxy",
   valid: Any = None,
   box_classes: Any = None,
-  normalized_boxes: bool = False,
+  normalized: bool = False,
+  box_weights: Any = None,
   titles: Sequence[str] | None = None,
   ncols: int | None = None,
   data_format: str = "NHWC",
@@ -244,13 +249,19 @@ def show_batch(
       plan types without it; skipped with a warning when it has neither).
       MixUp shows as an even tint of strength ``1 - λ``.
     boxes: detection boxes, padded `[B, N, 4]` in `box_format`, pixel
-      coordinates unless `normalized_boxes`.
+      coordinates unless `normalized`; or mixed detection targets with
+      ``boxes``, ``valid`` and optionally ``classes`` and ``weights``
+      attributes (e.g. what :func:`jaxmix.mosaic` returns), unpacked into
+      the arguments below unless those are given.
     box_format: ``"xyxy"``, ``"xywh"``, ``"cxcywh"`` or ``"yxyx"``.
     valid: bool `[B, N]`, which boxes are real. When None, boxes with a
       positive area are drawn (padding rows are usually zeros).
     box_classes: int `[B, N]` class of each box, written on it (named with
       `class_names` when given) and used for its colour.
-    normalized_boxes: boxes are in [0, 1] of the image width and height.
+    normalized: boxes are in [0, 1] of the image width (x) and height (y),
+      as with jaxmix's box functions' ``normalized=True``.
+    box_weights: float `[B, N]` per-box weight (e.g. detection MixUp's λ
+      and 1 − λ), written on each box and used for its line opacity.
     titles: B titles (default: the sample's index).
     ncols: panels per row (default ``min(B, 8)``).
     data_format: ``"NHWC"`` (default) or ``"NCHW"`` for rank-4 `images`.
@@ -293,12 +304,19 @@ def show_batch(
       partners = _plan_partners(plan)
     if show_mask:
       weight = _plan_own_weight(plan, batch, spatial)
+  if boxes is not None and hasattr(boxes, "boxes") and hasattr(boxes, "valid"):
+    valid = boxes.valid if valid is None else valid
+    box_classes = getattr(boxes, "classes", None) if box_classes is None else box_classes
+    box_weights = getattr(boxes, "weights", None) if box_weights is None else box_weights
+    boxes = boxes.boxes
   if boxes is not None:
-    xyxy, box_valid, box_classes = _check_boxes(boxes, valid, box_classes, batch, box_format)
-    if normalized_boxes:
+    xyxy, box_valid, box_classes, box_weights = _check_boxes(
+      boxes, valid, box_classes, box_weights, batch, box_format
+    )
+    if normalized:
       xyxy = xyxy * np.array([spatial[1], spatial[0], spatial[1], spatial[0]], dtype=np.float64)
-  elif valid is not None or box_classes is not None:
-    raise ValueError("valid and box_classes need `boxes`.")
+  elif valid is not None or box_classes is not None or box_weights is not None:
+    raise ValueError("valid, box_classes and box_weights need `boxes`.")
 
   plt = _pyplot()
   from matplotlib.patches import Rectangle
@@ -328,12 +346,22 @@ def show_batch(
         x0, y0, x1, y1 = xyxy[i, n]
         cls = None if box_classes is None else int(box_classes[i, n])
         color = cmap(cls % 10 if cls is not None else 0)
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, lw=1.5))
-        if cls is not None:
-          name = (
-            str(class_names[cls]) if class_names is not None and 0 <= cls < len(class_names) else str(cls)
+        box_w = None if box_weights is None else float(box_weights[i, n])
+        opacity = 1.0 if box_w is None else 0.35 + 0.65 * min(max(box_w, 0.0), 1.0)
+        ax.add_patch(
+          Rectangle(
+            (x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, lw=1.5, alpha=opacity
           )
-          ax.text(x0, y0, name, color="white", fontsize=6, va="bottom", bbox={"fc": color, "pad": 1, "lw": 0})
+        )
+        text = []
+        if cls is not None:
+          known = class_names is not None and 0 <= cls < len(class_names)
+          text.append(str(class_names[cls]) if known else str(cls))
+        if box_w is not None:
+          text.append(f"{box_w:.2f}")
+        if text:
+          bbox = {"fc": color, "pad": 1, "lw": 0, "alpha": opacity}
+          ax.text(x0, y0, " ".join(text), color="white", fontsize=6, va="top", bbox=bbox, clip_on=True)
     ax.set_xticks([])
     ax.set_yticks([])
     title = titles[i] if titles is not None else f"#{i}"

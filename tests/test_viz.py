@@ -190,11 +190,27 @@ def test_padding_boxes_skipped_and_normalized(digits):
   x, _ = digits
   boxes = np.zeros((8, 3, 4))
   boxes[:, 0] = [0.25, 0.5, 0.75, 1.0]  # normalised xyxy; rows 1-2 are zero padding
-  fig = viz.show_batch(x, boxes=boxes, normalized_boxes=True, box_classes=np.ones((8, 3), int))
+  fig = viz.show_batch(x, boxes=boxes, normalized=True, box_classes=np.ones((8, 3), int))
   for ax in fig.axes:
     (rect,) = _rectangles(ax)
     assert (rect.get_x() + 0.5, rect.get_y() + 0.5, rect.get_width(), rect.get_height()) == (4, 8, 8, 8)
     assert [t.get_text() for t in ax.texts] == ["1"]
+
+
+def test_detection_targets_object_is_unpacked(digits):
+  class Targets:  # like jaxmix's mixed detection targets: padded boxes, classes, valid, weights
+    boxes = np.tile(np.array([[1.0, 2.0, 9.0, 12.0], [3.0, 3.0, 6.0, 6.0], [0.0, 0.0, 5.0, 5.0]]), (8, 1, 1))
+    classes = np.tile(np.array([4, 2, 7]), (8, 1))
+    valid = np.tile(np.array([True, True, False]), (8, 1))
+    weights = np.tile(np.array([0.7, 0.3, 0.0], np.float32), (8, 1))
+
+  names = [f"c{j}" for j in range(10)]
+  fig = viz.show_batch(digits[0], boxes=Targets(), class_names=names)
+  for ax in fig.axes:
+    rects = _rectangles(ax)
+    assert len(rects) == 2  # the invalid third box is not drawn
+    assert [t.get_text() for t in ax.texts] == ["c4 0.70", "c2 0.30"]
+    assert rects[0].get_alpha() > rects[1].get_alpha()
 
 
 def test_bad_input_is_refused(digits):
@@ -219,6 +235,10 @@ def test_bad_input_is_refused(digits):
     viz.show_batch(x, boxes=np.zeros((3, 2, 4)))
   with pytest.raises(ValueError, match="valid must be"):
     viz.show_batch(x, boxes=np.zeros((8, 2, 4)), valid=np.ones((8, 3), bool))
+  with pytest.raises(ValueError, match="box_weights must be"):
+    viz.show_batch(x, boxes=np.zeros((8, 2, 4)), box_weights=np.ones((8,)))
+  with pytest.raises(ValueError, match="need `boxes`"):
+    viz.show_batch(x, valid=np.ones((8, 2), bool))
   with pytest.raises(ValueError, match="box_format"):
     viz.show_batch(x, boxes=np.zeros((8, 2, 4)), box_format="ltrb")
   with pytest.raises(ValueError, match="need the `plan`"):
