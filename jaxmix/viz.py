@@ -81,7 +81,9 @@ def _display_images(images: Any, data_format: str) -> np.ndarray:
     x = x[..., 0]
   if x.dtype == np.uint8:
     return x
-  if x.dtype.kind in "iub":
+  if x.dtype.kind == "b":
+    return x.astype(np.float32)
+  if x.dtype.kind in "iu":
     return np.clip(x, 0, 255).astype(np.uint8)
   return np.clip(np.nan_to_num(x.astype(np.float32)), 0.0, 1.0)
 

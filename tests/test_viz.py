@@ -89,6 +89,14 @@ def test_formats_and_dtypes(digits, data_format, dtype):
   np.testing.assert_allclose(np.asarray(shown, np.float32) / scale, rgb[2] / 255.0, atol=1 / 128)
 
 
+def test_bool_and_int_images(digits):
+  x = digits[0][:2]
+  shown = np.asarray(viz.show_batch(x > 128).axes[0].images[0].get_array())
+  np.testing.assert_array_equal(shown, (x[0] > 128).astype(np.float32))
+  shown = np.asarray(viz.show_batch(x.astype(np.int32) * 2).axes[0].images[0].get_array())
+  np.testing.assert_array_equal(shown, np.clip(x[0].astype(np.int32) * 2, 0, 255))
+
+
 def test_float_images_are_clipped(digits):
   x = digits[0][:2].astype(np.float32) / 255.0 * 3 - 1  # values in [-1, 2]
   fig = viz.show_batch(x)
