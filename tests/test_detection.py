@@ -200,7 +200,7 @@ def test_jit_vmap_and_traced_thresholds():
   keys = jax.random.split(key, 3)
   out = jax.vmap(lambda k: fn(k, 0.1))(keys)
   for i in range(3):
-    chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], out), fn(keys[i], 0.1))
+    chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], out), jitted(keys[i], 0.1))
   mix = jax.jit(jaxmix.mixup_detection)(key, images, boxes, classes)
   chex.assert_trees_all_close(mix, jaxmix.mixup_detection(key, images, boxes, classes))
 

@@ -159,7 +159,9 @@ def test_jit_vmap_traced_options_and_formats():
   keys = jax.random.split(key, 3)
   batched = jax.vmap(lambda k: fn(k, 0.1, 0.2))(keys)
   for i in range(3):
-    chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], batched), fn(keys[i], 0.1, 0.2))
+    chex.assert_trees_all_close(
+      jax.tree_util.tree_map(lambda x, i=i: x[i], batched), jitted(keys[i], 0.1, 0.2)
+    )
   ref = jaxmix.mosaic(key, images, boxes, classes)[1]
   yolo = jaxmix.normalize_boxes(jaxmix.convert_boxes(boxes, "xyxy", "cxcywh"), (h, w))
   got = jaxmix.mosaic(key, images, yolo, classes, box_format="cxcywh", normalized=True)[1]

@@ -207,7 +207,7 @@ def test_classmix_one_call_jit_vmap_prob_and_traces():
   keys = jax.random.split(key, 3)
   batched = jax.vmap(lambda k: fn(k, 1.0))(keys)
   for i in range(3):
-    chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], batched), fn(keys[i], 1.0))
+    chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], batched), jitted(keys[i], 1.0))
   img0, maps0 = jitted(key, 0.0)  # prob is traced: no retrace, and prob 0 is the identity
   np.testing.assert_array_equal(maps0, maps)
   np.testing.assert_allclose(img0, images)

@@ -100,8 +100,10 @@ def mix_label_maps(
   * Plans that blend every pixel (MixUp, which has neither box nor mask)
     have no dominant source worth the name, so a hard map raises unless
     ``dominant=True`` asks for the rule above anyway; prefer ``soft=True``.
-    For plans with soft masks (SmoothMix) the rule above is applied as
-    stated; ``soft=True`` gives the exact mixture.
+    For plans with soft masks (SmoothMix), and for the MixUp samples of
+    timm's switch (:func:`jaxmix.sample_mixup_cutmix`, whose plan has a box
+    field), the rule above is applied as stated; ``soft=True`` gives the
+    exact mixture.
   * int maps with ``soft=True``: float32 `[B, H, W, K]`,
     ``w·onehot(own) + (1 − w)·onehot(partner)``. Ignored pixels add no
     mass, so each pixel's row sums to the weight of its labelled sources
