@@ -15,6 +15,8 @@ from jaxmix._src.mixup import sample_mixup
 from jaxmix._src.plan import Plan
 from jaxmix._src.plan import apply
 from jaxmix._src.plan import mix_labels
+from jaxmix._src.sharding import local
+from jaxmix._src.sharding import local_key
 
 __version__ = "0.1.0"
 
@@ -22,6 +24,8 @@ __all__ = [
   "Plan",
   "apply",
   "cutmix",
+  "local",
+  "local_key",
   "mix_labels",
   "mixup",
   "mixup_cutmix",
