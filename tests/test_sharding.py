@@ -25,59 +25,79 @@ from jax.sharding import PartitionSpec as P
 import jaxmix
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKS = [
+SCRIPT = ROOT / "tests" / "sharding_checks.py"
+# The issue's core checks; about a minute of CPU in all, mostly compiling for 8 devices.
+FAST = [
+  "local_shared_batch",  # no collectives, == per shard, sharding kept, label mass: all methods
+  "local_independent_batch",  # the same with folded keys; with the above, flip and roll for every method
+  "local_2d_mesh_model_peers_agree",
+  "global_hlo_has_collectives",
+  "core_methods_trace_in_user_shard_map",
+  "local_traced_alpha_no_retrace",
+  "local_rejects_uneven_batch",
+  "flax_train_step_with_local_mixing",  # the README recipe
+]
+SLOW = [
   "global_equals_one_device_auto_mesh",
   "global_equals_one_device_explicit_mesh_flip",
-  "global_hlo_has_collectives",
-  "local_shared_batch",
-  "local_independent_batch",
   "local_shared_elem_folds_key",
   "local_shared_pair_folds_key",
   "local_shared_batch_has_one_lambda",
   "local_labels_none_and_float_labels",
   "local_pytree_and_uint8",
-  "local_traced_alpha_no_retrace",
-  "local_2d_mesh_model_peers_agree",
   "local_2d_mesh_batch_over_both_axes",
   "local_uses_context_mesh",
-  "local_rejects_uneven_batch",
-  "flax_train_step_with_local_mixing",
 ]
-# Known core bug (jaxmix/_src/pairing.py take_partner): on a mesh with Explicit axes (jax.make_mesh's
-# default) jnp.roll / jnp.take along the sharded batch axis raise ShardingTypeError under plain jit.
-KNOWN_FAILING = ["global_equals_one_device_explicit_mesh_roll_permute"]
+# Known bugs outside this module, reported to the lead (move an entry to SLOW when its fix lands):
+# * jaxmix/_src/pairing.py take_partner: on a mesh with Explicit axes (jax.make_mesh's default)
+#   jnp.roll / jnp.take along the sharded batch axis raise ShardingTypeError under plain jit.
+# * jaxmix/_src/fmix.py _top_k_mask: its fori_loop starts from a constant carry, so under the user's own
+#   shard_map (check_vma=True) with a per-device key it fails to trace (jaxmix.local is not affected).
+KNOWN_FAILING = ["global_equals_one_device_explicit_mesh_roll_permute", "fmix_traces_in_user_shard_map"]
 
 
-@pytest.fixture(scope="module")
-def results():
+def _run_checks(*args: str) -> dict:
+  """Runs tests/sharding_checks.py in its own process (8 CPU devices there, not here)."""
   env = dict(os.environ)
   env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
   env["JAX_PLATFORMS"] = "cpu"
   proc = subprocess.run(
-    [sys.executable, str(ROOT / "tests" / "sharding_checks.py")],
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=900,
-    cwd=ROOT,
+    [sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT
   )
   assert proc.returncode == 0, proc.stderr[-4000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_every_check_is_listed(results):
-  assert sorted(results) == sorted(CHECKS + KNOWN_FAILING)
+@pytest.fixture(scope="module")
+def fast_results():
+  return _run_checks(*FAST)
 
 
-@pytest.mark.parametrize("name", CHECKS)
-def test_on_8_devices(results, name):
-  assert results[name]["ok"], results[name]["info"]
+@pytest.fixture(scope="module")
+def slow_results():
+  return _run_checks(*SLOW, *KNOWN_FAILING)
 
 
+def test_every_check_is_listed():
+  assert sorted(_run_checks("--list")) == sorted(FAST + SLOW + KNOWN_FAILING)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_on_8_devices(fast_results, name):
+  assert fast_results[name]["ok"], fast_results[name]["info"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+def test_on_8_devices_more(slow_results, name):
+  assert slow_results[name]["ok"], slow_results[name]["info"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", KNOWN_FAILING)
-@pytest.mark.xfail(strict=True, reason="core bug: roll/permute pairing under jit on an Explicit-axes mesh")
-def test_on_8_devices_known_failing(results, name):
-  assert results[name]["ok"], results[name]["info"]
+@pytest.mark.xfail(strict=True, reason="known bug outside sharding.py, see KNOWN_FAILING")
+def test_on_8_devices_known_failing(slow_results, name):
+  assert slow_results[name]["ok"], slow_results[name]["info"]
 
 
 # --- in this process (one device is enough) -------------------------------------------------------------

@@ -99,6 +99,19 @@ def _is_array_like(value: Any) -> bool:
   return any(isinstance(leaf, (jax.Array, np.ndarray, np.generic)) for leaf in leaves)
 
 
+def _reshard_if_explicit(tree: Any, mesh: Any, axes: tuple[str, ...], spec: P) -> Any:
+  """On Explicit mesh axes shard_map takes only leaves already sharded as `spec`: reshard them.
+
+  (With Auto axes shard_map reshards by itself.) A leaf already sharded so is left as it is.
+  """
+  explicit = jax.sharding.AxisType.Explicit
+  types = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))
+  if not any(types[a] == explicit for a in axes):
+    return tree
+  target = jax.sharding.NamedSharding(mesh, spec) if isinstance(mesh, jax.sharding.Mesh) else spec
+  return jax.tree_util.tree_map(lambda leaf: jax.reshard(leaf, target), tree)
+
+
 def local(
   fn: Callable[..., Any],
   mesh: jax.sharding.Mesh | jax.sharding.AbstractMesh | None = None,
@@ -142,7 +155,7 @@ def local(
   devices along the other axes hold the same shard and, since the key is
   folded only with the index along `axis`, compute the same mix. Leaves
   should be sharded ``P(axis)`` (batch split, other axes whole); any other
-  sharding is resharded on entry.
+  sharding is resharded on entry, which moves data.
 
   Multi-host: every process calls the jitted step with the same global key
   and its local data assembled by
@@ -199,11 +212,16 @@ def local(
       return fn(key, inputs, labels, **static, **dynamic)
 
     spec = _spec(axes)
+    inputs, labels = _reshard_if_explicit((inputs, labels), the_mesh, axes, spec)
     mapped = jax.shard_map(
       per_shard,
       mesh=the_mesh,
       in_specs=(P(), spec, spec, P()),
       out_specs=spec,
+      # Off so that any `fn` runs, including ones whose loops start from a constant carry and
+      # update it from the (device-varying) key; by construction every output varies only
+      # along `axis`, which is what `out_specs` states.
+      check_vma=False,
     )
     return mapped(key, inputs, labels, dynamic)
 
