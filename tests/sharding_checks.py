@@ -390,7 +390,7 @@ def local_uses_context_mesh():
   x = jax.random.normal(KEY, (B, 5))
   (xs,) = put(MESH, P("data"), x)
   with jax.set_mesh(MESH):
-    got, _ = jaxmix.local(jaxmix.mixup, None, "data")(KEY, xs)
+    got, _ = jax.jit(jaxmix.local(jaxmix.mixup, None, "data"))(KEY, xs)
   want, _ = _per_shard_reference(jaxmix.mixup, KEY, x, None, False)
   assert_close(got, want, "context mesh")
 

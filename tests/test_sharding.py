@@ -114,9 +114,10 @@ def test_single_device_mesh_matches_fn(randomness):
   y = jnp.arange(4) % 3
   xs = jax.device_put(x, NamedSharding(mesh, P("data")))
   key = jax.random.key(7)
-  got = jaxmix.local(jaxmix.cutmix, mesh, "data", randomness=randomness)(key, xs, y, num_classes=3)
+  wrapped = jaxmix.local(jaxmix.cutmix, mesh, "data", randomness=randomness)
+  got = jax.jit(functools.partial(wrapped, num_classes=3))(key, xs, y)
   used = key if randomness == "shared" else jax.random.fold_in(key, 0)
-  want = jaxmix.cutmix(used, x, y, num_classes=3)
+  want = jax.jit(functools.partial(jaxmix.cutmix, num_classes=3))(used, x, y)
   np.testing.assert_allclose(got[0], want[0], atol=1e-6)
   np.testing.assert_allclose(got[1], want[1], atol=1e-6)
 
@@ -125,11 +126,11 @@ def test_per_sample_mode_folds_key_even_when_shared():
   mesh = _one_device_mesh()
   x = jax.random.normal(jax.random.key(1), (4, 5))
   key = jax.random.key(3)
-  got, _ = jaxmix.local(jaxmix.mixup, mesh, "data")(key, x, mode="elem")
-  want, _ = jaxmix.mixup(jax.random.fold_in(key, 0), x, mode="elem")
+  got, _ = jax.jit(functools.partial(jaxmix.local(jaxmix.mixup, mesh, "data"), mode="elem"))(key, x)
+  want, _ = jax.jit(functools.partial(jaxmix.mixup, mode="elem"))(jax.random.fold_in(key, 0), x)
   np.testing.assert_allclose(got, want, atol=1e-6)
   # mode preset with functools.partial is seen too
-  got_p, _ = jaxmix.local(functools.partial(jaxmix.mixup, mode="elem"), mesh, "data")(key, x)
+  got_p, _ = jax.jit(jaxmix.local(functools.partial(jaxmix.mixup, mode="elem"), mesh, "data"))(key, x)
   np.testing.assert_allclose(got_p, want, atol=1e-6)
 
 
