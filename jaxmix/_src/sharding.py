@@ -4,9 +4,11 @@ Every jaxmix function already works under ``jit`` on a batch with a
 ``NamedSharding``: XLA's SPMD partitioner keeps the result equal to the
 one-device result. But pairing sample ``i`` with ``B - 1 - i`` (flip), with
 ``i - 1`` (roll) or with a random partner (permute) pairs samples that live on
-different devices, so every step moves whole shards: flip is a
-collective-permute of the batch, roll a permute of the boundary samples plus
-an all-gather, permute an all-gather of the whole batch.
+different devices, so the compiled step moves data: flip is a
+collective-permute of every device's whole shard, roll a collective-permute of
+one boundary sample per device (plus an all-gather of the int32 partner
+index), permute an all-gather of the whole batch onto every device; per-sample
+modes add scalar all-reduces (the loops of the sharded Beta sampler).
 
 :func:`local` runs a mixing function inside :func:`jax.shard_map` on each
 device's shard instead, so pairs, boxes and masks never leave the device — the
@@ -156,6 +158,10 @@ def local(
   folded only with the index along `axis`, compute the same mix. Leaves
   should be sharded ``P(axis)`` (batch split, other axes whole); any other
   sharding is resharded on entry, which moves data.
+
+  Call the wrapped function under ``jit`` (as in a train step): an eager
+  ``shard_map`` runs op by op and is slow. ``shard_map``'s ``check_vma`` is
+  off, so functions with loops over device-varying values also run.
 
   Multi-host: every process calls the jitted step with the same global key
   and its local data assembled by
