@@ -61,12 +61,18 @@ def run(fn):
 
 
 def collectives(hlo: str) -> dict[str, list[str]]:
-  """Collective ops in compiled HLO text, each with its result shape."""
+  """Collective ops in compiled HLO text, each with its result shape (layouts dropped).
+
+  Matches the op name wherever it is applied (``all-reduce(``, ``all-gather-start(``), so
+  tuple-shaped results of combined collectives count too.
+  """
   found: dict[str, list[str]] = {}
+  op = re.compile(r"(?<![\w.-])(" + "|".join(COLLECTIVES) + r")(-start)?\(")
   for line in hlo.splitlines():
-    m = re.search(r"= (\S+) (" + "|".join(COLLECTIVES) + r")(-start)?\(", line)
-    if m:
-      found.setdefault(m.group(2), []).append(m.group(1).split("{")[0])
+    m = op.search(line)
+    if m and " = " in line[: m.start()]:
+      shape = line[: m.start()].split(" = ", 1)[1].strip()
+      found.setdefault(m.group(1), []).append(re.sub(r"\{[^}]*\}", "", shape))
   return found
 
 
@@ -446,11 +452,14 @@ def flax_train_step_with_local_mixing():
   images, labels = put(mesh, P("data"), x, y)
   assert images.sharding == data_sharding
   step_key = jax.random.fold_in(jax.random.key(42), 0)
-  new_state, loss = train_step(state, step_key, images, labels)
+  compiled = train_step.lower(state, step_key, images, labels).compile()
+  found = collectives(compiled.as_text())
+  assert set(found) <= {"all-reduce"}, f"the step should only all-reduce gradients: {found}"
+  new_state, loss = compiled(state, step_key, images, labels)
   assert np.isfinite(float(loss)), loss
   moved = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max()), new_state.params, state.params)
   assert max(jax.tree_util.tree_leaves(moved)) > 0, "parameters did not change"
-  return f"loss {float(loss):.4f}"
+  return f"loss {float(loss):.4f}; collectives {found}"
 
 
 if __name__ == "__main__":
