@@ -14,6 +14,8 @@ from jaxmix._src.boxes import clip_boxes
 from jaxmix._src.boxes import convert_boxes
 from jaxmix._src.boxes import denormalize_boxes
 from jaxmix._src.boxes import normalize_boxes
+from jaxmix._src.choose import choose
+from jaxmix._src.choose import sample_choose
 from jaxmix._src.cross import mix_batches
 from jaxmix._src.cutmix import cutmix
 from jaxmix._src.cutmix import mixup_cutmix
@@ -22,6 +24,11 @@ from jaxmix._src.cutmix import sample_mixup_cutmix
 from jaxmix._src.detection import cutmix_detection
 from jaxmix._src.detection import mix_boxes
 from jaxmix._src.detection import mixup_detection
+from jaxmix._src.fmix import fmix
+from jaxmix._src.fmix import fmix_grey_map
+from jaxmix._src.fmix import sample_fmix
+from jaxmix._src.gridmix import gridmix
+from jaxmix._src.gridmix import sample_gridmix
 from jaxmix._src.label_rules import keep_larger_share
 from jaxmix._src.label_rules import regmixup
 from jaxmix._src.label_rules import remix
@@ -48,6 +55,10 @@ from jaxmix._src.sequence import SequencePlan
 from jaxmix._src.sequence import mix_token_labels
 from jaxmix._src.sequence import sample_sequence_mixup
 from jaxmix._src.sequence import sequence_mixup
+from jaxmix._src.sharding import local
+from jaxmix._src.sharding import local_key
+from jaxmix._src.smoothmix import sample_smoothmix
+from jaxmix._src.smoothmix import smoothmix
 from jaxmix._src.voc import VOC_CLASSES
 from jaxmix._src.voc import read_voc
 from jaxmix._src.voc import read_voc_batch
@@ -60,13 +71,19 @@ __all__ = [
     "augment_per_sample",
     "box_area",
     "BoxTargets",
+    "choose",
     "classmix",
     "clip_boxes",
     "convert_boxes",
     "cutmix",
     "cutmix_detection",
     "denormalize_boxes",
+    "fmix",
+    "fmix_grey_map",
+    "gridmix",
     "keep_larger_share",
+    "local",
+    "local_key",
     "mix_batches",
     "mix_boxes",
     "mix_label_maps",
@@ -88,16 +105,21 @@ __all__ = [
     "regmixup",
     "remix",
     "remix_lam",
+    "sample_choose",
     "sample_classmix",
     "sample_cutmix",
+    "sample_fmix",
+    "sample_gridmix",
     "sample_mixup",
     "sample_mixup_cutmix",
     "sample_mosaic",
     "sample_multimix",
     "sample_sequence_mixup",
+    "sample_smoothmix",
     "sample_specmix",
     "sequence_mixup",
     "SequencePlan",
+    "smoothmix",
     "specmix",
     "VOC_CLASSES",
     "with_plan_transform",
