@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import jaxmix
 
-SETTINGS = settings(max_examples=20, deadline=None)
+SETTINGS = settings(max_examples=15, deadline=None)
 
 
 @SETTINGS

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import jaxmix
 
-SETTINGS = settings(max_examples=12, deadline=None)
+SETTINGS = settings(max_examples=8, deadline=None)
 
 
 def _check_mixup(key, x, labels, num_classes, use_jit, cheap=False, **kwargs):
