@@ -104,7 +104,8 @@ def sample_cutmix(
     key: PRNG key.
     batch_size: B (static).
     spatial_shape: (H, W) (static).
-    alpha: Beta concentration; 0 turns CutMix off. The paper uses 1.0. Traced.
+    alpha: Beta concentration; 0 turns CutMix off unless `cutmix_minmax` is
+      given (then λ is not drawn, as in timm). The paper uses 1.0. Traced.
     prob: probability that a batch/sample is mixed at all. Traced.
     mode: ``"batch"`` (one box), ``"pair"`` (one per mutual pair), ``"elem"``
       (one per sample). Static.
@@ -129,14 +130,16 @@ def sample_cutmix(
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
   drawn = draws.beta(k_lam, alpha, (n,))
   box, lam = draw_boxes(k_box, drawn, spatial_shape, correct_lam=correct_lam, cutmix_minmax=cutmix_minmax)
-  on = draws.gate(k_gate, prob, (n,)) & (jnp.asarray(alpha, jnp.float32) > 0)
+  # cutmix_minmax sets the box size by itself, so it cuts even with alpha = 0 (timm).
+  cut_on = (jnp.asarray(alpha, jnp.float32) > 0) | (cutmix_minmax is not None)
+  on = draws.gate(k_gate, prob, (n,)) & cut_on
   box = jnp.where(on[:, None], box, 0)
   lam = jnp.where(on, lam, 1.0)
   plan = plan_lib.Plan(
-    lam=draws.per_sample(lam, mode, index),
+    lam=draws.per_sample(lam, mode, index, pairing),
     index=index,
     blend=jnp.ones((batch_size,), jnp.float32),
-    box=draws.per_sample(box, mode, index),
+    box=draws.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
   )
@@ -259,9 +262,9 @@ def sample_mixup_cutmix(
     lam = jnp.where(on, lam_mix, 1.0)
     return plan_lib.keep_self_pairs(
       plan_lib.Plan(
-        lam=draws.per_sample(lam, mode, index),
+        lam=draws.per_sample(lam, mode, index, pairing),
         index=index,
-        blend=draws.per_sample(lam, mode, index),
+        blend=draws.per_sample(lam, mode, index, pairing),
         pairing=pairing,
       )
     )
@@ -284,10 +287,10 @@ def sample_mixup_cutmix(
   blend = jnp.where(any_on & ~use_cut, lam_mix, 1.0)
   box = jnp.where((any_on & use_cut)[:, None], box, 0)
   plan = plan_lib.Plan(
-    lam=draws.per_sample(lam, mode, index),
+    lam=draws.per_sample(lam, mode, index, pairing),
     index=index,
-    blend=draws.per_sample(blend, mode, index),
-    box=draws.per_sample(box, mode, index),
+    blend=draws.per_sample(blend, mode, index, pairing),
+    box=draws.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
   )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxmix._src import pairing as pairing_lib
 from jaxmix._src import validation
 
 
@@ -38,17 +39,22 @@ def num_draws(mode: str, batch_size: int) -> int:
   return 1 if mode == "batch" else batch_size
 
 
-def per_sample(values: jax.Array, mode: str, index: jax.Array) -> jax.Array:
+def per_sample(values: jax.Array, mode: str, index: jax.Array, pairing: str | None = None) -> jax.Array:
   """Lays draws of shape `[n, ...]` out per sample, `[B, ...]`.
 
   batch: the one draw is broadcast. pair: both members of a pair take the
   draw of the lower index, so the pair shares λ and box (timm's pair mode).
   elem: one draw per sample as it is.
+
+  Pass the plan's `pairing` so that pair mode with flip reads the partner's
+  draw with a slice (no gather); without it the partner's draw is gathered
+  through `index`.
   """
   batch_size = index.shape[0]
   if mode == "batch":
     return jnp.broadcast_to(values, (batch_size,) + values.shape[1:])
   if mode == "pair":
-    lead = jnp.minimum(jnp.arange(batch_size, dtype=index.dtype), index)
-    return values[lead]
+    lower = jnp.arange(batch_size, dtype=index.dtype) <= index
+    lower = lower.reshape((batch_size,) + (1,) * (values.ndim - 1))
+    return jnp.where(lower, values, pairing_lib.take_partner(values, pairing, index))
   return values

@@ -50,7 +50,7 @@ def sample_mixup(
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
   lam = draws.beta(k_lam, alpha, (n,))
   lam = jax.numpy.where(draws.gate(k_gate, prob, (n,)), lam, 1.0)
-  lam = draws.per_sample(lam, mode, index)
+  lam = draws.per_sample(lam, mode, index, pairing)
   return plan_lib.keep_self_pairs(plan_lib.Plan(lam=lam, index=index, blend=lam, pairing=pairing))
 
 

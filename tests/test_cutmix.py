@@ -1,0 +1,209 @@
+"""CutMix: λ is the exact share of pixels still equal to the sample's own content.
+
+Inputs where sample i is the constant i + 1 let every output pixel be traced
+to its source, so the tests count pixels instead of trusting the plan.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from core_helpers import CANON
+from core_helpers import COMBOS
+from core_helpers import MODES
+from core_helpers import PAIRINGS
+from core_helpers import box_area
+from core_helpers import call
+from core_helpers import constant_images
+from core_helpers import expected_index
+from core_helpers import method_and_plan
+from core_helpers import reference_mix
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+import jaxmix
+from jaxmix._src import cutmix as cutmix_lib
+
+SETTINGS = settings(max_examples=10, deadline=None)
+_draw_boxes = jax.jit(
+  cutmix_lib.draw_boxes, static_argnums=2, static_argnames=("correct_lam", "cutmix_minmax")
+)
+
+
+def check_cut(out, plan, x, mode):
+  """Properties every CutMix output must have, checked by counting pixels."""
+  out, x = np.asarray(out), np.asarray(x)
+  batch, h, w = x.shape[:3]
+  index, lam, box = np.asarray(plan.index), np.asarray(plan.lam), np.asarray(plan.box)
+  own = np.arange(1, batch + 1)
+  # Every pixel is its own value or its partner's; λ is exactly the own share.
+  img = out[..., 0]
+  is_own = img == own[:, None, None]
+  is_partner = img == own[index][:, None, None]
+  assert np.all(is_own | is_partner)
+  np.testing.assert_allclose(lam, is_own.reshape(batch, h * w).mean(-1), atol=1e-6)
+  np.testing.assert_array_equal(out, np.broadcast_to(out[..., :1], out.shape))  # channels share the box
+  np.testing.assert_allclose(out, reference_mix(plan, x))
+  # Boxes lie inside the image; a sample that is its own partner keeps λ = 1.
+  assert np.all((0 <= box[:, 0]) & (box[:, 0] <= box[:, 1]) & (box[:, 1] <= h))
+  assert np.all((0 <= box[:, 2]) & (box[:, 2] <= box[:, 3]) & (box[:, 3] <= w))
+  alone = index == np.arange(batch)
+  np.testing.assert_array_equal(lam[alone], 1.0)
+  mixed = ~alone
+  np.testing.assert_allclose(lam[mixed], 1 - box_area(box[mixed]) / (h * w), atol=1e-6)
+  if mode == "pair":
+    np.testing.assert_array_equal(index[index], np.arange(batch))
+    np.testing.assert_array_equal(box, box[index])
+    np.testing.assert_array_equal(lam, lam[index])
+  if mode == "batch" and batch:
+    assert len({tuple(b) for b in box}) == 1
+
+
+@SETTINGS
+@given(
+  batch=st.integers(0, 9),
+  h=st.integers(1, 17),
+  w=st.integers(1, 17),
+  mode=st.sampled_from(MODES),
+  pairing=st.sampled_from(PAIRINGS),
+  correct_lam=st.booleans(),
+  alpha=st.floats(0.0, 3.0),
+  seed=st.integers(0, 2**16),
+)
+def test_cutmix_lambda_is_exact_pixel_share(batch, h, w, mode, pairing, correct_lam, alpha, seed):
+  if mode == "pair" and pairing == "roll" and batch > 2:
+    return
+  x = constant_images(batch, h, w, 2)
+  labels = jnp.arange(batch)
+  kwargs = dict(mode=mode, pairing=pairing, correct_lam=correct_lam, alpha=alpha, num_classes=max(batch, 1))
+  out, y, plan = call(
+    method_and_plan, True, jax.random.key(seed), x, labels, name="cutmix", cheap=True, **kwargs
+  )
+  check_cut(out, plan, x, mode)
+  lam, index = np.asarray(plan.lam), np.asarray(plan.index)
+  hot = np.eye(max(batch, 1))[:batch]
+  np.testing.assert_allclose(y, lam[:, None] * hot + (1 - lam[:, None]) * hot[index], atol=1e-6)
+  if alpha == 0:
+    np.testing.assert_array_equal(out, x)
+  if pairing != "permute":
+    np.testing.assert_array_equal(index, expected_index(pairing, batch))
+
+
+@pytest.mark.parametrize("mode,pairing", COMBOS)
+def test_cutmix_every_mode_eager(mode, pairing):
+  b, h, w, c = CANON
+  x = constant_images(b, h, w, c)
+  out, _, plan = method_and_plan(jax.random.key(4), x, name="cutmix", mode=mode, pairing=pairing)
+  check_cut(out, plan, x, mode)
+  assert np.any(np.asarray(plan.lam) < 1)
+
+
+@pytest.mark.parametrize("mode,pairing", [("batch", "flip"), ("elem", "roll")])
+def test_cutmix_jit_equals_eager(mode, pairing):
+  b, h, w, c = CANON
+  x = constant_images(b, h, w, c)
+  key = jax.random.key(8)
+  eager = jaxmix.cutmix(key, x, jnp.arange(b), num_classes=b, mode=mode, pairing=pairing)
+  out, y, plan = call(
+    method_and_plan, True, key, x, jnp.arange(b), name="cutmix", num_classes=b, mode=mode, pairing=pairing
+  )
+  np.testing.assert_array_equal(eager[0], out)
+  np.testing.assert_allclose(eager[1], y, atol=1e-6)
+  check_cut(out, plan, x, mode)
+
+
+def test_elem_mode_gives_each_sample_its_own_box():
+  plan = jaxmix.sample_cutmix(jax.random.key(1), 6, CANON[1:3], mode="elem", pairing="roll")
+  assert len({tuple(b) for b in np.asarray(plan.box)}) > 1
+  assert len(set(np.asarray(plan.lam).tolist())) > 1
+
+
+def test_pair_mode_shares_box_within_pairs_only():
+  plan = jaxmix.sample_cutmix(jax.random.key(1), 6, CANON[1:3], mode="pair", pairing="permute")
+  box, index = np.asarray(plan.box), np.asarray(plan.index)
+  np.testing.assert_array_equal(box, box[index])
+  assert len({tuple(b) for b in box}) > 1  # different pairs, different boxes
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+  h=st.integers(1, 17),
+  w=st.integers(1, 17),
+  lam=st.lists(st.floats(0.0, 1.0), min_size=5, max_size=5),
+  seed=st.integers(0, 2**16),
+)
+def test_draw_boxes_geometry(h, w, lam, seed):
+  key = jax.random.key(seed)
+  drawn = jnp.asarray(lam, jnp.float32)
+  ratio = np.sqrt(1 - np.asarray(drawn, np.float64))
+  for correct_lam in (True, False):
+    box, own = _draw_boxes(key, drawn, (h, w), correct_lam=correct_lam)
+    box = np.asarray(box)
+    assert box.dtype == np.int32 and box.shape == (len(lam), 4)
+    assert np.all((0 <= box[:, 0]) & (box[:, 0] <= box[:, 1]) & (box[:, 1] <= h))
+    assert np.all((0 <= box[:, 2]) & (box[:, 2] <= box[:, 3]) & (box[:, 3] <= w))
+    np.testing.assert_allclose(own, 1 - box_area(box) / (h * w), atol=1e-6)
+    sides_h, sides_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
+    # Sides from √(1-λ)·(H, W), floored (the float32 draw may round one pixel either way).
+    if correct_lam:
+      assert np.all(sides_h <= np.floor(h * ratio) + 1) and np.all(sides_w <= np.floor(w * ratio) + 1)
+    else:
+      # The box is kept whole: area (1 - λ)·H·W up to flooring each side.
+      assert np.all(np.abs(sides_h - np.floor(h * ratio)) <= 1)
+      assert np.all(np.abs(sides_w - np.floor(w * ratio)) <= 1)
+      assert np.all(box_area(box) <= (1 - np.asarray(lam)) * h * w + h + w + 1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+  h=st.integers(1, 17),
+  w=st.integers(1, 17),
+  lo=st.floats(0.0, 1.0),
+  span=st.floats(0.0, 1.0),
+  seed=st.integers(0, 2**16),
+)
+def test_draw_boxes_minmax(h, w, lo, span, seed):
+  hi = lo + (1 - lo) * span
+  box, own = _draw_boxes(jax.random.key(seed), jnp.ones(5), (h, w), cutmix_minmax=(lo, hi))
+  box = np.asarray(box)
+  sides_h, sides_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
+  assert np.all((np.floor(lo * h) <= sides_h) & (sides_h <= max(hi * h, np.floor(lo * h))))
+  assert np.all((np.floor(lo * w) <= sides_w) & (sides_w <= max(hi * w, np.floor(lo * w))))
+  assert np.all((0 <= box[:, 0]) & (box[:, 1] <= h) & (0 <= box[:, 2]) & (box[:, 3] <= w))
+  np.testing.assert_allclose(own, 1 - box_area(box) / (h * w), atol=1e-6)
+
+
+def test_correct_lam_false_keeps_the_drawn_box():
+  """Through the sampler: boxes are whole, both sides from one ratio √(1-λ)."""
+  h, w = CANON[1:3]
+  plan = jaxmix.sample_cutmix(jax.random.key(3), 6, (h, w), mode="elem", pairing="roll", correct_lam=False)
+  box = np.asarray(plan.box)
+  sides_h, sides_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
+  # floor(H r) = sides_h and floor(W r) = sides_w for one r: the intervals of r meet.
+  low = np.maximum(sides_h / h, sides_w / w)
+  high = np.minimum((sides_h + 1) / h, (sides_w + 1) / w)
+  assert np.all(low < high + 1e-6)
+  np.testing.assert_allclose(plan.lam, 1 - box_area(box) / (h * w), atol=1e-6)
+
+
+def test_cutmix_minmax_through_sampler_even_with_alpha_zero():
+  h, w = CANON[1:3]
+  lo, hi = 0.3, 0.7
+  for alpha in (1.0, 0.0):
+    plan = jaxmix.sample_cutmix(
+      jax.random.key(2), 6, (h, w), alpha=alpha, mode="elem", cutmix_minmax=(lo, hi)
+    )
+    box = np.asarray(plan.box)
+    sides_h, sides_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
+    assert np.all((np.floor(lo * h) <= sides_h) & (sides_h <= hi * h))
+    assert np.all((np.floor(lo * w) <= sides_w) & (sides_w <= hi * w))
+    assert np.all(np.asarray(plan.lam) < 1)
+
+
+def test_prob_zero_and_alpha_zero_do_not_cut():
+  x = constant_images(6, 6, 7, 2)
+  for kwargs in (dict(prob=0.0), dict(alpha=0.0)):
+    out, y = jaxmix.cutmix(jax.random.key(0), x, jnp.arange(6), num_classes=6, **kwargs)
+    np.testing.assert_array_equal(out, x)
+    np.testing.assert_array_equal(y, np.eye(6))

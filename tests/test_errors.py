@@ -1,0 +1,134 @@
+"""Bad input fails at trace time with a ValueError/TypeError naming the argument.
+
+Each case is checked twice: called directly, and traced by ``jax.eval_shape``
+(nothing runs, so the error must come from the checks at trace time).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmix
+
+KEY = jax.random.key(0)
+X = jnp.zeros((4, 6, 7, 3))
+IDS = jnp.arange(4)
+METHODS = {"mixup": jaxmix.mixup, "cutmix": jaxmix.cutmix, "mixup_cutmix": jaxmix.mixup_cutmix}
+CUT = dict(cutmix_alpha=1.0)  # makes mixup_cutmix a mask method
+
+# (id, callable, exception, message pattern)
+CASES = [
+  # Inputs.
+  ("batch_mismatch", lambda f: f(KEY, (X, jnp.zeros((3, 6, 7)))), ValueError, "batch size"),
+  ("bool_inputs", lambda f: f(KEY, X > 0), TypeError, "inputs.*real numeric dtype.*bool"),
+  ("complex_inputs", lambda f: f(KEY, X.astype(jnp.complex64)), TypeError, "inputs.*complex"),
+  ("scalar_inputs", lambda f: f(KEY, jnp.float32(1.0)), ValueError, "batch axis"),
+  # Labels.
+  ("labels_batch", lambda f: f(KEY, X, jnp.arange(5), num_classes=5), ValueError, "labels have batch size 5"),
+  ("int_labels_no_k", lambda f: f(KEY, X, IDS), ValueError, "num_classes is required"),
+  ("float_labels_k", lambda f: f(KEY, X, jnp.eye(4, 3), num_classes=4), ValueError, "labels have 3 classes"),
+  ("labels_rank3", lambda f: f(KEY, X, jnp.zeros((4, 2, 3))), ValueError, "labels.*rank 3"),
+  ("labels_scalar", lambda f: f(KEY, X, jnp.int32(1), num_classes=3), ValueError, "labels.*rank 0"),
+  ("float_ids", lambda f: f(KEY, X, jnp.zeros(4), num_classes=3), TypeError, "labels.*integer class ids"),
+  ("int_targets", lambda f: f(KEY, X, jnp.zeros((4, 3), jnp.int32)), TypeError, "labels.*float targets"),
+  ("bool_labels", lambda f: f(KEY, X, IDS > 1, num_classes=3), TypeError, "labels.*bool"),
+  # Static choices.
+  ("mode", lambda f: f(KEY, X, mode="batches"), ValueError, "mode must be one of"),
+  ("pairing", lambda f: f(KEY, X, pairing="shuffle"), ValueError, "pairing must be one of"),
+  ("data_format", lambda f: f(KEY, X, data_format="HWC"), ValueError, "data_format must be one of"),
+  # Python-number hyperparameters.
+  ("negative_alpha", lambda f: f(KEY, X, **_alpha(f, -0.5)), ValueError, "alpha must be >= 0"),
+  ("prob_above_one", lambda f: f(KEY, X, prob=1.5), ValueError, "prob must lie in"),
+  ("prob_negative", lambda f: f(KEY, X, prob=-0.1), ValueError, "prob must lie in"),
+  ("smoothing", lambda f: f(KEY, X, IDS, num_classes=4, label_smoothing=1.2), ValueError, "label_smoothing"),
+  # Keys.
+  ("int_key", lambda f: f(0, X), TypeError, "key must be a PRNG key"),
+  ("float_key", lambda f: f(jnp.zeros(2), X), TypeError, "key must be a PRNG key"),
+  ("key_array", lambda f: f(jax.random.split(KEY, 3), X), ValueError, "key must be a single PRNG key"),
+]
+
+# Only for methods that mix spatial regions.
+MASK_CASES = [
+  ("features", lambda f: f(KEY, jnp.zeros((4, 5)), **_cut(f)), ValueError, r"inputs must be \[B, H, W\]"),
+  (
+    "rank5",
+    lambda f: f(KEY, jnp.zeros((4, 2, 6, 7, 3)), **_cut(f)),
+    ValueError,
+    r"inputs must be \[B, H, W\]",
+  ),
+  (
+    "spatial_mismatch",
+    lambda f: f(KEY, {"image": X, "depth": jnp.zeros((4, 6, 8))}, **_cut(f)),
+    ValueError,
+    "spatial shape",
+  ),
+]
+
+
+def _alpha(f, value):
+  return dict(mixup_alpha=value) if f is jaxmix.mixup_cutmix else dict(alpha=value)
+
+
+def _cut(f):
+  return CUT if f is jaxmix.mixup_cutmix else {}
+
+
+def _assert_raises(fn, exc, match):
+  with pytest.raises(exc, match=match):
+    fn()
+  with pytest.raises(exc, match=match):
+    jax.eval_shape(fn)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(name, case):
+  _, call, exc, match = case
+  _assert_raises(lambda: call(METHODS[name]), exc, match)
+
+
+@pytest.mark.parametrize("name", ["cutmix", "mixup_cutmix"])
+@pytest.mark.parametrize("case", MASK_CASES, ids=[c[0] for c in MASK_CASES])
+def test_bad_input_for_mask_methods(name, case):
+  _, call, exc, match = case
+  _assert_raises(lambda: call(METHODS[name]), exc, match)
+
+
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
+    (dict(switch_prob=1.5), "switch_prob must lie in"),
+    (dict(switch_prob=-1.0), "switch_prob must lie in"),
+    (dict(cutmix_alpha=-1.0), "cutmix_alpha must be >= 0"),
+    (dict(mixup_alpha=0.0, cutmix_alpha=0.0), "mixup_alpha > 0, cutmix_alpha > 0 or cutmix_minmax"),
+    (dict(cutmix_minmax=(0.8, 0.2)), "cutmix_minmax"),
+  ],
+)
+def test_bad_mixup_cutmix_options(kwargs, match):
+  _assert_raises(lambda: jaxmix.mixup_cutmix(KEY, X, **kwargs), ValueError, match)
+
+
+def test_bad_plan_layer_input():
+  plan = jaxmix.sample_cutmix(KEY, 4, (6, 7))
+  _assert_raises(lambda: jaxmix.apply(plan, jnp.zeros((5, 6, 7, 3))), ValueError, "batch size 5")
+  _assert_raises(lambda: jaxmix.apply(plan, jnp.zeros((4, 6, 8, 3))), ValueError, "spatial shape")
+  _assert_raises(lambda: jaxmix.mix_labels(plan, IDS), ValueError, "num_classes is required")
+  _assert_raises(lambda: jaxmix.one_hot(IDS, 0), ValueError, "num_classes must be a positive int")
+  _assert_raises(lambda: jaxmix.one_hot(IDS, 4, smoothing=2.0), ValueError, "smoothing")
+  _assert_raises(lambda: jaxmix.one_hot(jnp.zeros(4), 4), TypeError, "integer class ids")
+  _assert_raises(lambda: jaxmix.sample_cutmix(KEY, 4, (6,)), ValueError, "spatial_shape must be")
+  _assert_raises(
+    lambda: jaxmix.sample_mixup_cutmix(KEY, 4, None, cutmix_alpha=1.0), ValueError, "spatial_shape"
+  )
+
+
+def test_numpy_scalars_are_checked_too():
+  _assert_raises(lambda: jaxmix.mixup(KEY, X, alpha=np.float32(-1.0)), ValueError, "alpha must be >= 0")
+  _assert_raises(lambda: jaxmix.cutmix(KEY, X, prob=np.float64(2.0)), ValueError, "prob must lie in")
+
+
+def test_traced_hyperparameters_are_not_rejected():
+  """Values given as arrays may be traced, so they are taken as given (no host sync)."""
+  out, _ = jax.jit(lambda a, p: jaxmix.mixup(KEY, X, alpha=a, prob=p))(0.5, 1.0)
+  assert out.shape == X.shape
