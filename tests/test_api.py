@@ -6,12 +6,15 @@ later are checked without touching this file):
 * every public function has a docstring with ``Args:`` and ``Returns:``;
 * every function that takes a key — the mixing methods and the ``sample_*``
   functions, i.e. every public function not in ``KEYLESS`` below — has
-  ``key`` as its first parameter, then at most the positional arguments named
-  in ``POSITIONAL`` (inputs/batch_size, labels/spatial_shape), and every
-  parameter after those is keyword-only.
+  ``key`` as its first parameter, then only data arguments named in
+  ``POSITIONAL`` (the batch and its targets: inputs/batch_size,
+  labels/spatial_shape, images with boxes/classes/valid, label maps, padding
+  masks, the two batches of cross-dataset mixing), and every option after
+  those is keyword-only.
 
-``KEYLESS`` is the short allow-list of utilities that take no key (they
-carry out or describe a plan); a new keyless utility must be added there.
+``KEYLESS`` is the allow-list of utilities that take no key (they carry out,
+transform or describe a plan, convert boxes, read files); a new keyless
+utility must be added there.
 """
 
 import inspect
@@ -32,8 +35,42 @@ from core_helpers import reference_mix
 
 import jaxmix
 
-KEYLESS = {"apply", "mix_labels", "one_hot"}
-POSITIONAL = {"inputs", "batch_size", "labels", "spatial_shape"}
+KEYLESS = {
+  "apply",
+  "mix_labels",
+  "one_hot",  # the plan layer
+  "keep_larger_share",
+  "remix_lam",
+  "with_plan_transform",  # plan transforms
+  "mix_label_maps",
+  "mix_token_labels",
+  "mix_boxes",
+  "mosaic_boxes",  # targets under a plan
+  "box_area",
+  "clip_boxes",
+  "convert_boxes",
+  "normalize_boxes",
+  "denormalize_boxes",  # box utilities
+  "read_voc",
+  "read_voc_batch",  # annotation readers
+  "local",
+  "local_key",  # sharding wrappers
+}
+POSITIONAL = {
+  "inputs",
+  "batch_size",
+  "labels",
+  "spatial_shape",
+  "images",
+  "boxes",
+  "classes",
+  "valid",
+  "label_maps",
+  "mask",
+  "batch_a",
+  "batch_b",
+  "fn",
+}
 # mixup_cutmix can cut, so all three take image batches here.
 OPTS = {"mixup": {}, "cutmix": {}, "mixup_cutmix": dict(cutmix_alpha=1.0)}
 
@@ -60,8 +97,8 @@ def test_docstring_has_args_and_returns(name):
 def test_key_first_options_keyword_only(name):
   params = list(inspect.signature(getattr(jaxmix, name)).parameters.values())
   assert params and params[0].name == "key", f"{name}: first parameter must be `key`"
-  positional = [p for p in params[1:] if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-  assert len(positional) <= 2, f"{name}: too many positional parameters {[p.name for p in positional]}"
+  keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD)
+  positional = [p for p in params[1:] if p.kind not in keyword]
   for p in positional:
     assert p.name in POSITIONAL, f"{name}: `{p.name}` must be keyword-only"
     assert p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD

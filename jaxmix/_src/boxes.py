@@ -135,13 +135,29 @@ def normalize_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int])
 
 
 def denormalize_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> jax.Array:
-  """Normalised boxes to pixels: x · W, y · H (any of the formats)."""
+  """Normalised boxes to pixels: x · W, y · H (any of the formats).
+
+  Args:
+    boxes: `[..., 4]` boxes with coordinates in [0, 1].
+    spatial_shape: the image's (H, W).
+
+  Returns:
+    float32 boxes of the same shape in pixels.
+  """
   _check_last_axis(boxes)
   return jnp.asarray(boxes, jnp.float32) * _scale(_check_spatial(spatial_shape))
 
 
 def clip_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> jax.Array:
-  """Clips pixel ``"xyxy"`` boxes `[..., 4]` to the image ``[0, W] × [0, H]``."""
+  """Clips pixel ``"xyxy"`` boxes `[..., 4]` to the image ``[0, W] × [0, H]``.
+
+  Args:
+    boxes: `[..., 4]` pixel boxes in ``"xyxy"`` format.
+    spatial_shape: the image's (H, W).
+
+  Returns:
+    float32 boxes of the same shape, each coordinate clipped to the image.
+  """
   _check_last_axis(boxes)
   h, w = _check_spatial(spatial_shape)
   b = jnp.asarray(boxes, jnp.float32)
@@ -150,7 +166,14 @@ def clip_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> j
 
 
 def box_area(boxes: jax.typing.ArrayLike) -> jax.Array:
-  """Areas of ``"xyxy"`` boxes `[..., 4]` (0 for empty or inverted boxes)."""
+  """Areas of ``"xyxy"`` boxes `[..., 4]` (0 for empty or inverted boxes).
+
+  Args:
+    boxes: `[..., 4]` boxes in ``"xyxy"`` format (pixels or normalised).
+
+  Returns:
+    `[...]` areas, in the units of `boxes` squared.
+  """
   b = jnp.asarray(boxes)
   return jnp.maximum(b[..., 2] - b[..., 0], 0) * jnp.maximum(b[..., 3] - b[..., 1], 0)
 

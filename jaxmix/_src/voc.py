@@ -150,6 +150,12 @@ def read_voc_batch(
 ) -> dict[str, Any]:
   """Reads several VOC files into `[B, max_boxes, ...]` arrays (see :func:`read_voc`).
 
+  Args:
+    sources: paths of VOC XML files (or XML strings, as :func:`read_voc` takes).
+    max_boxes: N, the padded number of boxes per image (static).
+    class_names: the class list that maps names to ids (VOC's 20 by default).
+    skip_difficult: drop objects marked ``difficult``.
+
   Returns:
     The dict of :func:`read_voc` with a leading batch axis; ``filename`` is
     a list.
