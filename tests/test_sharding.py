@@ -40,6 +40,7 @@ FAST = [
 SLOW = [
   "global_equals_one_device_auto_mesh",
   "global_equals_one_device_explicit_mesh_flip",
+  "global_equals_one_device_explicit_mesh_roll_permute",
   "local_shared_elem_folds_key",
   "local_shared_pair_folds_key",
   "local_shared_batch_has_one_lambda",
@@ -49,11 +50,9 @@ SLOW = [
   "local_uses_context_mesh",
 ]
 # Known bugs outside this module, reported to the lead (move an entry to SLOW when its fix lands):
-# * jaxmix/_src/pairing.py take_partner: on a mesh with Explicit axes (jax.make_mesh's default)
-#   jnp.roll / jnp.take along the sharded batch axis raise ShardingTypeError under plain jit.
 # * jaxmix/_src/fmix.py _top_k_mask: its fori_loop starts from a constant carry, so under the user's own
 #   shard_map (check_vma=True) with a per-device key it fails to trace (jaxmix.local is not affected).
-KNOWN_FAILING = ["global_equals_one_device_explicit_mesh_roll_permute", "fmix_traces_in_user_shard_map"]
+KNOWN_FAILING = ["fmix_traces_in_user_shard_map"]
 
 
 def _run_checks(*args: str) -> dict:

@@ -52,9 +52,25 @@ def partner_index(key: jax.Array, batch_size: int, pairing: str, *, involution: 
 
 
 def take_partner(x: jax.Array, pairing: str, index: jax.Array, axis: int = 0) -> jax.Array:
-  """Each sample's partner along `axis`: a slice for flip/roll, a gather for permute."""
+  """Each sample's partner along `axis`: a slice for flip/roll, a gather for permute.
+
+  On a mesh with Explicit axes (``jax.make_mesh``'s default) a roll or gather
+  along a sharded batch axis has no sharding rule under plain ``jit``; there it
+  runs under ``jax.sharding.auto_axes`` so XLA picks the communication, and the
+  result keeps `x`'s sharding. (``jaxmix.local`` avoids the communication.)
+  """
   if pairing == "flip":
     return jnp.flip(x, axis)
   if pairing == "roll":
-    return jnp.roll(x, 1, axis)
-  return jnp.take(x, index, axis=axis)
+    take = lambda v, i: jnp.roll(v, 1, axis)
+  else:
+    take = lambda v, i: jnp.take(v, i, axis=axis)
+  sharding = getattr(jax.typeof(x), "sharding", None)
+  spec = getattr(sharding, "spec", None)
+  mesh = getattr(sharding, "mesh", None)
+  explicit = mesh is not None and any(
+    t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ())
+  )
+  if explicit and spec is not None and len(spec) > axis and spec[axis] is not None:
+    return jax.sharding.auto_axes(take, out_sharding=sharding)(x, index)
+  return take(x, index)
