@@ -116,7 +116,9 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
 
   Float leaves keep their dtype (bf16 is blended in float32 and cast back);
   integer leaves (e.g. uint8 images) are blended in float32, rounded and
-  clipped to their dtype's range, as timm's fast collate does.
+  clipped to their dtype's range, as timm's fast collate does. Integer
+  class-id maps are not intensities: blending them under a soft weight makes
+  nonsense ids, so mix per-pixel label maps with :func:`jaxmix.mix_label_maps`.
 
   Args:
     plan: a plan from any ``sample_*`` function.
