@@ -124,6 +124,8 @@ def sample_attentive_cutmix(
   n = draws.num_draws(mode, batch_size)
   on = draws.per_sample(draws.gate(k_gate, prob, (n,)), mode, index)
   pasted = top_k_mask(jnp.take(jnp.asarray(features), index, axis=0), top_k, spatial_shape)
+  # A sample that is its own partner (odd batch, flip) stays unchanged.
+  on = on & (index != jnp.arange(batch_size, dtype=index.dtype))
   own = jnp.where(on[:, None, None], 1.0 - pasted, 1.0)
   plan = plan_lib.Plan(
     lam=jnp.mean(own, axis=(1, 2)),
