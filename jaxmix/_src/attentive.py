@@ -58,17 +58,39 @@ def cell_of(size: int, cells: int) -> np.ndarray:
   return (np.searchsorted(bounds, np.arange(size), side="right") - 1).astype(np.int32)
 
 
+def _top_cells(features: jax.Array, top_k: int) -> jax.Array:
+  """int32 `[B, top_k]`: flat ids of each map's highest cells (ties: lowest id)."""
+  b, gh, gw = features.shape
+  _, chosen = jax.lax.top_k(jnp.asarray(features, jnp.float32).reshape(b, gh * gw), top_k)
+  return chosen.astype(jnp.int32)
+
+
+def _cells_mask(chosen: jax.Array, grid: tuple[int, int], spatial_shape: tuple[int, int]) -> jax.Array:
+  """float32 `[B, H, W]`, 1 on the `chosen` cells: each pixel's static cell id
+  compared with the chosen ids, so XLA fuses the mask into the blend."""
+  (gh, gw), (h, w) = grid, spatial_shape
+  cell = cell_of(h, gh)[:, None] * gw + cell_of(w, gw)[None, :]
+  hit = jnp.asarray(cell, jnp.int32)[None, :, :, None] == chosen[:, None, None, :]
+  return jnp.any(hit, axis=-1).astype(jnp.float32)
+
+
+def _cells_area(chosen: jax.Array, grid: tuple[int, int], spatial_shape: tuple[int, int]) -> jax.Array:
+  """int32 `[B]`: pixels covered by the (distinct) `chosen` cells, from a static table."""
+  (gh, gw), (h, w) = grid, spatial_shape
+  rows = np.diff(np.arange(gh + 1) * h // gh)
+  cols = np.diff(np.arange(gw + 1) * w // gw)
+  area = jnp.asarray(np.outer(rows, cols).reshape(-1), jnp.int32)
+  return jnp.sum(area[chosen], axis=-1)
+
+
 def top_k_mask(features: jax.Array, top_k: int, spatial_shape: tuple[int, int]) -> jax.Array:
   """float32 `[B, H, W]`: 1 on pixels of each map's `top_k` highest cells.
 
-  Ties are broken by ``jax.lax.top_k`` (lowest flat index first).
+  The ``[B, h, w]`` grid is laid over the image with cell boundaries
+  ``i·H//h`` and ``j·W//w``. Ties are broken by ``jax.lax.top_k`` (lowest flat
+  index first).
   """
-  b, gh, gw = features.shape
-  h, w = spatial_shape
-  _, idx = jax.lax.top_k(jnp.asarray(features, jnp.float32).reshape(b, gh * gw), top_k)
-  chosen = jnp.zeros((b, gh * gw), jnp.float32).at[jnp.arange(b)[:, None], idx].set(1.0)
-  chosen = chosen.reshape(b, gh, gw)
-  return chosen[:, cell_of(h, gh)][:, :, cell_of(w, gw)]
+  return _cells_mask(_top_cells(features, top_k), features.shape[1:], spatial_shape)
 
 
 def sample_attentive_cutmix(
@@ -123,12 +145,18 @@ def sample_attentive_cutmix(
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
   n = draws.num_draws(mode, batch_size)
   on = draws.per_sample(draws.gate(k_gate, prob, (n,)), mode, index)
-  pasted = top_k_mask(jnp.take(jnp.asarray(features), index, axis=0), top_k, spatial_shape)
+  features = jnp.asarray(features)
+  grid = features.shape[1:]
+  chosen = _top_cells(pairing_lib.take_partner(features, pairing, index), top_k)
   # A sample that is its own partner (odd batch, flip) stays unchanged.
   on = on & (index != jnp.arange(batch_size, dtype=index.dtype))
-  own = jnp.where(on[:, None, None], 1.0 - pasted, 1.0)
+  own = jnp.where(on[:, None, None], 1.0 - _cells_mask(chosen, grid, spatial_shape), 1.0)
+  # λ from a static table of cell areas, so the mask is only read by the blend.
+  pasted = _cells_area(chosen, grid, spatial_shape).astype(jnp.float32) / (
+    spatial_shape[0] * spatial_shape[1]
+  )
   plan = plan_lib.Plan(
-    lam=jnp.mean(own, axis=(1, 2)),
+    lam=jnp.where(on, 1.0 - pasted, 1.0),
     index=index,
     blend=jnp.ones((batch_size,), jnp.float32),
     mask=own,

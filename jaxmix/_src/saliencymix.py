@@ -207,12 +207,20 @@ def _plan_from_peaks(
   return plan_lib.keep_self_pairs(plan)
 
 
-def _partners_maps(maps: jax.Array, index: jax.Array, mode: str) -> jax.Array:
-  """The maps the boxes are centred on: each sample's partner's, or in batch
-  mode the partner of sample 0's alone (the official code's one box)."""
+def _partner_peaks(
+  source: jax.Array, index: jax.Array, mode: str, pairing: str, peaks_of: Any
+) -> tuple[jax.Array, jax.Array]:
+  """Box centres: the peak of each sample's partner, or in batch mode the
+  peak of sample 0's partner alone (the official code's one box).
+
+  `peaks_of` maps a batch of `source` (maps or images) to (row, col) peaks.
+  Peaks are found in batch order and then paired (a reverse for flip),
+  which avoids gathering whole images.
+  """
   if mode == "batch":
-    return jnp.take(maps, index[:1], axis=0)
-  return jnp.take(maps, index, axis=0)
+    return peaks_of(jnp.take(source, index[:1], axis=0))
+  rows, cols = peaks_of(source)
+  return pairing_lib.take_partner(rows, pairing, index), pairing_lib.take_partner(cols, pairing, index)
 
 
 def sample_saliencymix(
@@ -270,8 +278,9 @@ def sample_saliencymix(
   _check_saliency(saliency, batch_size)
   k_pair, k_rest = jax.random.split(key)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
-  maps = _partners_maps(jnp.asarray(saliency), index, mode)
-  peaks = saliency_peaks(maps, spatial_shape)
+  peaks = _partner_peaks(
+    jnp.asarray(saliency), index, mode, pairing, lambda maps: saliency_peaks(maps, spatial_shape)
+  )
   return _plan_from_peaks(
     k_rest, batch_size, spatial_shape, index, peaks, alpha=alpha, prob=prob, mode=mode, pairing=pairing
   )
@@ -335,8 +344,11 @@ def saliencymix(
     k_pair, k_rest = jax.random.split(key)
     index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
     images = jax.tree_util.tree_leaves(inputs)[0]
-    maps = _saliency_at_work_size(_partners_maps(images, index, mode), data_format, saliency_size)
-    peaks = saliency_peaks(maps, spatial)
+
+    def peaks_of(batch):
+      return saliency_peaks(_saliency_at_work_size(batch, data_format, saliency_size), spatial)
+
+    peaks = _partner_peaks(images, index, mode, pairing, peaks_of)
     plan = _plan_from_peaks(
       k_rest, batch_size, spatial, index, peaks, alpha=alpha, prob=prob, mode=mode, pairing=pairing
     )
