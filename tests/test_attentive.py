@@ -193,3 +193,11 @@ def test_bad_arguments():
     jaxmix.attentive_cutmix(key, x, features=jnp.zeros((4, 7, 7)), prob=2.0)
   with pytest.raises(ValueError, match="mode"):
     jaxmix.attentive_cutmix(key, x, features=jnp.zeros((4, 7, 7)), mode="rows")
+
+
+def test_grad_wrt_inputs():
+  x = jax.random.uniform(jax.random.key(3), (4, 14, 14, 3))
+  feats = _features(4, 7, 7, seed=5)
+  g = jax.grad(lambda x: jnp.sum(jaxmix.attentive_cutmix(jax.random.key(1), x, features=feats)[0]))(x)
+  np.testing.assert_allclose(jnp.sum(g), x.size, rtol=1e-6)
+  assert set(np.unique(np.asarray(g)).tolist()) <= {0.0, 1.0, 2.0}

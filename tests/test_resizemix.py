@@ -220,3 +220,24 @@ def test_bad_arguments():
   plan = jaxmix.sample_resizemix(key, 4, (8, 8))
   with pytest.raises(ValueError, match="spatial shape"):
     jaxmix.apply(plan, jnp.zeros((4, 9, 8, 3)))
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear"])
+def test_grad_wrt_inputs(method):
+  x = _images(4, 12, 12, seed=14)
+  key = jax.random.key(1)
+
+  def loss(x):
+    return jnp.sum(jaxmix.resizemix(key, x, method=method, mode="elem")[0])
+
+  g = jax.grad(loss)(x)
+  # Every output pixel is a convex combination of input pixels.
+  assert bool(jnp.all(jnp.isfinite(g))) and bool(jnp.all(g >= 0))
+  np.testing.assert_allclose(jnp.sum(g), x.size, rtol=1e-5)
+
+
+def test_batch_mode_shares_one_box():
+  plan = jaxmix.sample_resizemix(jax.random.key(4), 8, (20, 20), mode="batch")
+  assert len(set(_boxes(plan))) == 1
+  plan = jaxmix.sample_resizemix(jax.random.key(4), 64, (20, 20), mode="elem")
+  assert len(set(_boxes(plan))) > 1

@@ -263,3 +263,22 @@ def test_bad_arguments():
     jaxmix.spectral_residual_saliency(jnp.zeros((8, 8)))
   with pytest.raises(ValueError, match="data_format"):
     jaxmix.spectral_residual_saliency(jnp.zeros((2, 8, 8, 3)), "HWC")
+
+
+def test_grad_wrt_inputs():
+  x = jax.random.uniform(jax.random.key(3), (4, 12, 12, 3))
+  key = jax.random.key(1)
+  g = jax.grad(lambda x: jnp.sum(jaxmix.saliencymix(key, x)[0]))(x)
+  # Each output pixel is a copy of one input pixel; the saliency peak (an
+  # argmax) carries no gradient.
+  np.testing.assert_allclose(jnp.sum(g), x.size, rtol=1e-6)
+  assert set(np.unique(np.asarray(g)).tolist()) <= {0.0, 1.0, 2.0}
+
+
+@pytest.mark.parametrize("mode", ["elem", "batch"])
+def test_nchw_matches_nhwc(mode):
+  x = _blob_images([(10, 12), (20, 6), (8, 20)], 28, 26, textured=True)
+  key = jax.random.key(7)
+  nhwc, _ = jaxmix.saliencymix(key, x, mode=mode)
+  nchw, _ = jaxmix.saliencymix(key, jnp.transpose(x, (0, 3, 1, 2)), mode=mode, data_format="NCHW")
+  np.testing.assert_array_equal(jnp.transpose(nchw, (0, 2, 3, 1)), nhwc)

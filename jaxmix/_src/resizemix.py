@@ -10,6 +10,14 @@ usually reproduced with): the side ratio τ ~ U(0.1, 0.8) (``scope``), box
 sides ``int(τ·H)`` and ``int(τ·W)`` centred at a uniform pixel and clipped to
 the image, the partner resized to the clipped box with ``nearest``
 interpolation (``F.interpolate``'s default there; mmpretrain uses bilinear).
+
+Box sizes are traced, so the resize cannot be ``jax.image.resize`` (static
+output shape). Each output pixel inside the box reads the partner at its
+source coordinate with per-sample gathers (separable: rows, then columns).
+``jax.image.scale_and_translate`` under ``vmap`` accepts traced scales too
+and gives the same result (it is the reference in the tests), but it
+resamples with dense ``[H, H]`` weight matrices: on the CPU it measured
+about 5× slower than the gathers at 224 × 224 and no faster at 32 × 32.
 """
 
 from __future__ import annotations
