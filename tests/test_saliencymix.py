@@ -154,6 +154,7 @@ def test_low_resolution_map_peaks_at_the_cell_centre():
   np.testing.assert_array_equal(cols, [12, 2])
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None)
 @given(
   b=st.integers(1, 5),
