@@ -96,11 +96,7 @@ def _source_coords(start: jax.Array, stop: jax.Array, size: int, method: str):
 
 
 def _take(x: jax.Array, index: jax.Array, axis: int) -> jax.Array:
-  """Gather of `x` along `axis` with `index` `[B, n]` (per sample) or `[1, n]`
-  (shared by the batch: a plain ``take``, which XLA:CPU runs about twice as
-  fast at 224 × 224)."""
-  if index.shape[0] == 1:
-    return jnp.take(x, index[0], axis=axis)
+  """Per-sample gather of `x` along `axis` with `index` `[B, n]`."""
   shape = [1] * x.ndim
   shape[0], shape[axis] = index.shape
   return jnp.take_along_axis(x, index.reshape(shape), axis=axis)
@@ -138,8 +134,6 @@ class ResizeMixPlan:
       maps) must be resampled with ``"nearest"``: the one-call
       :func:`resizemix` does so; with :func:`jaxmix.apply` pass
       ``plan.for_integer_leaves()`` for them.
-    shared_box: True when every non-empty box is the same (``mode="batch"``),
-      so the resampling coordinates are shared by the batch (static).
   """
 
   lam: jax.Array
@@ -148,7 +142,6 @@ class ResizeMixPlan:
   pairing: str = struct.field(pytree_node=False, default="flip")
   spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
   method: str = struct.field(pytree_node=False, default="nearest")
-  shared_box: bool = struct.field(pytree_node=False, default=False)
 
   @property
   def batch_size(self) -> int:
@@ -167,8 +160,7 @@ class ResizeMixPlan:
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
     h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
     h, w = self.spatial_shape
-    box = jnp.max(self.box, axis=0, keepdims=True) if self.shared_box else self.box
-    top, bottom, left, right = (box[:, i] for i in range(4))
+    top, bottom, left, right = (self.box[:, i] for i in range(4))
     rows = _source_coords(top, bottom, h, self.method)
     cols = _source_coords(left, right, w, self.method)
     resized = _resample(_resample(partner, rows, h_axis, self.method), cols, w_axis, self.method)
@@ -257,7 +249,6 @@ def sample_resizemix(
     pairing=pairing,
     spatial_shape=spatial_shape,
     method=method,
-    shared_box=mode == "batch",
   )
 
 
