@@ -153,6 +153,10 @@ def _mix_in_dtype(plan: Any, x: jax.Array, data_format: str) -> jax.Array:
     compute = jnp.promote_types(dtype, jnp.float32)
     return plan.mix_leaf(x.astype(compute), data_format).astype(dtype)
   info = jnp.iinfo(dtype)
+  # A plan that resamples (ResizeMix) says how integer leaves, e.g. class-id
+  # maps, must be read: nearest, never interpolated.
+  if hasattr(plan, "for_integer_leaves"):
+    plan = plan.for_integer_leaves()
   out = jnp.round(plan.mix_leaf(x.astype(jnp.float32), data_format))
   return jnp.clip(out, info.min, info.max).astype(dtype)
 
