@@ -170,6 +170,14 @@ def sample_choose(
       raise ValueError(f"spatial_shape must be (H, W), got {spatial_shape!r}.")
     spatial_shape = tuple(int(s) for s in spatial_shape)
   fns = [_resolve(m) for m in methods]
+  if spatial_shape is None:
+    for i, fn in enumerate(fns):
+      try:
+        param = inspect.signature(fn).parameters.get("spatial_shape")
+      except (TypeError, ValueError):
+        param = None
+      if param is not None and param.default is inspect.Parameter.empty:
+        raise ValueError(f"spatial_shape (H, W) is required: methods[{i}] takes one.")
   weights = _check_weights(weights, len(fns))
   k_choice, k_methods, k_gate = jax.random.split(key, 3)
 

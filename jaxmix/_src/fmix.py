@@ -18,6 +18,7 @@ with a traced ``k``, never with a data-dependent shape.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -66,8 +67,18 @@ def fmix_grey_map(
   """
   validation.check_key(key)
   validation.check_nonnegative("decay_power", decay_power)
-  h, w = _check_spatial(spatial_shape)
-  n = 1 if num is None else int(num)
+  spatial_shape = _check_spatial(spatial_shape)
+  grey = _grey_maps(key, decay_power, spatial_shape=spatial_shape, num=1 if num is None else int(num))
+  return grey[0] if num is None else grey
+
+
+# Jitted so that eager calls (notebooks, tests) reuse one compiled program.
+@functools.partial(jax.jit, static_argnames=("spatial_shape", "num"))
+def _grey_maps(
+  key: jax.Array, decay_power: jax.Array, *, spatial_shape: tuple[int, int], num: int
+) -> jax.Array:
+  h, w = spatial_shape
+  n = num
   fy = jnp.fft.fftfreq(h)[:, None]
   fx = jnp.fft.rfftfreq(w)[None, :]
   freqs = jnp.sqrt(fy * fy + fx * fx)
@@ -75,8 +86,7 @@ def fmix_grey_map(
   parts = jax.random.normal(key, (2, n) + freqs.shape, jnp.float32) * scale
   grey = jnp.fft.irfft2(jax.lax.complex(parts[0], parts[1]), s=(h, w), axes=(-2, -1)).astype(jnp.float32)
   grey = grey - grey.min(axis=(-2, -1), keepdims=True)
-  grey = grey / jnp.maximum(grey.max(axis=(-2, -1), keepdims=True), jnp.finfo(jnp.float32).tiny)
-  return grey[0] if num is None else grey
+  return grey / jnp.maximum(grey.max(axis=(-2, -1), keepdims=True), jnp.finfo(jnp.float32).tiny)
 
 
 def num_ones(key: jax.Array, lam: jax.Array, size: int) -> jax.Array:
@@ -130,9 +140,11 @@ def _ranked_mask(grey: jax.Array, num: jax.Array, soft: jax.Array) -> jax.Array:
   low = (num - soft)[:, None]
   width = (2 * soft)[:, None]
   ramp = 1.0 - (rank - low).astype(jnp.float32) / jnp.maximum(width - 1, 1).astype(jnp.float32)
+  ramp = jnp.clip(ramp, 0.0, 1.0)  # a division rewritten as a reciprocal can leave -3e-8 at the end
   return jnp.where(rank < low, 1.0, jnp.where(rank >= low + width, 0.0, ramp))
 
 
+@jax.jit
 def binarise(
   grey: jax.Array,
   num: jax.Array,
@@ -222,7 +234,38 @@ def sample_fmix(
   validation.check_nonnegative("decay_power", decay_power)
   validation.check_unit_interval("max_soft", max_soft)
   validation.check_unit_interval("prob", prob)
-  h, w = _check_spatial(spatial_shape)
+  validation.check_choice("mode", mode, validation.MODES)
+  validation.check_choice("pairing", pairing, validation.PAIRINGS)
+  return _sample_fmix(
+    key,
+    alpha,
+    decay_power,
+    max_soft,
+    prob,
+    batch_size=int(batch_size),
+    spatial_shape=_check_spatial(spatial_shape),
+    reformulate=bool(reformulate),
+    mode=mode,
+    pairing=pairing,
+  )
+
+
+# One compiled program per static configuration, also for eager calls.
+@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_shape", "reformulate", "mode", "pairing"))
+def _sample_fmix(
+  key: jax.Array,
+  alpha: jax.Array,
+  decay_power: jax.Array,
+  max_soft: jax.Array,
+  prob: jax.Array,
+  *,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  reformulate: bool,
+  mode: str,
+  pairing: str,
+) -> plan_lib.Plan:
+  h, w = spatial_shape
   n = draws.num_draws(mode, batch_size)
   k_pair, k_lam, k_grey, k_num, k_gate = jax.random.split(key, 5)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
@@ -231,7 +274,7 @@ def sample_fmix(
     drawn = jnp.where(alpha > 0, draws.beta(k_lam, alpha + 1.0, (n,), alpha), 1.0)
   else:
     drawn = draws.beta(k_lam, alpha, (n,))
-  grey = fmix_grey_map(k_grey, (h, w), decay_power=decay_power, num=n)
+  grey = _grey_maps(k_grey, decay_power, spatial_shape=(h, w), num=n)
   mask = binarise(grey, num_ones(k_num, drawn, h * w), drawn, max_soft)
   on = draws.gate(k_gate, prob, (n,))
   mask = jnp.where(on[:, None, None], mask, 1.0)

@@ -2,9 +2,9 @@
 context mapping", Pattern Recognition 2021).
 
 The image is cut into an ``n × n`` grid; each cell independently comes from
-the partner with probability ``p``. With ``hole < 1`` only a centred square
-hole of side ``hole ·`` (cell side) of a chosen cell is taken from the
-partner, which gives the regular hole pattern of the GridMixup variant that
+the partner with probability ``p``. With ``hole < 1`` only a square hole of
+side ``hole ·`` (cell side) at the top-left corner of a chosen cell is taken
+from the partner, which gives the regular hole pattern of the GridMixup variant that
 OpenMixup ships (github.com/IlyaDobrynin/GridMixup). λ is the exact share of
 the sample's own pixels, counted from the mask.
 
@@ -17,6 +17,7 @@ The mask comes from iota comparisons: pixel ``(h, w)`` lies in cell
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -48,6 +49,7 @@ def _check_grid_size(grid_size: Any, spatial_shape: tuple[int, int]) -> tuple[in
   return lo, hi
 
 
+@functools.partial(jax.jit, static_argnames=("num", "spatial_shape", "grid_size"))
 def partner_masks(
   key: jax.Array,
   num: int,
@@ -86,9 +88,9 @@ def partner_masks(
   hole = jnp.asarray(hole, jnp.float32)
 
   def in_hole(pos: jax.Array, size: int) -> jax.Array:
-    # Position of the pixel centre inside its cell, in [0, 1).
+    # Position of the pixel centre inside its cell, in [0, 1); the hole is [0, hole).
     frac = jnp.mod((pos.astype(jnp.float32) + 0.5) * n.astype(jnp.float32) / size, 1.0)
-    return (jnp.abs(frac - 0.5) < hole / 2) | (hole >= 1)
+    return frac < hole
 
   holes = in_hole(rows, h)[:, :, None] & in_hole(cols, w)[:, None, :]
   return (in_chosen & holes).astype(jnp.float32)
@@ -137,6 +139,36 @@ def sample_gridmix(
   validation.check_unit_interval("prob", prob)
   h, w = _check_spatial(spatial_shape)
   grid_size = _check_grid_size(grid_size, (h, w))
+  validation.check_choice("mode", mode, validation.MODES)
+  validation.check_choice("pairing", pairing, validation.PAIRINGS)
+  return _sample_gridmix(
+    key,
+    p,
+    hole,
+    prob,
+    batch_size=int(batch_size),
+    spatial_shape=(h, w),
+    grid_size=grid_size,
+    mode=mode,
+    pairing=pairing,
+  )
+
+
+# One compiled program per static configuration, also for eager calls.
+@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_shape", "grid_size", "mode", "pairing"))
+def _sample_gridmix(
+  key: jax.Array,
+  p: Any,
+  hole: Any,
+  prob: Any,
+  *,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  grid_size: tuple[int, int],
+  mode: str,
+  pairing: str,
+) -> plan_lib.Plan:
+  h, w = spatial_shape
   n = draws.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")

@@ -25,6 +25,7 @@ Both masks are outer products of a row and a column profile, so building
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -53,6 +54,7 @@ def _check_range(name: str, value: Any) -> None:
     raise ValueError(f"{name} must satisfy 0 < low <= high, got {value!r}.")
 
 
+@functools.partial(jax.jit, static_argnames=("num", "spatial_shape", "shape"))
 def partner_masks(
   key: jax.Array,
   num: int,
@@ -153,6 +155,38 @@ def sample_smoothmix(
   validation.check_nonnegative("edge", edge)
   validation.check_unit_interval("prob", prob)
   h, w = _check_spatial(spatial_shape)
+  validation.check_choice("mode", mode, validation.MODES)
+  validation.check_choice("pairing", pairing, validation.PAIRINGS)
+  return _sample_smoothmix(
+    key,
+    sigma,
+    alpha,
+    edge,
+    prob,
+    batch_size=int(batch_size),
+    spatial_shape=(h, w),
+    shape=shape,
+    mode=mode,
+    pairing=pairing,
+  )
+
+
+# One compiled program per static configuration, also for eager calls.
+@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_shape", "shape", "mode", "pairing"))
+def _sample_smoothmix(
+  key: jax.Array,
+  sigma: Any,
+  alpha: Any,
+  edge: Any,
+  prob: Any,
+  *,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  shape: str,
+  mode: str,
+  pairing: str,
+) -> plan_lib.Plan:
+  h, w = spatial_shape
   n = draws.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
