@@ -48,11 +48,8 @@ SLOW = [
   "local_pytree_and_uint8",
   "local_2d_mesh_batch_over_both_axes",
   "local_uses_context_mesh",
+  "fmix_traces_in_user_shard_map",
 ]
-# Known bugs outside this module, reported to the lead (move an entry to SLOW when its fix lands):
-# * jaxmix/_src/fmix.py _top_k_mask: its fori_loop starts from a constant carry, so under the user's own
-#   shard_map (check_vma=True) with a per-device key it fails to trace (jaxmix.local is not affected).
-KNOWN_FAILING = ["fmix_traces_in_user_shard_map"]
 
 
 def _run_checks(*args: str) -> dict:
@@ -74,11 +71,11 @@ def fast_results():
 
 @pytest.fixture(scope="module")
 def slow_results():
-  return _run_checks(*SLOW, *KNOWN_FAILING)
+  return _run_checks(*SLOW)
 
 
 def test_every_check_is_listed():
-  assert sorted(_run_checks("--list")) == sorted(FAST + SLOW + KNOWN_FAILING)
+  assert sorted(_run_checks("--list")) == sorted(FAST + SLOW)
 
 
 @pytest.mark.parametrize("name", FAST)
@@ -89,13 +86,6 @@ def test_on_8_devices(fast_results, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SLOW)
 def test_on_8_devices_more(slow_results, name):
-  assert slow_results[name]["ok"], slow_results[name]["info"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", KNOWN_FAILING)
-@pytest.mark.xfail(strict=True, reason="known bug outside sharding.py, see KNOWN_FAILING")
-def test_on_8_devices_known_failing(slow_results, name):
   assert slow_results[name]["ok"], slow_results[name]["info"]
 
 

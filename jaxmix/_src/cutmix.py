@@ -22,9 +22,13 @@ def _check_minmax(cutmix_minmax: tuple[float, float] | None) -> None:
 
 
 def _check_spatial(spatial_shape: Any) -> tuple[int, int]:
-  if len(tuple(spatial_shape)) != 2:
+  try:
+    shape = tuple(int(s) for s in spatial_shape)
+  except TypeError:
+    shape = ()
+  if len(shape) != 2:
     raise ValueError(f"spatial_shape must be (H, W), got {spatial_shape!r}.")
-  return tuple(int(s) for s in spatial_shape)
+  return shape
 
 
 def draw_boxes(

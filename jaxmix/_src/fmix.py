@@ -115,8 +115,10 @@ def _top_k_mask(grey: jax.Array, num: jax.Array) -> jax.Array:
     return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
 
   one_bits = 0x3F800000  # the bits of 1.0, the largest grey value
-  lo = jnp.zeros((n, 1), jnp.int32)
-  hi = jnp.full((n, 1), one_bits + 1, jnp.int32)
+  # The carry starts from `num` (times 0) so that it varies across devices like
+  # `num` does; a constant start fails to trace inside a user's shard_map.
+  lo = jnp.zeros((n, 1), jnp.int32) + num * 0
+  hi = lo + (one_bits + 1)
   kth, _ = jax.lax.fori_loop(0, (one_bits + 1).bit_length(), halve, (lo, hi))
   above = bits > kth
   tied = bits == kth
