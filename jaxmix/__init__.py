@@ -10,23 +10,33 @@ from jaxmix._src.cutmix import mixup_cutmix
 from jaxmix._src.cutmix import sample_cutmix
 from jaxmix._src.cutmix import sample_mixup_cutmix
 from jaxmix._src.labels import one_hot
+from jaxmix._src.manifold import ManifoldPlan
+from jaxmix._src.manifold import manifold_point
+from jaxmix._src.manifold import sample_manifold
 from jaxmix._src.mixup import mixup
 from jaxmix._src.mixup import sample_mixup
 from jaxmix._src.plan import Plan
 from jaxmix._src.plan import apply
 from jaxmix._src.plan import mix_labels
+from jaxmix._src.schedules import off_after
+from jaxmix._src.schedules import scheduled
 
 __version__ = "0.1.0"
 
 __all__ = [
+  "ManifoldPlan",
   "Plan",
   "apply",
   "cutmix",
+  "manifold_point",
   "mix_labels",
   "mixup",
   "mixup_cutmix",
+  "off_after",
   "one_hot",
   "sample_cutmix",
+  "sample_manifold",
   "sample_mixup",
   "sample_mixup_cutmix",
+  "scheduled",
 ]
