@@ -75,15 +75,15 @@ class NNXBlock(nnx.Module):
     self.bn1 = nnx.BatchNorm(features, momentum=0.9, rngs=rngs)
     self.conv2 = nnx.Conv(features, features, (3, 3), use_bias=False, rngs=rngs)
     self.bn2 = nnx.BatchNorm(features, momentum=0.9, rngs=rngs)
-    self.proj = None
-    if in_features != features or stride != 1:
+    self.has_proj = in_features != features or stride != 1
+    if self.has_proj:
       self.proj = nnx.Conv(in_features, features, (1, 1), strides=stride, use_bias=False, rngs=rngs)
       self.bn_proj = nnx.BatchNorm(features, momentum=0.9, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = nnx.relu(self.bn1(self.conv1(x)))
     y = self.bn2(self.conv2(y))
-    if self.proj is not None:
+    if self.has_proj:
       x = self.bn_proj(self.proj(x))
     return nnx.relu(x + y)
 
