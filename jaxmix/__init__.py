@@ -5,10 +5,17 @@ soft_labels)`` built from two layers: ``sample_<method>`` draws a plan and
 :func:`apply` / :func:`mix_labels` carry it out on any pytree.
 """
 
+from jaxmix._src.choose import choose
+from jaxmix._src.choose import sample_choose
 from jaxmix._src.cutmix import cutmix
 from jaxmix._src.cutmix import mixup_cutmix
 from jaxmix._src.cutmix import sample_cutmix
 from jaxmix._src.cutmix import sample_mixup_cutmix
+from jaxmix._src.fmix import fmix
+from jaxmix._src.fmix import fmix_grey_map
+from jaxmix._src.fmix import sample_fmix
+from jaxmix._src.gridmix import gridmix
+from jaxmix._src.gridmix import sample_gridmix
 from jaxmix._src.labels import one_hot
 from jaxmix._src.manifold import ManifoldPlan
 from jaxmix._src.manifold import manifold_point
@@ -20,6 +27,8 @@ from jaxmix._src.plan import apply
 from jaxmix._src.plan import mix_labels
 from jaxmix._src.schedules import off_after
 from jaxmix._src.schedules import scheduled
+from jaxmix._src.smoothmix import sample_smoothmix
+from jaxmix._src.smoothmix import smoothmix
 
 __version__ = "0.1.0"
 
@@ -27,16 +36,25 @@ __all__ = [
   "ManifoldPlan",
   "Plan",
   "apply",
+  "choose",
   "cutmix",
+  "fmix",
+  "fmix_grey_map",
+  "gridmix",
   "manifold_point",
   "mix_labels",
   "mixup",
   "mixup_cutmix",
   "off_after",
   "one_hot",
+  "sample_choose",
   "sample_cutmix",
+  "sample_fmix",
+  "sample_gridmix",
   "sample_manifold",
   "sample_mixup",
   "sample_mixup_cutmix",
+  "sample_smoothmix",
   "scheduled",
+  "smoothmix",
 ]
