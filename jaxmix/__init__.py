@@ -5,6 +5,8 @@ soft_labels)`` built from two layers: ``sample_<method>`` draws a plan and
 :func:`apply` / :func:`mix_labels` carry it out on any pytree.
 """
 
+from jaxmix._src.attentive import attentive_cutmix
+from jaxmix._src.attentive import sample_attentive_cutmix
 from jaxmix._src.choose import choose
 from jaxmix._src.choose import sample_choose
 from jaxmix._src.cutmix import cutmix
@@ -25,6 +27,12 @@ from jaxmix._src.mixup import sample_mixup
 from jaxmix._src.plan import Plan
 from jaxmix._src.plan import apply
 from jaxmix._src.plan import mix_labels
+from jaxmix._src.resizemix import ResizeMixPlan
+from jaxmix._src.resizemix import resizemix
+from jaxmix._src.resizemix import sample_resizemix
+from jaxmix._src.saliencymix import saliencymix
+from jaxmix._src.saliencymix import sample_saliencymix
+from jaxmix._src.saliencymix import spectral_residual_saliency
 from jaxmix._src.schedules import off_after
 from jaxmix._src.schedules import scheduled
 from jaxmix._src.smoothmix import sample_smoothmix
@@ -35,7 +43,9 @@ __version__ = "0.1.0"
 __all__ = [
   "ManifoldPlan",
   "Plan",
+  "ResizeMixPlan",
   "apply",
+  "attentive_cutmix",
   "choose",
   "cutmix",
   "fmix",
@@ -47,6 +57,9 @@ __all__ = [
   "mixup_cutmix",
   "off_after",
   "one_hot",
+  "resizemix",
+  "saliencymix",
+  "sample_attentive_cutmix",
   "sample_choose",
   "sample_cutmix",
   "sample_fmix",
@@ -54,7 +67,10 @@ __all__ = [
   "sample_manifold",
   "sample_mixup",
   "sample_mixup_cutmix",
+  "sample_resizemix",
+  "sample_saliencymix",
   "sample_smoothmix",
   "scheduled",
   "smoothmix",
+  "spectral_residual_saliency",
 ]

@@ -1,0 +1,218 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+import jaxmix
+from jaxmix._src import resizemix as rm
+
+
+def _images(b, h, w, c=3, seed=0, dtype=jnp.float32):
+  x = jax.random.uniform(jax.random.key(seed), (b, h, w, c), jnp.float32)
+  if dtype == jnp.uint8:
+    return (x * 255).astype(jnp.uint8)
+  return x.astype(dtype)
+
+
+def _boxes(plan):
+  return [tuple(int(v) for v in row) for row in np.asarray(plan.box)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+  b=st.integers(1, 5),
+  h=st.integers(3, 20),
+  w=st.integers(3, 20),
+  mode=st.sampled_from(["batch", "pair", "elem"]),
+  seed=st.integers(0, 1000),
+)
+def test_lam_is_exact_own_share_on_the_output(b, h, w, mode, seed):
+  # Sample i is filled with the value i + 1, so every output pixel tells its source.
+  x = jnp.broadcast_to(jnp.arange(1, b + 1, dtype=jnp.float32)[:, None, None, None], (b, h, w, 2))
+  plan = jaxmix.sample_resizemix(jax.random.key(seed), b, (h, w), mode=mode)
+  out = jaxmix.apply(plan, x)
+  index = np.asarray(plan.index)
+  for i in range(b):
+    own = np.mean(np.asarray(out[i]) == i + 1)
+    partner = np.mean(np.asarray(out[i]) == index[i] + 1)
+    assert np.isclose(float(plan.lam[i]), own if index[i] != i else 1.0)
+    if index[i] != i:
+      assert np.isclose(own + partner, 1.0)
+    t, bo, le, r = _boxes(plan)[i]
+    assert np.isclose(float(plan.lam[i]), 1 - (bo - t) * (r - le) / (h * w))
+  y = jaxmix.mix_labels(plan, jnp.arange(b), num_classes=b)
+  np.testing.assert_allclose(y[jnp.arange(b), jnp.arange(b)], plan.lam, atol=1e-6)
+  np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-6)
+
+
+def test_box_follows_scope_and_is_clipped():
+  h, w = 40, 30
+  plan = jaxmix.sample_resizemix(jax.random.key(3), 512, (h, w), mode="elem", scope=(0.25, 0.5))
+  box = np.asarray(plan.box)
+  heights, widths = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
+  assert heights.max() <= 2 * (int(0.5 * h) // 2) and widths.max() <= 2 * (int(0.5 * w) // 2)
+  assert (
+    (box[:, 0] >= 0).all() and (box[:, 1] <= h).all() and (box[:, 2] >= 0).all() and (box[:, 3] <= w).all()
+  )
+  # Boxes whose centre is far from the borders keep their full drawn size.
+  assert heights.min() < 2 * (int(0.5 * h) // 2) and np.median(heights) >= 2 * (int(0.25 * h) // 2) - 1
+  # The side ratio is shared by both axes (same τ).
+  inner = (box[:, 0] > 0) & (box[:, 1] < h) & (box[:, 2] > 0) & (box[:, 3] < w)
+  tau_h = heights[inner] / h
+  tau_w = widths[inner] / w
+  assert np.all(np.abs(tau_h - tau_w) < 2.5 / min(h, w))
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear"])
+def test_pasted_region_is_the_whole_partner_resized(method):
+  b, h, w = 4, 24, 18
+  x = _images(b, h, w, seed=1)
+  plan = jaxmix.sample_resizemix(jax.random.key(7), b, (h, w), mode="elem", method=method, scope=(0.3, 0.9))
+  out = jaxmix.apply(plan, x)
+  index = np.asarray(plan.index)
+  for i, (t, bo, le, r) in enumerate(_boxes(plan)):
+    inside = np.zeros((h, w), bool)
+    inside[t:bo, le:r] = True
+    np.testing.assert_array_equal(np.asarray(out[i])[~inside], np.asarray(x[i])[~inside])
+    if bo == t or r == le:
+      continue
+    partner = x[index[i]]
+    if method == "nearest":
+      ref = jax.image.resize(partner, (bo - t, r - le, 3), "nearest")
+    else:
+      scale = jnp.array([(bo - t) / h, (r - le) / w])
+      ref = jax.image.scale_and_translate(
+        partner, (bo - t, r - le, 3), (0, 1), scale, jnp.zeros(2), "linear", antialias=False
+      )
+    np.testing.assert_allclose(out[i, t:bo, le:r], ref, atol=1e-5)
+
+
+def test_outputs_lie_between_sources():
+  b, h, w = 6, 16, 16
+  x = _images(b, h, w, seed=2)
+  for method in rm.METHODS:
+    plan = jaxmix.sample_resizemix(jax.random.key(0), b, (h, w), mode="elem", method=method)
+    out = jaxmix.apply(plan, x)
+    partner = x[plan.index]
+    lo = jnp.minimum(x.min(axis=(1, 2), keepdims=True), partner.min(axis=(1, 2), keepdims=True))
+    hi = jnp.maximum(x.max(axis=(1, 2), keepdims=True), partner.max(axis=(1, 2), keepdims=True))
+    assert bool(jnp.all(out >= lo - 1e-6)) and bool(jnp.all(out <= hi + 1e-6))
+    weight = plan.own_weight()
+    assert bool(jnp.all((weight >= 0) & (weight <= 1)))
+    np.testing.assert_allclose(weight.mean(axis=(1, 2)), plan.lam, atol=1e-6)
+
+
+def test_pytree_with_label_map_uses_nearest_and_same_box():
+  b, h, w = 4, 20, 20
+  x = _images(b, h, w, seed=4)
+  seg = jnp.broadcast_to(jnp.arange(b, dtype=jnp.int32)[:, None, None] * 7, (b, h, w))
+  key = jax.random.key(5)
+  (mx, mseg), y = jaxmix.resizemix(
+    key, (x, seg), jnp.arange(b), num_classes=b, method="bilinear", mode="elem"
+  )
+  plan = jaxmix.sample_resizemix(key, b, (h, w), method="bilinear", mode="elem")
+  assert mseg.dtype == jnp.int32
+  # Label map values stay valid class ids, and each pixel's id names its source.
+  values = set(np.unique(np.asarray(mseg)).tolist())
+  assert values <= {0, 7, 14, 21}
+  inside = np.asarray(plan.own_weight()) == 0
+  index = np.asarray(plan.index)
+  np.testing.assert_array_equal(np.asarray(mseg) == np.asarray(seg), ~inside)
+  np.testing.assert_array_equal(np.asarray(mseg)[inside], (index[:, None, None] * 7 * inside)[inside])
+  np.testing.assert_allclose(mx, jaxmix.apply(plan, x))
+  np.testing.assert_allclose(y[jnp.arange(b), jnp.arange(b)], plan.lam, atol=1e-6)
+  # The generic apply with plan.for_integer_leaves() gives the same label map.
+  np.testing.assert_array_equal(jaxmix.apply(plan.for_integer_leaves(), seg), mseg)
+
+
+def test_same_key_same_output_jit_and_vmap():
+  b, h, w = 4, 12, 10
+  x = _images(b, h, w, seed=6)
+  labels = jnp.arange(b)
+
+  def f(key):
+    return jaxmix.resizemix(key, x, labels, num_classes=b, mode="elem", method="bilinear")
+
+  key = jax.random.key(11)
+  a, ya = f(key)
+  c, yc = f(key)
+  np.testing.assert_array_equal(a, c)
+  j, yj = jax.jit(f)(key)
+  np.testing.assert_allclose(j, a, atol=1e-6)
+  np.testing.assert_allclose(yj, ya, atol=1e-6)
+  keys = jax.random.split(jax.random.key(12), 3)
+  vm, vy = jax.vmap(f)(keys)
+  for k in range(3):
+    lo, ly = f(keys[k])
+    np.testing.assert_allclose(vm[k], lo, atol=1e-6)
+    np.testing.assert_allclose(vy[k], ly, atol=1e-6)
+
+
+def test_legacy_key_and_nchw():
+  b, h, w = 3, 14, 12
+  x = _images(b, h, w, seed=8)
+  key = jax.random.PRNGKey(2)
+  nhwc, _ = jaxmix.resizemix(key, x, mode="elem")
+  nchw, _ = jaxmix.resizemix(key, jnp.transpose(x, (0, 3, 1, 2)), mode="elem", data_format="NCHW")
+  np.testing.assert_allclose(jnp.transpose(nchw, (0, 2, 3, 1)), nhwc)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
+def test_dtype_kept(dtype):
+  x = _images(4, 16, 16, seed=9, dtype=dtype)
+  for method in rm.METHODS:
+    out, _ = jaxmix.resizemix(jax.random.key(0), x, method=method)
+    assert out.dtype == x.dtype and out.shape == x.shape
+
+
+def test_prob_zero_is_identity_and_prob_is_traced():
+  b, h, w = 4, 12, 12
+  x = _images(b, h, w, seed=10)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def f(key, prob, lo, hi, smoothing):
+    return jaxmix.resizemix(
+      key, x, jnp.arange(b), num_classes=b, prob=prob, scope=(lo, hi), label_smoothing=smoothing
+    )
+
+  key = jax.random.key(0)
+  out, y = f(key, 0.0, 0.1, 0.8, 0.0)
+  np.testing.assert_array_equal(out, x)
+  np.testing.assert_allclose(y, jnp.eye(b))
+  out, _ = f(key, 1.0, 0.5, 0.6, 0.1)
+  assert not np.array_equal(np.asarray(out), np.asarray(x))
+  f(key, 0.5, 0.2, 0.3, 0.2)
+
+
+def test_odd_batch_middle_sample_unchanged():
+  x = _images(5, 10, 10, seed=13)
+  plan = jaxmix.sample_resizemix(jax.random.key(0), 5, (10, 10), scope=(0.8, 0.8))
+  out = jaxmix.apply(plan, x)
+  np.testing.assert_array_equal(out[2], x[2])
+  assert float(plan.lam[2]) == 1.0
+
+
+def test_bad_arguments():
+  key = jax.random.key(0)
+  with pytest.raises(ValueError, match="scope"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), scope=(0.9, 0.1))
+  with pytest.raises(ValueError, match="scope"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), scope=0.5)
+  with pytest.raises(ValueError, match="method"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), method="cubic")
+  with pytest.raises(ValueError, match="mode"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), mode="sample")
+  with pytest.raises(ValueError, match="spatial_shape"):
+    jaxmix.sample_resizemix(key, 4, (8,))
+  with pytest.raises(ValueError, match="prob"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), prob=1.5)
+  with pytest.raises(ValueError, match="spatial"):
+    jaxmix.resizemix(key, jnp.zeros((4, 8)))
+  plan = jaxmix.sample_resizemix(key, 4, (8, 8))
+  with pytest.raises(ValueError, match="spatial shape"):
+    jaxmix.apply(plan, jnp.zeros((4, 9, 8, 3)))
