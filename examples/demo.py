@@ -21,13 +21,13 @@ import train  # noqa: E402
 import jaxmix  # noqa: E402
 
 # Methods from other parts of jaxmix join the table when this copy has them.
-OPTIONAL = ("fmix", "resizemix", "saliencymix", "gridmix", "smoothmix")
+OPTIONAL = ("fmix",)
 
 
 def main(argv: list[str] | None = None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--dataset", default="digits", choices=["auto", "digits", "fashion_mnist"])
-  p.add_argument("--epochs", type=int, default=6)
+  p.add_argument("--epochs", type=int, default=4)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--train-subset", type=int, default=None)
   args = p.parse_args(argv)

@@ -59,16 +59,34 @@ def method_function(method: str) -> Callable[..., Any]:
 
 
 def available_methods() -> list[str]:
-  """Every one-call mixing method this copy of jaxmix exports (found by signature)."""
+  """Every one-call mixing method this copy of jaxmix exports that needs no extra input.
+
+  Found by signature: ``(key, inputs, labels, ...)`` with no required keyword
+  (so ``choose``, which needs ``methods=``, and ``attentive_cutmix``, which
+  needs ``features=``, are left out).
+  """
   out = []
   for name in jaxmix.__all__:
     fn = getattr(jaxmix, name)
     if name.startswith("sample_") or not inspect.isfunction(fn):
       continue
-    params = list(inspect.signature(fn).parameters)
-    if params[:3] == ["key", "inputs", "labels"]:
+    params = inspect.signature(fn).parameters
+    required = [p for p in params.values() if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if list(params)[:3] == ["key", "inputs", "labels"] and not required:
       out.append(name)
   return out
+
+
+def effective_alpha(method: str, alpha: float | None = None) -> float | None:
+  """The α a run uses: the override, else DEFAULT_ALPHA, else the method's own default (or None)."""
+  if alpha is not None or method == "erm":
+    return alpha
+  if method in DEFAULT_ALPHA:
+    return DEFAULT_ALPHA[method]
+  params = inspect.signature(method_function(method)).parameters
+  if "alpha" in params and params["alpha"].default is not inspect.Parameter.empty:
+    return params["alpha"].default
+  return None
 
 
 def make_mixer(
@@ -106,10 +124,7 @@ def make_mixer(
 
   fn = method_function(method)
   params = inspect.signature(fn).parameters
-  if alpha is None:
-    alpha = DEFAULT_ALPHA.get(method)
-  if alpha is None and "alpha" in params and params["alpha"].default is not inspect.Parameter.empty:
-    alpha = params["alpha"].default
+  alpha = effective_alpha(method, alpha)
 
   def mix(key, step, x, y):
     extra = dict(kwargs)
@@ -325,7 +340,7 @@ def train(
     "batch_size": batch_size,
     "lr": lr,
     "width": width,
-    "alpha": alpha if alpha is not None else DEFAULT_ALPHA.get(method),
+    "alpha": effective_alpha(method, alpha),
     "mix_off_epoch": mix_off_epoch,
     "loss": loss,
     "train_size": len(x_train),
