@@ -91,13 +91,16 @@ def table(results_dir: str = RESULTS) -> str:
     "with cosine decay, "
     "no other augmentation. Mean ± std over seeds; ECE with 15 equal-width bins.",
     "",
-    "| method | α | seeds | accuracy (%) | NLL | ECE (%) | train s/run | FMix paper acc. (%) |",
+    "| method | α / options | seeds | accuracy (%) | NLL | ECE (%) | train s/run | FMix paper acc. (%) |",
     "|---|---|---|---|---|---|---|---|",
   ]
   for m in methods:
     rs = runs[m]
     alpha = rs[0].get("alpha")
-    alpha = "default" if alpha is None else alpha
+    alpha = "—" if m == "erm" else "default" if alpha is None else alpha
+    kw = rs[0].get("method_kwargs") or {}
+    if kw:
+      alpha = ", ".join(f"{k}={v}" for k, v in kw.items())
     lines.append(
       f"| {m} | {alpha} | {len(rs)} | "
       f"{_mean_std([r['accuracy'] for r in rs], 100)} | "

@@ -43,6 +43,10 @@ import jaxmix  # noqa: E402
 # FMix use α = 1 (FMix paper, all its CIFAR/Fashion-MNIST runs); Manifold Mixup
 # uses α = 2 (Verma et al., official code). Other methods keep their own default.
 DEFAULT_ALPHA = {"mixup": 1.0, "cutmix": 1.0, "fmix": 1.0, "manifold": 2.0}
+# Options for methods whose own defaults would not mix as the name says: timm's
+# switch defaults to cutmix_alpha=0 (MixUp only), so turn both on (timm's ImageNet
+# recipe uses mixup 0.8 / cutmix 1.0; 1.0 / 1.0 keeps α equal to the other rows).
+DEFAULT_KWARGS = {"mixup_cutmix": {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "switch_prob": 0.5}}
 NO_OFF_STEP = 2**31 - 1
 
 MixFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]
@@ -102,7 +106,7 @@ def make_mixer(
   α (when the method has one) goes through :func:`jaxmix.off_after`, so it is
   traced and turns to 0 (no mixing) at `off_step` without a retrace.
   """
-  kwargs = dict(kwargs or {})
+  kwargs = dict(DEFAULT_KWARGS.get(method, {}) if kwargs is None else kwargs)
 
   if method == "erm":
 
@@ -341,6 +345,7 @@ def train(
     "lr": lr,
     "width": width,
     "alpha": effective_alpha(method, alpha),
+    "method_kwargs": DEFAULT_KWARGS.get(method, {}),
     "mix_off_epoch": mix_off_epoch,
     "loss": loss,
     "train_size": len(x_train),
