@@ -70,8 +70,9 @@ def run(methods: list[str], seeds: list[int], out_dir: str = RESULTS, **override
 
 def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
   v = np.asarray(values) * scale
-  std = v.std(ddof=1) if len(v) > 1 else 0.0
-  return f"{v.mean():.{digits}f} ± {std:.{digits}f}"
+  if len(v) == 1:
+    return f"{v[0]:.{digits}f}"
+  return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def table(results_dir: str = RESULTS) -> str:
