@@ -37,6 +37,22 @@ def num_classes_for(shape: tuple[int, ...]) -> int:
   return 10 if shape[1] <= 32 else 1000
 
 
+def _pooled_features(x: jax.Array, cells: int = 7) -> jax.Array:
+  """Stand-in backbone features for Attentive CutMix: the grey image mean-pooled to cells × cells."""
+  b, h, w = x.shape[:3]
+  grey = x.astype(jnp.float32).mean(-1)[:, : h - h % cells, : w - w % cells]
+  return grey.reshape(b, cells, (h - h % cells) // cells, cells, -1).mean((2, 4))
+
+
+def _attentive(key, x, y, **kw):
+  """Attentive CutMix with features computed from the batch inside the jit (a data-dependent input)."""
+  return jaxmix.attentive_cutmix(key, x, y, features=_pooled_features(x), **kw)
+
+
+def _choose(key, x, y, **kw):
+  return jaxmix.choose(key, x, y, methods=("mixup", "cutmix"), weights=jnp.array([0.5, 0.5]), **kw)
+
+
 def method_table() -> dict[str, tuple[Callable, dict]]:
   """name -> (one-call function, keyword options). Methods missing from this build are skipped.
 
@@ -49,15 +65,18 @@ def method_table() -> dict[str, tuple[Callable, dict]]:
     "cutmix": ("cutmix", {"alpha": 1.0}),
     "cutmix permute": ("cutmix", {"alpha": 1.0, "pairing": "permute"}),
     "mixup_cutmix": ("mixup_cutmix", {"mixup_alpha": 0.8, "cutmix_alpha": 1.0}),
+    "choose(mixup, cutmix)": (_choose, {}),
     "fmix": ("fmix", {"alpha": 1.0}),
     "smoothmix": ("smoothmix", {}),
     "gridmix": ("gridmix", {}),
     "resizemix": ("resizemix", {}),
     "saliencymix": ("saliencymix", {}),
+    "attentive_cutmix": (_attentive, {}),
+    "multimix k=3": ("multimix", {"k": 3}),
   }
   out = {}
   for name, (fn_name, kwargs) in table.items():
-    fn = getattr(jaxmix, fn_name, None)
+    fn = getattr(jaxmix, fn_name, None) if isinstance(fn_name, str) else fn_name
     if fn is not None:
       out[name] = (fn, kwargs)
   return out
@@ -148,7 +167,7 @@ def run_jaxmix(shapes, dtypes, modes, reps, compiles) -> list[dict]:
       for name, (fn, kwargs) in method_table().items():
         for mode in modes:
           opts = dict(kwargs)
-          if "mode" in _params(fn):
+          if "mode" in _params(fn) or fn in (_attentive, _choose):
             opts["mode"] = mode
           elif mode != "batch":
             continue
@@ -245,6 +264,40 @@ def run_timm(shapes, modes, reps, jax_rows) -> list[dict]:
   return rows
 
 
+def run_detection(reps: int) -> list[dict]:
+  """Detection MixUp and Mosaic at B=32 × 640×640×3 uint8 with 50 padded boxes per image."""
+  shape = (32, 640, 640, 3)
+  x, _ = make_batch(shape, "uint8")
+  rng = np.random.default_rng(1)
+  xy = rng.uniform(0, 560, (32, 50, 2)).astype(np.float32)
+  boxes = jnp.asarray(np.concatenate([xy, xy + rng.uniform(8, 80, (32, 50, 2))], -1))
+  classes = jnp.asarray(rng.integers(0, 20, (32, 50)), jnp.int32)
+  valid = jnp.asarray(rng.random((32, 50)) < 0.5)
+  floor_args = (x, jnp.float32(0.3), jnp.float32(0.7))
+  rows = []
+  for name in ("mixup_detection", "cutmix_detection", "mosaic"):
+    fn = getattr(jaxmix, name, None)
+    if fn is None:
+      continue
+    call = jax.jit(fn)
+    args = (jax.random.key(0), x, boxes, classes, valid)
+    first = time_call(call, *args)
+    t, t_floor = time_against_floor(call, args, floor_args, reps)
+    row = {
+      "method": name,
+      "mode": "elem" if name != "mosaic" else "-",
+      "shape": "32x640x640x3",
+      "dtype": "uint8",
+      "ms": 1e3 * t,
+      "floor_ms": 1e3 * t_floor,
+      "ratio": t / t_floor,
+      "first_s": first,
+    }
+    rows.append(row)
+    print(_format_row(row), flush=True)
+  return rows
+
+
 def _format_row(r: dict) -> str:
   cells = [
     r["method"],
@@ -280,6 +333,7 @@ def main() -> None:
   parser.add_argument("--reps", type=int, default=15)
   parser.add_argument("--no-compiles", action="store_true", help="skip the 100-step recompilation count")
   parser.add_argument("--timm", action="store_true", help="also time timm.data.Mixup on torch CPU")
+  parser.add_argument("--detection", action="store_true", help="also detection MixUp/CutMix and Mosaic")
   parser.add_argument("--out", help="write the markdown table here")
   args = parser.parse_args()
   shapes = [tuple(int(s) for s in item.split("x")) for item in args.shapes.split(",")]
@@ -288,6 +342,8 @@ def main() -> None:
   print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
   print(HEADER)
   rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles)
+  if args.detection:
+    rows += run_detection(args.reps)
   if args.timm:
     rows += run_timm(shapes, modes, args.reps, rows)
   if args.out:
