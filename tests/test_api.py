@@ -55,6 +55,10 @@ KEYLESS = {
   "read_voc_batch",  # annotation readers
   "local",
   "local_key",  # sharding wrappers
+  "manifold_point",
+  "scheduled",
+  "off_after",  # Flax integration
+  "spectral_residual_saliency",  # a map a method is built from
 }
 POSITIONAL = {
   "inputs",
