@@ -18,6 +18,8 @@ NOTEBOOKS = ROOT / "notebooks"
 NEEDS = {  # modules a notebook imports beyond jaxmix's own dependencies
   "01_quickstart.ipynb": ["skimage"],
   "02_flax_train_step.ipynb": ["sklearn"],
+  "03_dense.ipynb": ["skimage"],
+  "04_sharded.ipynb": ["skimage"],
 }
 
 
