@@ -645,7 +645,8 @@ The first cell must run before jax is imported: `XLA_FLAGS` is read once, when j
   code("""
 import os
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"  # before importing jax
+# Before importing jax: simulate 8 CPU devices (keeping any XLA flags already set).
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 
 import jax
 import jax.numpy as jnp

@@ -54,9 +54,12 @@ def test_notebook_runs(name):
   client = nbclient.NotebookClient(
     nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
   )
+  xla_flags = os.environ.get("XLA_FLAGS")
   start = time.perf_counter()
   client.execute(env=env)
   elapsed = time.perf_counter() - start
+  # A notebook's os.environ changes (04_sharded sets XLA_FLAGS) stay in its kernel process.
+  assert os.environ.get("XLA_FLAGS") == xla_flags
   lines = nb.cells[-1].outputs[0]["text"].split("\n")
   assert lines[0] == sys.prefix
   assert pathlib.Path(lines[1]).resolve().is_relative_to(ROOT)
