@@ -116,18 +116,7 @@ def sample_specmix(
   on = draws.gate(k_gate, prob, (n,))
   taken = (in_time[:, :, None] | in_freq[:, None, :]) & on[:, None, None]
   mask = 1.0 - taken.astype(jnp.float32)
-  lam = jnp.mean(mask, axis=(1, 2))
-  if mode != "batch":
-    mask = draws.per_sample(mask, mode, index)
-  plan = plan_lib.Plan(
-    lam=draws.per_sample(lam, mode, index),
-    index=index,
-    blend=jnp.ones((batch_size,), jnp.float32),
-    mask=mask,
-    pairing=pairing,
-    spatial_shape=(t, f),
-  )
-  return plan_lib.keep_self_pairs(plan)
+  return plan_lib.mask_plan(mask, index, mode=mode, pairing=pairing)
 
 
 def specmix(

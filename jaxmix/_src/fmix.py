@@ -280,18 +280,7 @@ def _sample_fmix(
   mask = binarise(grey, num_ones(k_num, drawn, h * w), drawn, max_soft)
   on = draws.gate(k_gate, prob, (n,))
   mask = jnp.where(on[:, None, None], mask, 1.0)
-  lam = mask.mean(axis=(1, 2))
-  if mode != "batch":
-    mask = draws.per_sample(mask, mode, index)
-  plan = plan_lib.Plan(
-    lam=draws.per_sample(lam, mode, index),
-    index=index,
-    blend=jnp.ones((batch_size,), jnp.float32),
-    mask=mask,
-    pairing=pairing,
-    spatial_shape=(h, w),
-  )
-  return plan_lib.keep_self_pairs(plan)
+  return plan_lib.mask_plan(mask, index, mode=mode, pairing=pairing)
 
 
 def fmix(

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxmix._src import draws
 from jaxmix._src import labels as labels_lib
 from jaxmix._src import pairing as pairing_lib
 from jaxmix._src import validation
@@ -91,6 +92,26 @@ def keep_self_pairs(plan: Plan) -> Plan:
   """Marks samples that are their own partner as unmixed (λ = 1, blend = 1)."""
   own = plan.index == jnp.arange(plan.batch_size, dtype=plan.index.dtype)
   return plan.replace(lam=jnp.where(own, 1.0, plan.lam), blend=jnp.where(own, 1.0, plan.blend))
+
+
+def mask_plan(own: jax.Array, index: jax.Array, *, mode: str, pairing: str) -> Plan:
+  """A plan from own-content masks drawn per batch (`[1, H, W]`) or per sample (`[B, H, W]`).
+
+  λ is each mask's mean, the exact own share; pair mode gives both members of
+  a pair the lower index's mask (:func:`draws.per_sample`).
+  """
+  lam = own.mean(axis=(1, 2))
+  if mode != "batch":
+    own = draws.per_sample(own, mode, index, pairing)
+  plan = Plan(
+    lam=draws.per_sample(lam, mode, index, pairing),
+    index=index,
+    blend=jnp.ones(index.shape, jnp.float32),
+    mask=own,
+    pairing=pairing,
+    spatial_shape=tuple(own.shape[1:]),
+  )
+  return keep_self_pairs(plan)
 
 
 def box_mask(box: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:

@@ -193,18 +193,7 @@ def _sample_smoothmix(
   partner = partner_masks(k_mask, n, (h, w), shape=shape, sigma=sigma, alpha=alpha, edge=edge)
   on = draws.gate(k_gate, prob, (n,))
   own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
-  lam = own.mean(axis=(1, 2))
-  if mode != "batch":
-    own = draws.per_sample(own, mode, index)
-  plan = plan_lib.Plan(
-    lam=draws.per_sample(lam, mode, index),
-    index=index,
-    blend=jnp.ones((batch_size,), jnp.float32),
-    mask=own,
-    pairing=pairing,
-    spatial_shape=(h, w),
-  )
-  return plan_lib.keep_self_pairs(plan)
+  return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing)
 
 
 def smoothmix(
