@@ -155,26 +155,20 @@ def specmix(
   Example:
     >>> specs, targets = jaxmix.specmix(key, log_mels, labels, num_classes=50)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sample_specmix(
+  return plan_lib.mix_spatial(
+    sample_specmix,
     key,
-    batch_size,
-    spatial,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     gamma=gamma,
     max_time_bands=max_time_bands,
     max_freq_bands=max_freq_bands,
     prob=prob,
     mode=mode,
     pairing=pairing,
-  )
-  return plan_lib.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )
 
 

@@ -186,26 +186,20 @@ def cutmix(
   Example:
     >>> images, targets = jaxmix.cutmix(key, images, labels, num_classes=10)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sample_cutmix(
+  return plan_lib.mix_spatial(
+    sample_cutmix,
     key,
-    batch_size,
-    spatial,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     alpha=alpha,
     prob=prob,
     mode=mode,
     pairing=pairing,
     correct_lam=correct_lam,
     cutmix_minmax=cutmix_minmax,
-  )
-  return plan_lib.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )
 
 

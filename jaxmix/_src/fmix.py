@@ -320,12 +320,14 @@ def fmix(
   Example:
     >>> images, targets = jaxmix.fmix(key, images, labels, num_classes=10)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sample_fmix(
+  return plan_lib.mix_spatial(
+    sample_fmix,
     key,
-    batch_size,
-    spatial,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     alpha=alpha,
     decay_power=decay_power,
     max_soft=max_soft,
@@ -333,12 +335,4 @@ def fmix(
     prob=prob,
     mode=mode,
     pairing=pairing,
-  )
-  return plan_lib.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )

@@ -212,24 +212,18 @@ def gridmix(
   Example:
     >>> images, targets = jaxmix.gridmix(key, images, labels, num_classes=10)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sample_gridmix(
+  return plan_lib.mix_spatial(
+    sample_gridmix,
     key,
-    batch_size,
-    spatial,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     grid_size=grid_size,
     p=p,
     hole=hole,
     prob=prob,
     mode=mode,
     pairing=pairing,
-  )
-  return plan_lib.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )

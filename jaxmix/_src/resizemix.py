@@ -285,11 +285,17 @@ def resizemix(
   Example:
     >>> images, targets = jaxmix.resizemix(key, images, labels, num_classes=10)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sample_resizemix(
-    key, batch_size, spatial, scope=scope, prob=prob, mode=mode, pairing=pairing, method=method
-  )
-  return plan_lib.apply_with_labels(
-    plan, inputs, labels, num_classes=num_classes, label_smoothing=label_smoothing, data_format=data_format
+  return plan_lib.mix_spatial(
+    sample_resizemix,
+    key,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
+    scope=scope,
+    prob=prob,
+    mode=mode,
+    pairing=pairing,
+    method=method,
   )

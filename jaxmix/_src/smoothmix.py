@@ -232,12 +232,14 @@ def smoothmix(
   Example:
     >>> images, targets = jaxmix.smoothmix(key, images, labels, num_classes=10)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sample_smoothmix(
+  return plan_lib.mix_spatial(
+    sample_smoothmix,
     key,
-    batch_size,
-    spatial,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     shape=shape,
     sigma=sigma,
     alpha=alpha,
@@ -245,12 +247,4 @@ def smoothmix(
     prob=prob,
     mode=mode,
     pairing=pairing,
-  )
-  return plan_lib.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )
