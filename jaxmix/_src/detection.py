@@ -51,25 +51,26 @@ def _overlaps(lo: jax.Array, hi: jax.Array, size: int) -> jax.Array:
   return jnp.clip(jnp.minimum(hi[..., None], i + 1) - jnp.maximum(lo[..., None], i), 0.0, 1.0)
 
 
-def _visible(
-  xyxy: jax.Array, presence: jax.Array, spatial_shape: tuple[int, int]
+def _tight(
+  xyxy: jax.Array,
+  ox: jax.Array,
+  oy: jax.Array,
+  col_shown: jax.Array,
+  row_shown: jax.Array,
+  weighted: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Tight boxes of the visible part, visible fraction and mean presence.
 
   Args:
     xyxy: pixel boxes `[B, N, 4]`, already clipped to the image.
-    presence: `[B, H, W]` weight of the boxes' source at each pixel.
-    spatial_shape: (H, W).
+    ox, oy: `[B, N, W]` / `[B, N, H]` overlap of each box with each column / row.
+    col_shown: `[B, N, W]` visible height of each box in each column.
+    row_shown: `[B, N, H]` visible width of each box in each row.
+    weighted: `[B, N]` presence integrated over each box.
   """
-  h, w = spatial_shape
+  h, w = oy.shape[-1], ox.shape[-1]
   x1, y1, x2, y2 = (xyxy[..., i] for i in range(4))
-  ox = _overlaps(x1, x2, w)  # [B, N, W]
-  oy = _overlaps(y1, y2, h)  # [B, N, H]
-  shows = (presence > 0).astype(jnp.float32)
-  col_shown = jnp.einsum("bhw,bnh->bnw", shows, oy)  # visible height per column
-  row_shown = jnp.einsum("bhw,bnw->bnh", shows, ox)  # visible width per row
   shown_area = jnp.sum(col_shown * ox, axis=-1)
-  weighted = jnp.sum(jnp.einsum("bhw,bnh->bnw", presence, oy) * ox, axis=-1)
   area = boxes_lib.box_area(xyxy)
   fraction = shown_area / jnp.maximum(area, 1e-12)
   weight = weighted / jnp.maximum(shown_area, 1e-12)
@@ -89,6 +90,54 @@ def _visible(
     axis=-1,
   )
   return tight, fraction, weight
+
+
+def _visible(
+  xyxy: jax.Array, presence: jax.Array, spatial_shape: tuple[int, int]
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """:func:`_tight` for any presence map `[B, H, W]` (masks): O(B·N·H·W)."""
+  h, w = spatial_shape
+  ox = _overlaps(xyxy[..., 0], xyxy[..., 2], w)  # [B, N, W]
+  oy = _overlaps(xyxy[..., 1], xyxy[..., 3], h)  # [B, N, H]
+  shows = (presence > 0).astype(jnp.float32)
+  col_shown = jnp.einsum("bhw,bnh->bnw", shows, oy)  # visible height per column
+  row_shown = jnp.einsum("bhw,bnw->bnh", shows, ox)  # visible width per row
+  weighted = jnp.sum(jnp.einsum("bhw,bnh->bnw", presence, oy) * ox, axis=-1)
+  return _tight(xyxy, ox, oy, col_shown, row_shown, weighted)
+
+
+def _visible_in_box_plan(
+  xyxy: jax.Array,
+  outside: jax.Array,
+  inside: jax.Array,
+  rows_in: jax.Array,
+  cols_in: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """:func:`_tight` for a presence that is `outside` off a rectangle and `inside` on it.
+
+  A box plan's presence is ``outside + (inside − outside) · r[h] · c[w]``
+  with `r`, `c` the rectangle's row and column indicators, so every sum
+  over the image splits into sums over rows and over columns: O(B·N·(H+W))
+  instead of a pass over the image per box.
+
+  Args:
+    xyxy: pixel boxes `[B, N, 4]`, already clipped to the image.
+    outside, inside: `[B]` presence off and on the rectangle.
+    rows_in, cols_in: float `[B, H]`, `[B, W]` rectangle indicators.
+  """
+  h, w = rows_in.shape[-1], cols_in.shape[-1]
+  ox = _overlaps(xyxy[..., 0], xyxy[..., 2], w)  # [B, N, W]
+  oy = _overlaps(xyxy[..., 1], xyxy[..., 3], h)  # [B, N, H]
+  len_x, len_y = jnp.sum(ox, axis=-1), jnp.sum(oy, axis=-1)  # [B, N]
+  in_x = jnp.sum(ox * cols_in[:, None, :], axis=-1)  # the box's width inside the rectangle
+  in_y = jnp.sum(oy * rows_in[:, None, :], axis=-1)
+  out_on = (outside > 0).astype(jnp.float32)[:, None, None]
+  step = (inside > 0).astype(jnp.float32)[:, None, None] - out_on
+  # When a box lies within the rectangle's band, len == in exactly (same sum), so a hidden column is 0.
+  col_shown = out_on * len_y[..., None] + step * cols_in[:, None, :] * in_y[..., None]
+  row_shown = out_on * len_x[..., None] + step * rows_in[:, None, :] * in_x[..., None]
+  weighted = outside[:, None] * len_y * len_x + (inside - outside)[:, None] * in_y * in_x
+  return _tight(xyxy, ox, oy, col_shown, row_shown, weighted)
 
 
 def _keep(tight: jax.Array, xyxy: jax.Array, min_size: jax.typing.ArrayLike) -> jax.Array:
@@ -169,10 +218,23 @@ def mix_boxes(
   else:
     if spatial_shape is None:
       raise ValueError("mix_boxes needs spatial_shape for a plan with a box or mask.")
-    w = jnp.broadcast_to(segmentation.own_weight_map(plan), (b,) + spatial_shape)
     min_visibility = jnp.asarray(min_visibility, jnp.float32)
-    own_box, own_frac, own_w = _visible(xyxy, w, spatial_shape)
-    part_box, part_frac, part_w = _visible(p_xyxy, 1.0 - w, spatial_shape)
+    if isinstance(plan, plan_lib.Plan) and plan.mask is None:
+      # A box (CutMix, the MixUp/CutMix switch): own weight `blend` off the box, 0 on it.
+      h, w = spatial_shape
+      top, bottom, left, right = (plan.box[:, i, None] for i in range(4))
+      rows_in = ((jnp.arange(h) >= top) & (jnp.arange(h) < bottom)).astype(jnp.float32)
+      cols_in = ((jnp.arange(w) >= left) & (jnp.arange(w) < right)).astype(jnp.float32)
+      outside = jnp.where(self_pair, 1.0, plan.blend).astype(jnp.float32)
+      inside = jnp.where(self_pair, 1.0, 0.0)
+      own_box, own_frac, own_w = _visible_in_box_plan(xyxy, outside, inside, rows_in, cols_in)
+      part_box, part_frac, part_w = _visible_in_box_plan(
+        p_xyxy, 1.0 - outside, 1.0 - inside, rows_in, cols_in
+      )
+    else:
+      w = jnp.broadcast_to(segmentation.own_weight_map(plan), (b,) + spatial_shape)
+      own_box, own_frac, own_w = _visible(xyxy, w, spatial_shape)
+      part_box, part_frac, part_w = _visible(p_xyxy, 1.0 - w, spatial_shape)
     own_valid = valid & (own_frac >= min_visibility) & _keep(own_box, xyxy, min_size)
     part_valid = p_valid & (part_frac >= min_visibility) & _keep(part_box, p_xyxy, min_size)
     # Invalid rows keep their input box, so nothing nonsensical is left behind.
