@@ -66,12 +66,18 @@ def _top_cells(features: jax.Array, top_k: int) -> jax.Array:
 
 
 def _cells_mask(chosen: jax.Array, grid: tuple[int, int], spatial_shape: tuple[int, int]) -> jax.Array:
-  """float32 `[B, H, W]`, 1 on the `chosen` cells: each pixel's static cell id
-  compared with the chosen ids, so XLA fuses the mask into the blend."""
+  """float32 `[B, H, W]`, 1 on the `chosen` cells.
+
+  The `[B, gh, gw]` grid of chosen cells is expanded to pixels by static
+  one-hot matrices (``rows @ grid @ cols.T``): two small batched matmuls, no
+  per-pixel gather or per-pixel comparison with every chosen id.
+  """
   (gh, gw), (h, w) = grid, spatial_shape
-  cell = cell_of(h, gh)[:, None] * gw + cell_of(w, gw)[None, :]
-  hit = jnp.asarray(cell, jnp.int32)[None, :, :, None] == chosen[:, None, None, :]
-  return jnp.any(hit, axis=-1).astype(jnp.float32)
+  picked = jnp.any(chosen[:, :, None] == jnp.arange(gh * gw, dtype=jnp.int32), axis=1)
+  picked = picked.reshape(-1, gh, gw).astype(jnp.float32)
+  rows = jnp.asarray(cell_of(h, gh)[:, None] == np.arange(gh), jnp.float32)  # [H, gh]
+  cols = jnp.asarray(cell_of(w, gw)[:, None] == np.arange(gw), jnp.float32)  # [W, gw]
+  return (jnp.einsum("hi,bij,wj->bhw", rows, picked, cols) > 0.5).astype(jnp.float32)
 
 
 def _cells_area(chosen: jax.Array, grid: tuple[int, int], spatial_shape: tuple[int, int]) -> jax.Array:
