@@ -73,6 +73,25 @@ def partner_masks(
   Returns:
     float32 `[num, H, W]` in {0, 1}.
   """
+  return _masks_and_counts(key, num, spatial_shape, grid_size=grid_size, p=p, hole=hole)[0]
+
+
+def _masks_and_counts(
+  key: jax.Array,
+  num: int,
+  spatial_shape: tuple[int, int],
+  *,
+  grid_size: tuple[int, int],
+  p: jax.typing.ArrayLike,
+  hole: jax.typing.ArrayLike,
+) -> tuple[jax.Array, jax.Array]:
+  """(:func:`partner_masks`, float32 `[num]` count of partner pixels in each).
+
+  The mask is an elementwise expression of per-row and per-column vectors
+  (each pixel compares its column's cell with every cell index), so XLA
+  fuses it into the blend; the count comes from the same vectors, so λ never
+  reads the mask.
+  """
   h, w = spatial_shape
   lo, hi = grid_size
   k_n, k_cells = jax.random.split(key)
@@ -82,13 +101,6 @@ def partner_masks(
   cell_h = rows * n // h  # [num, H]
   cell_w = cols * n // w  # [num, W]
   chosen = jax.random.uniform(k_cells, (num, hi, hi)) < jnp.asarray(p, jnp.float32)
-  # Each pixel's cell, read as one-hot row and column matrices times the cell
-  # grid: two small batched matmuls instead of a per-pixel gather (slow on the CPU).
-  cells = jnp.arange(hi, dtype=jnp.int32)
-  row_hot = (cell_h[:, :, None] == cells).astype(jnp.float32)  # [num, H, hi]
-  col_hot = (cell_w[:, :, None] == cells).astype(jnp.float32)  # [num, W, hi]
-  hits = jnp.einsum("nhi,nij,nwj->nhw", row_hot, chosen.astype(jnp.float32), col_hot)
-  in_chosen = hits > 0.5
   hole = jnp.asarray(hole, jnp.float32)
 
   def in_hole(pos: jax.Array, size: int) -> jax.Array:
@@ -96,8 +108,22 @@ def partner_masks(
     frac = jnp.mod((pos.astype(jnp.float32) + 0.5) * n.astype(jnp.float32) / size, 1.0)
     return frac < hole
 
-  holes = in_hole(rows, h)[:, :, None] & in_hole(cols, w)[:, None, :]
-  return (in_chosen & holes).astype(jnp.float32)
+  cells = jnp.arange(hi, dtype=jnp.int32)
+  # Rows (columns) of each cell row (column) that fall in the hole: `[num, hi]`.
+  row_hot = (cell_h[:, :, None] == cells) & in_hole(rows, h)[:, :, None]  # [num, H, hi]
+  col_hot = (cell_w[:, :, None] == cells) & in_hole(cols, w)[:, :, None]  # [num, W, hi]
+  counts = jnp.einsum(
+    "ni,nij,nj->n",
+    row_hot.sum(axis=1, dtype=jnp.int32).astype(jnp.float32),
+    chosen.astype(jnp.float32),
+    col_hot.sum(axis=1, dtype=jnp.int32).astype(jnp.float32),
+  )
+  # Per pixel: its row's chosen cells (in the hole's rows), looked up by its column's cell.
+  chosen_rows = jnp.einsum("nhi,nij->nhj", row_hot.astype(jnp.float32), chosen.astype(jnp.float32))
+  hit = jnp.zeros((num, h, w), jnp.bool_)
+  for j in range(hi):
+    hit = hit | ((chosen_rows[:, :, j, None] > 0.5) & col_hot[:, None, :, j])
+  return hit.astype(jnp.float32), counts
 
 
 def sample_gridmix(
@@ -176,10 +202,11 @@ def _sample_gridmix(
   n = draws.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
-  partner = partner_masks(k_mask, n, (h, w), grid_size=grid_size, p=p, hole=hole)
+  partner, count = _masks_and_counts(k_mask, n, (h, w), grid_size=grid_size, p=p, hole=hole)
   on = draws.gate(k_gate, prob, (n,))
   own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
-  return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing)
+  own_share = jnp.where(on, 1.0 - count / (h * w), 1.0)
+  return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing, own_share=own_share)
 
 
 def gridmix(

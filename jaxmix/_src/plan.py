@@ -94,13 +94,17 @@ def keep_self_pairs(plan: Plan) -> Plan:
   return plan.replace(lam=jnp.where(own, 1.0, plan.lam), blend=jnp.where(own, 1.0, plan.blend))
 
 
-def mask_plan(own: jax.Array, index: jax.Array, *, mode: str, pairing: str) -> Plan:
+def mask_plan(
+  own: jax.Array, index: jax.Array, *, mode: str, pairing: str, own_share: jax.Array | None = None
+) -> Plan:
   """A plan from own-content masks drawn per batch (`[1, H, W]`) or per sample (`[B, H, W]`).
 
-  λ is each mask's mean, the exact own share; pair mode gives both members of
-  a pair the lower index's mask (:func:`draws.per_sample`).
+  λ is each mask's mean, the exact own share, or `own_share` where the
+  sampler knows it without reading the mask (then XLA can fuse the mask's
+  computation into the blend); pair mode gives both members of a pair the
+  lower index's mask (:func:`draws.per_sample`).
   """
-  lam = own.mean(axis=(1, 2))
+  lam = own.mean(axis=(1, 2)) if own_share is None else own_share
   if mode != "batch":
     own = draws.per_sample(own, mode, index, pairing)
   plan = Plan(
