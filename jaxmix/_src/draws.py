@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -10,48 +12,70 @@ from jaxmix._src import validation
 
 # Candidates drawn at once per Gamma variate. Marsaglia–Tsang accepts each with
 # probability >= 0.95 for shape >= 1, so four all fail with probability < 6e-6
-# (about 1% of batches of 2048 draws); only then does the exact loop
-# (jax.random.loggamma) run, under a lax.cond.
+# (about 1% of batches of 2048 draws); only those draw again, in a while loop
+# that otherwise runs no iteration.
 _TRIES = 4
 
 
-def log_gamma(key: jax.Array, a: jax.Array, shape: tuple[int, ...], tries: int = _TRIES) -> jax.Array:
-  """log of Gamma(a, 1) draws, `a > 0` (traced, broadcast to `shape`).
+def _candidates(
+  key: jax.Array, d: jax.Array, tries: int, extra: int = 0
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """One round of `tries` Marsaglia–Tsang candidates per element.
 
-  Marsaglia & Tsang (2000), "A simple method for generating gamma variables",
-  with their boost ``Gamma(a) = Gamma(a + 1) · U^(1/a)`` for ``a < 1``, done in
-  log space so small shapes do not underflow. `tries` candidates are drawn
-  at once and the first accepted one is kept, which is the rejection
-  sampler's own output; where all are rejected an exact draw from
-  ``jax.random.loggamma`` replaces it (conditional on the first `tries`
-  rejections the rest of the sequence is again an exact draw). This avoids
-  ``jax.random.gamma``'s per-element while loop, which dominates the cost of
-  per-sample λ for small images on the CPU. All uniforms come from one call
-  (the normals by the inverse CDF, as ``jax.random.normal`` makes them).
+  Returns ``(log v of the first accepted candidate, accepted, extra uniforms)``;
+  where none is accepted the first output is meaningless. The normals come
+  from uniforms by the inverse CDF, as ``jax.random.normal`` makes them, so
+  one call draws everything; a uniform of exactly 0 gives x = −inf and is
+  rejected by ``v > 0``.
   """
-  a = jnp.broadcast_to(jnp.asarray(a, jnp.float32), shape)
-  k_unif, k_exact = jax.random.split(key)
-  boost = a < 1
-  d = jnp.where(boost, a + 1.0, a) - 1.0 / 3.0
+  shape = d.shape
   c = jax.lax.rsqrt(9.0 * d)
-  uniforms = jax.random.uniform(k_unif, (2 * tries + 1,) + shape, jnp.float32)
-  # A uniform of exactly 0 gives x = -inf, v = -inf: rejected by v > 0.
+  uniforms = jax.random.uniform(key, (2 * tries + extra,) + shape, jnp.float32)
   x = jnp.sqrt(2.0) * jax.lax.erf_inv(2.0 * uniforms[:tries] - 1.0)
   u = uniforms[tries : 2 * tries]
   v = (1.0 + c * x) ** 3
   log_v = jnp.log(jnp.where(v > 0, v, 1.0))
   ok = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * v + d * log_v)
-  first = jnp.argmax(ok, axis=0)
-  log_g = jnp.log(d) + jnp.take_along_axis(log_v, first[None], axis=0)[0]
+  # The first accepted candidate, by selects (no gather).
+  first = log_v[tries - 1]
+  for i in reversed(range(tries - 1)):
+    first = jnp.where(ok[i], log_v[i], first)
+  return first, jnp.any(ok, axis=0), uniforms[2 * tries :]
+
+
+# Jitted (shapes static) so that eager calls reuse one compiled program: the
+# while loop's body is a fresh closure each trace, which eager mode would
+# compile again on every call.
+@functools.partial(jax.jit, static_argnames=("shape", "tries"))
+def log_gamma(key: jax.Array, a: jax.Array, shape: tuple[int, ...], tries: int = _TRIES) -> jax.Array:
+  """log of Gamma(a, 1) draws, `a > 0` (traced, broadcast to `shape`).
+
+  Marsaglia & Tsang (2000), "A simple method for generating gamma variables",
+  with their boost ``Gamma(a) = Gamma(a + 1) · U^(1/a)`` for ``a < 1``, done in
+  log space so small shapes do not underflow. Candidates come in rounds of
+  `tries` per element and each element keeps its first accepted one, which
+  is exactly the rejection sampler's output; a ``lax.while_loop`` draws
+  further rounds only while some element has none. This avoids
+  ``jax.random.gamma``'s per-element loop, which dominates the cost of
+  per-sample λ for small images on the CPU.
+  """
+  a = jnp.broadcast_to(jnp.asarray(a, jnp.float32), shape)
+  boost = a < 1
+  d = jnp.where(boost, a + 1.0, a) - 1.0 / 3.0
+  k_first, k_more = jax.random.split(key)
+  log_v, accepted, extra = _candidates(k_first, d, tries, extra=1)
+
+  def again(state):
+    log_v, accepted, i = state
+    new_v, new_ok, _ = _candidates(jax.random.fold_in(k_more, i), d, tries)
+    return jnp.where(accepted, log_v, new_v), accepted | new_ok, i + 1
+
+  log_v, _, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[1]), again, (log_v, accepted, 0))
   # The boost's U in (0, 1]: 1 - uniform[0, 1).
-  log_g = log_g + jnp.where(boost, jnp.log1p(-uniforms[-1]) / a, 0.0)
-  accepted = jnp.any(ok, axis=0)
-  exact = jax.lax.cond(
-    jnp.all(accepted), lambda: jnp.zeros(shape), lambda: jax.random.loggamma(k_exact, a, shape)
-  )
-  return jnp.where(accepted, log_g, exact)
+  return jnp.log(d) + log_v + jnp.where(boost, jnp.log1p(-extra[0]) / a, 0.0)
 
 
+@functools.partial(jax.jit, static_argnames=("shape",))
 def beta(
   key: jax.Array,
   alpha: jax.typing.ArrayLike,
