@@ -32,7 +32,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PIP) install --quiet torch==2.13.0 && $(PIP) install --quiet --no-deps timm || echo "no torch/timm: skipping the timm comparison"
 	$(PY) benchmarks/speed.py --timm --detection --out benchmarks/results/cpu.md
-	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/train_step.py --out benchmarks/results/train-step-cpu.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

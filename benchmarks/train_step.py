@@ -4,7 +4,10 @@
 
 The step (forward, softmax cross-entropy with soft targets, backward, SGD update)
 is timed with no mixing and with each method, calls interleaved, median over
-`--reps`; the overhead is (t_method - t_none) / t_none.
+`--reps`; the overhead is (t_method - t_none) / t_none. Because a CPU step of this
+model takes tens of seconds, step-to-step noise can exceed the mixing cost, so
+the table also gives the spread of the no-mixing step and the time of the mixing
+call alone (jitted on its own, median of 20), as a share of the step.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ METHODS = {
   "mixup_cutmix elem": lambda k, x, y, n: jaxmix.mixup_cutmix(
     k, x, y, mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", num_classes=n
   ),
+  "fmix": lambda k, x, y, n: jaxmix.fmix(k, x, y, num_classes=n),
 }
 
 
@@ -89,6 +93,7 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--size", type=int, default=64)
   parser.add_argument("--reps", type=int, default=5)
+  parser.add_argument("--out", help="also write the table (markdown) here")
   args = parser.parse_args()
   num_classes = 100
   model = ResNet18(num_classes)
@@ -108,12 +113,34 @@ def main() -> None:
       t0 = time.perf_counter()
       jax.block_until_ready(step(*state, key, x, y))
       times[name].append(time.perf_counter() - t0)
+  alone = {}
+  for name, mix in METHODS.items():
+    if mix is not None:
+      fn = jax.jit(functools.partial(mix, n=num_classes))
+      jax.block_until_ready(fn(key, x, y))
+      ts = []
+      for _ in range(20):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(key, x, y))
+        ts.append(time.perf_counter() - t0)
+      alone[name] = statistics.median(ts)
   base = statistics.median(times["none"])
-  print(f"ResNet-18-style train step, B={args.batch} × {args.size}×{args.size}×3 float32, {jax.devices()[0]}")
-  print("| method | median step ms | overhead vs no mixing |\n|---|---|---|")
+  spread = (max(times["none"]) - min(times["none"])) / base
+  lines = [
+    f"ResNet-18-style train step, B={args.batch} × {args.size}×{args.size}×3 float32, {jax.devices()[0]}",
+    f"{args.reps} interleaved reps; no-mixing step spread (max - min) / median = {100 * spread:.1f} %",
+    "",
+    "| method | median step ms | overhead vs no mixing | mixing alone ms | mixing alone ÷ step |",
+    "|---|---|---|---|---|",
+  ]
   for name, ts in times.items():
     t = statistics.median(ts)
-    print(f"| {name} | {1e3 * t:.1f} | {100 * (t - base) / base:+.2f} % |")
+    own = f"{1e3 * alone[name]:.2f} | {100 * alone[name] / base:.3f} %" if name in alone else "- | -"
+    lines.append(f"| {name} | {1e3 * t:.1f} | {100 * (t - base) / base:+.2f} % | {own} |")
+  print("\n".join(lines))
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -125,17 +125,20 @@ def test_classmix_plan_boxes_match_the_pixels():
   )
 
 
-@settings(max_examples=15, deadline=None)
+_mix_boxes = jax.jit(jaxmix.mix_boxes)
+
+
+@settings(max_examples=10, deadline=None)
 @given(
   seed=st.integers(0, 2**16),
-  b=st.sampled_from([1, 4, 5]),
   pairing=st.sampled_from(["flip", "permute"]),
   mixup_alpha=st.sampled_from([0.0, 1.0]),
 )
-def test_box_plans_take_the_separable_path_with_the_same_result(seed, b, pairing, mixup_alpha):
+def test_box_plans_take_the_separable_path_with_the_same_result(seed, pairing, mixup_alpha):
   """Box plans (CutMix, the switch) are summed by rows and columns; a mask plan of the same
-  weights goes through the per-pixel sums. Both must give the same targets, fractional boxes included."""
-  h, w = 11, 18
+  weights goes through the per-pixel sums. Both must give the same targets, fractional boxes included.
+  (B = 5: with flip the middle sample is its own partner.)"""
+  b, h, w = 5, 11, 18
   key_plan, key_boxes = jax.random.split(jax.random.key(seed))
   plan = jaxmix.sample_mixup_cutmix(
     key_plan, b, (h, w), mixup_alpha=mixup_alpha, cutmix_alpha=1.0, mode="elem", pairing=pairing
@@ -153,8 +156,8 @@ def test_box_plans_take_the_separable_path_with_the_same_result(seed, b, pairing
     [jnp.minimum(corners[..., :2], corners[..., 2:]), jnp.maximum(corners[..., :2], corners[..., 2:])], -1
   )
   classes = jnp.arange(b * 6, dtype=jnp.int32).reshape(b, 6) % 4 - (jnp.arange(6) == 5)
-  fast = jaxmix.mix_boxes(plan, boxes, classes, min_visibility=0.3, min_size=1.5)
-  dense = jaxmix.mix_boxes(as_mask, boxes, classes, min_visibility=0.3, min_size=1.5)
+  fast = _mix_boxes(plan, boxes, classes, min_visibility=0.3, min_size=1.5)
+  dense = _mix_boxes(as_mask, boxes, classes, min_visibility=0.3, min_size=1.5)
   np.testing.assert_array_equal(fast.valid, dense.valid)
   np.testing.assert_allclose(fast.boxes, dense.boxes, atol=1e-4)
   np.testing.assert_allclose(fast.weights, dense.weights, atol=1e-5)
