@@ -205,3 +205,17 @@ def test_errors():
     jaxmix.mosaic(key, images, jnp.zeros((2, 3, 4)), jnp.zeros((2, 3), jnp.int32), box_format="yolo")
   with pytest.raises(ValueError, match="spatial shape"):
     jaxmix.apply(jaxmix.sample_mosaic(key, 2, (4, 5)), images)
+
+
+def test_integer_leaves_are_copied_exactly_in_their_own_dtype():
+  """Mosaic only copies pixels, so int32 ids beyond float32's 2**24 come through unchanged."""
+  b, h, w = 4, 6, 10
+  ids = (2**31 - 1 - jnp.arange(b * h * w, dtype=jnp.int32)).reshape(b, h, w)
+  plan = jaxmix.sample_mosaic(jax.random.key(3), b, (h, w))
+  out = jaxmix.apply(plan, ids)
+  assert out.dtype == jnp.int32
+  assert set(np.asarray(out).ravel()) <= set(np.asarray(ids).ravel())
+  np.testing.assert_array_equal(out, plan.mix_leaf(ids, "NHWC"))
+  np.testing.assert_array_equal(
+    jaxmix.apply(plan, ids.astype(jnp.float32)), plan.mix_leaf(ids.astype(jnp.float32), "NHWC")
+  )

@@ -174,6 +174,9 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
 def _mix_in_dtype(plan: Any, x: jax.Array, data_format: str) -> jax.Array:
   x = jnp.asarray(x)
   dtype = x.dtype
+  if getattr(plan, "selects_pixels", False):
+    # Every output pixel is a copy of an input pixel (Mosaic): exact in any dtype, no float pass.
+    return plan.mix_leaf(x, data_format)
   if jnp.issubdtype(dtype, jnp.floating):
     compute = jnp.promote_types(dtype, jnp.float32)
     return plan.mix_leaf(x.astype(compute), data_format).astype(dtype)
