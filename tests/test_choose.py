@@ -87,6 +87,10 @@ def test_mixup_and_cutmix_keep_the_cheap_form_in_batch_mode():
   assert plan.box is None and plan.mask is None
 
 
+_choose = jax.jit(jaxmix.choose, static_argnames=("methods", "mode", "num_classes"))
+_sample_choose = jax.jit(jaxmix.sample_choose, static_argnums=(1, 2), static_argnames=("methods", "mode"))
+
+
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_label_weight_is_the_own_share(mode):
   b, h, w = 6, 8, 8
@@ -95,8 +99,8 @@ def test_label_weight_is_the_own_share(mode):
   methods = ("mixup", "cutmix", "fmix", "smoothmix", "gridmix")
   for seed in range(6):
     key = jax.random.key(seed)
-    out, y = jaxmix.choose(key, x, labels, methods=methods, mode=mode, num_classes=b)
-    plan = jaxmix.sample_choose(key, b, (h, w), methods=methods, mode=mode)
+    out, y = _choose(key, x, labels, methods=methods, mode=mode, num_classes=b)
+    plan = _sample_choose(key, b, (h, w), methods=methods, mode=mode)
     est = (np.asarray(out).mean((1, 2, 3)) - np.arange(b, 0, -1)) / (
       np.arange(1, b + 1) - np.arange(b, 0, -1)
     )
