@@ -118,6 +118,9 @@ def test_bad_plan_layer_input():
   _assert_raises(lambda: jaxmix.one_hot(IDS, 4, smoothing=2.0), ValueError, "smoothing")
   _assert_raises(lambda: jaxmix.one_hot(jnp.zeros(4), 4), TypeError, "integer class ids")
   _assert_raises(lambda: jaxmix.sample_cutmix(KEY, 4, (6,)), ValueError, "spatial_shape must be")
+  # Every sampler shares one (H, W) check: empty sides are refused, not turned into NaN λ.
+  for sampler in (jaxmix.sample_cutmix, jaxmix.sample_fmix, jaxmix.sample_gridmix, jaxmix.sample_specmix):
+    _assert_raises(lambda s=sampler: s(KEY, 4, (0, 5)), ValueError, "positive sizes")
   _assert_raises(
     lambda: jaxmix.sample_mixup_cutmix(KEY, 4, None, cutmix_alpha=1.0), ValueError, "spatial_shape"
   )

@@ -28,7 +28,6 @@ from jaxmix._src import draws
 from jaxmix._src import pairing as pairing_lib
 from jaxmix._src import plan as plan_lib
 from jaxmix._src import validation
-from jaxmix._src.resizemix import check_spatial
 
 
 def _check_features(features: Any, batch_size: int, spatial_shape: tuple[int, int], top_k: Any) -> None:
@@ -145,7 +144,7 @@ def sample_attentive_cutmix(
   validation.check_key(key)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("mode", mode, validation.MODES)
-  spatial_shape = check_spatial(spatial_shape)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
   _check_features(features, batch_size, spatial_shape, top_k)
   k_pair, k_gate = jax.random.split(key)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")

@@ -105,9 +105,7 @@ def sample_specmix(
   validation.check_unit_interval("prob", prob)
   max_time_bands = _check_bands("max_time_bands", max_time_bands)
   max_freq_bands = _check_bands("max_freq_bands", max_freq_bands)
-  if len(tuple(spatial_shape)) != 2:
-    raise ValueError(f"spatial_shape must be (T, F), got {spatial_shape!r}.")
-  t, f = (int(s) for s in spatial_shape)
+  t, f = validation.check_spatial_shape(spatial_shape, "(T, F)")
   n = draws.num_draws(mode, batch_size)
   k_pair, k_time, k_freq, k_gate = jax.random.split(key, 4)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")

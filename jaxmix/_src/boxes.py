@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxmix._src import validation
+
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
@@ -131,7 +133,7 @@ def normalize_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int])
     float32 `[..., 4]` normalised to [0, 1].
   """
   _check_last_axis(boxes)
-  return jnp.asarray(boxes, jnp.float32) / _scale(_check_spatial(spatial_shape))
+  return jnp.asarray(boxes, jnp.float32) / _scale(validation.check_spatial_shape(spatial_shape))
 
 
 def denormalize_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> jax.Array:
@@ -145,7 +147,7 @@ def denormalize_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int
     float32 boxes of the same shape in pixels.
   """
   _check_last_axis(boxes)
-  return jnp.asarray(boxes, jnp.float32) * _scale(_check_spatial(spatial_shape))
+  return jnp.asarray(boxes, jnp.float32) * _scale(validation.check_spatial_shape(spatial_shape))
 
 
 def clip_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> jax.Array:
@@ -159,7 +161,7 @@ def clip_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> j
     float32 boxes of the same shape, each coordinate clipped to the image.
   """
   _check_last_axis(boxes)
-  h, w = _check_spatial(spatial_shape)
+  h, w = validation.check_spatial_shape(spatial_shape)
   b = jnp.asarray(boxes, jnp.float32)
   hi = jnp.array([w, h, w, h], jnp.float32)
   return jnp.clip(b, 0.0, hi)
@@ -176,16 +178,6 @@ def box_area(boxes: jax.typing.ArrayLike) -> jax.Array:
   """
   b = jnp.asarray(boxes)
   return jnp.maximum(b[..., 2] - b[..., 0], 0) * jnp.maximum(b[..., 3] - b[..., 1], 0)
-
-
-def _check_spatial(spatial_shape: Any) -> tuple[int, int]:
-  try:
-    shape = tuple(int(s) for s in spatial_shape)
-  except TypeError:
-    shape = ()
-  if len(shape) != 2 or min(shape) < 1:
-    raise ValueError(f"spatial_shape must be (H, W) of positive ints, got {spatial_shape!r}.")
-  return shape
 
 
 def check_box_targets(

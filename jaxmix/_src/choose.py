@@ -166,9 +166,7 @@ def sample_choose(
   if isinstance(methods, (str, bytes)) or not isinstance(methods, Sequence) or len(methods) == 0:
     raise ValueError(f"methods must be a non-empty list or tuple of methods, got {methods!r}.")
   if spatial_shape is not None:
-    if len(tuple(spatial_shape)) != 2:
-      raise ValueError(f"spatial_shape must be (H, W), got {spatial_shape!r}.")
-    spatial_shape = tuple(int(s) for s in spatial_shape)
+    spatial_shape = validation.check_spatial_shape(spatial_shape)
   fns = [_resolve(m) for m in methods]
   if spatial_shape is None:
     for i, fn in enumerate(fns):

@@ -21,16 +21,6 @@ def _check_minmax(cutmix_minmax: tuple[float, float] | None) -> None:
     raise ValueError(f"cutmix_minmax must be (lo, hi) with 0 <= lo <= hi <= 1, got {cutmix_minmax!r}.")
 
 
-def _check_spatial(spatial_shape: Any) -> tuple[int, int]:
-  try:
-    shape = tuple(int(s) for s in spatial_shape)
-  except TypeError:
-    shape = ()
-  if len(shape) != 2:
-    raise ValueError(f"spatial_shape must be (H, W), got {spatial_shape!r}.")
-  return shape
-
-
 def draw_boxes(
   key: jax.Array,
   lam: jax.Array,
@@ -127,7 +117,7 @@ def sample_cutmix(
   validation.check_key(key)
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
-  spatial_shape = _check_spatial(spatial_shape)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
   _check_minmax(cutmix_minmax)
   n = draws.num_draws(mode, batch_size)
   k_pair, k_lam, k_gate, k_box = jax.random.split(key, 4)
@@ -268,7 +258,7 @@ def sample_mixup_cutmix(
     )
   if spatial_shape is None:
     raise ValueError("spatial_shape (H, W) is required when CutMix can be chosen.")
-  spatial_shape = _check_spatial(spatial_shape)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
   if cutmix_minmax is not None:
     cutmix_on = jnp.asarray(True)
     drawn_cut = jnp.ones((n,), jnp.float32)  # ignored: the box size comes from cutmix_minmax

@@ -191,7 +191,7 @@ def mix_boxes(
   boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size)
   plan_spatial = getattr(plan, "spatial_shape", None)
   if spatial_shape is not None:
-    spatial_shape = boxes_lib._check_spatial(spatial_shape)
+    spatial_shape = validation.check_spatial_shape(spatial_shape)
     if plan_spatial is not None and tuple(plan_spatial) != spatial_shape:
       raise ValueError(f"spatial_shape {spatial_shape} differs from the plan's {tuple(plan_spatial)}.")
   else:

@@ -30,13 +30,6 @@ from jaxmix._src import plan as plan_lib
 from jaxmix._src import validation
 
 
-def _check_spatial(spatial_shape: Any) -> tuple[int, int]:
-  shape = tuple(spatial_shape)
-  if len(shape) != 2 or not all(int(s) >= 1 for s in shape):
-    raise ValueError(f"spatial_shape must be (H, W) with positive sizes, got {spatial_shape!r}.")
-  return tuple(int(s) for s in shape)
-
-
 def fmix_grey_map(
   key: jax.Array,
   spatial_shape: tuple[int, int],
@@ -67,7 +60,7 @@ def fmix_grey_map(
   """
   validation.check_key(key)
   validation.check_nonnegative("decay_power", decay_power)
-  spatial_shape = _check_spatial(spatial_shape)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
   grey = _grey_maps(key, decay_power, spatial_shape=spatial_shape, num=1 if num is None else int(num))
   return grey[0] if num is None else grey
 
@@ -245,7 +238,7 @@ def sample_fmix(
     max_soft,
     prob,
     batch_size=int(batch_size),
-    spatial_shape=_check_spatial(spatial_shape),
+    spatial_shape=validation.check_spatial_shape(spatial_shape),
     reformulate=bool(reformulate),
     mode=mode,
     pairing=pairing,

@@ -29,13 +29,6 @@ from jaxmix._src import plan as plan_lib
 from jaxmix._src import validation
 
 
-def _check_spatial(spatial_shape: Any) -> tuple[int, int]:
-  shape = tuple(spatial_shape)
-  if len(shape) != 2 or not all(int(s) >= 1 for s in shape):
-    raise ValueError(f"spatial_shape must be (H, W) with positive sizes, got {spatial_shape!r}.")
-  return tuple(int(s) for s in shape)
-
-
 def _check_grid_size(grid_size: Any, spatial_shape: tuple[int, int]) -> tuple[int, int]:
   if isinstance(grid_size, int) and not isinstance(grid_size, bool):
     grid_size = (grid_size, grid_size)
@@ -167,7 +160,7 @@ def sample_gridmix(
   validation.check_unit_interval("p", p)
   validation.check_unit_interval("hole", hole)
   validation.check_unit_interval("prob", prob)
-  h, w = _check_spatial(spatial_shape)
+  h, w = validation.check_spatial_shape(spatial_shape)
   grid_size = _check_grid_size(grid_size, (h, w))
   validation.check_choice("mode", mode, validation.MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)

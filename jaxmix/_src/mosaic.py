@@ -185,7 +185,7 @@ def sample_mosaic(
   validation.check_unit_interval("center_range[1]", hi)
   if validation.is_static_number(lo) and validation.is_static_number(hi) and lo > hi:
     raise ValueError(f"center_range must have lo <= hi, got {center_range!r}.")
-  spatial_shape = boxes_lib._check_spatial(spatial_shape)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
   h, w = spatial_shape
   k_c, k_gate, k_perm = jax.random.split(key, 3)
   u = jax.random.uniform(k_c, (batch_size, 2), minval=jnp.asarray(lo, jnp.float32), maxval=hi)
@@ -338,7 +338,7 @@ def mosaic(
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")
   if output_size is not None:
-    output_size = boxes_lib._check_spatial(output_size)
+    output_size = validation.check_spatial_shape(output_size)
     if output_size != spatial:
       boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
       if not normalized:

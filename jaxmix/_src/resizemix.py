@@ -36,17 +36,6 @@ from jaxmix._src import validation
 METHODS = ("nearest", "bilinear")
 
 
-def check_spatial(spatial_shape: Any) -> tuple[int, int]:
-  """(H, W) as Python ints; a clear error otherwise."""
-  try:
-    shape = tuple(int(s) for s in spatial_shape)
-  except TypeError:
-    shape = ()
-  if len(shape) != 2 or min(shape) < 1:
-    raise ValueError(f"spatial_shape must be (H, W) with positive sides, got {spatial_shape!r}.")
-  return shape
-
-
 def centered_box(
   cy: jax.Array,
   cx: jax.Array,
@@ -223,7 +212,7 @@ def sample_resizemix(
   validation.check_unit_interval("prob", prob)
   validation.check_choice("method", method, METHODS)
   lo, hi = _check_scope(scope)
-  spatial_shape = check_spatial(spatial_shape)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
   h, w = spatial_shape
   n = draws.num_draws(mode, batch_size)
   k_pair, k_tau, k_gate, k_y, k_x = jax.random.split(key, 5)

@@ -27,7 +27,6 @@ from jaxmix._src import pairing as pairing_lib
 from jaxmix._src import plan as plan_lib
 from jaxmix._src import validation
 from jaxmix._src.resizemix import centered_box
-from jaxmix._src.resizemix import check_spatial
 
 # ITU-R BT.601 luma, the weights of OpenCV's colour-to-grey conversion.
 _LUMA = (0.299, 0.587, 0.114)
@@ -312,7 +311,7 @@ def sample_saliencymix(
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("mode", mode, validation.MODES)
-  spatial_shape = check_spatial(spatial_shape)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
   _check_saliency(saliency, batch_size)
   k_pair, k_rest = jax.random.split(key)
   index = pairing_lib.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")

@@ -39,13 +39,6 @@ from jaxmix._src import validation
 SHAPES = ("gaussian", "square")
 
 
-def _check_spatial(spatial_shape: Any) -> tuple[int, int]:
-  shape = tuple(spatial_shape)
-  if len(shape) != 2 or not all(int(s) >= 1 for s in shape):
-    raise ValueError(f"spatial_shape must be (H, W) with positive sizes, got {spatial_shape!r}.")
-  return tuple(int(s) for s in shape)
-
-
 def _check_range(name: str, value: Any) -> None:
   if len(tuple(value)) != 2:
     raise ValueError(f"{name} must be (low, high), got {value!r}.")
@@ -154,7 +147,7 @@ def sample_smoothmix(
   validation.check_nonnegative("alpha", alpha)
   validation.check_nonnegative("edge", edge)
   validation.check_unit_interval("prob", prob)
-  h, w = _check_spatial(spatial_shape)
+  h, w = validation.check_spatial_shape(spatial_shape)
   validation.check_choice("mode", mode, validation.MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
   return _sample_smoothmix(

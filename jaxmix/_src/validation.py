@@ -87,6 +87,17 @@ def batch_size_of(tree: Any, name: str = "inputs") -> int:
   return next(iter(sizes.values()))
 
 
+def check_spatial_shape(spatial_shape: Any, axes: str = "(H, W)") -> tuple[int, int]:
+  """Two positive sizes as Python ints (static); a clear error otherwise."""
+  try:
+    shape = tuple(int(s) for s in spatial_shape)
+  except TypeError:
+    shape = ()
+  if len(shape) != 2 or min(shape) < 1:
+    raise ValueError(f"spatial_shape must be {axes} with positive sizes, got {spatial_shape!r}.")
+  return shape
+
+
 def spatial_axes(ndim: int, data_format: str) -> tuple[int, int]:
   """The (H, W) axes of a leaf of rank `ndim`.
 
