@@ -30,6 +30,7 @@ def _parse() -> argparse.Namespace:
   parser.add_argument("--size", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=20)
   parser.add_argument("--pairings", default="flip,roll,permute")
+  parser.add_argument("--out", help="also write the printed lines here")
   return parser.parse_args()
 
 
@@ -62,6 +63,12 @@ def median_ms(fn, *args, repeats: int) -> float:
 
 
 def main(args: argparse.Namespace) -> None:
+  lines = []
+
+  def say(line: str) -> None:
+    print(line, flush=True)
+    lines.append(line)
+
   devices = jax.devices()
   n = len(devices)
   mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
@@ -70,16 +77,14 @@ def main(args: argparse.Namespace) -> None:
   x = jax.device_put(jax.random.uniform(jax.random.key(0), shape, jnp.float32), shard)
   y = jax.device_put(jnp.arange(args.batch, dtype=jnp.int32) % 10, shard)
   key = jax.random.key(1)
-  print(
-    f"jax {jax.__version__}, {n} x {devices[0].device_kind} ({devices[0].platform}), batch {shape} float32"
-  )
-  print(f"median of {args.repeats} runs, ms")
+  say(f"jax {jax.__version__}, {n} x {devices[0].device_kind} ({devices[0].platform}), batch {shape} float32")
+  say(f"median of {args.repeats} runs, ms")
 
   floor = jax.jit(
     jax.shard_map(lambda x: 0.7 * x + 0.3 * x[::-1], mesh=mesh, in_specs=P("data"), out_specs=P("data"))
   )
   t_floor = median_ms(floor, x, repeats=args.repeats)
-  print(f"{'floor (local a*x + b*x[::-1])':40s} {t_floor:9.2f}")
+  say(f"{'floor (local a*x + b*x[::-1])':40s} {t_floor:9.2f}")
   for name, fn in (("mixup", jaxmix.mixup), ("cutmix", jaxmix.cutmix)):
     for pairing in args.pairings.split(","):
       kw = dict(num_classes=10, pairing=pairing)
@@ -87,10 +92,13 @@ def main(args: argparse.Namespace) -> None:
       loc = jax.jit(functools.partial(jaxmix.local(fn, mesh, "data"), **kw))
       t_glob = median_ms(glob, key, x, y, repeats=args.repeats)
       t_loc = median_ms(loc, key, x, y, repeats=args.repeats)
-      print(
+      say(
         f"{name + ' ' + pairing:16s} global {t_glob:9.2f}  local {t_loc:9.2f}  "
         f"global/local {t_glob / t_loc:6.2f}  local/floor {t_loc / t_floor:6.2f}"
       )
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

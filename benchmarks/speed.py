@@ -344,6 +344,7 @@ def main() -> None:
   shapes = [tuple(int(s) for s in item.split("x")) for item in args.shapes.split(",")]
   dtypes = args.dtypes.split(",")
   modes = args.modes.split(",")
+  start = time.perf_counter()
   print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
   print(HEADER)
   rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles)
@@ -357,6 +358,8 @@ def main() -> None:
       f.write(f"# jaxmix speed on {machine_name()}\n\n")
       f.write(f"jax {jax.__version__}, median of {args.reps} calls; floor = jitted `a*x + b*x[::-1]` on ")
       f.write("the same array in the same process (timm rows: torch `a*x + b*x.flip(0)`).\n\n")
+      versions = f"torch {importlib.metadata.version('torch')}, " if args.timm and _load_timm_mixup() else ""
+      f.write(f"{versions}wall time of the run: {(time.perf_counter() - start) / 60:.0f} min.\n\n")
       f.write(HEADER + "\n" + "\n".join(_format_row(r) for r in rows) + "\n")
     print(f"wrote {args.out}")
 

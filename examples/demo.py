@@ -1,9 +1,10 @@
 """Trains the example ResNet briefly with ERM and several jaxmix methods and prints a table.
 
 Run with `make demo`. It uses scikit-learn's bundled handwritten digits (no
-download) and takes a few minutes on two CPU cores; pass `--dataset
-fashion_mnist` to use Fashion-MNIST when Debian's `dataset-fashion-mnist` is
-installed. For the full comparison see `examples/results_table.py`.
+download) and prints its own run time (53 s of training on the project's 2-core
+CPU, see examples/results/demo-cpu-2core.md); pass `--dataset fashion_mnist` to
+use Fashion-MNIST when Debian's `dataset-fashion-mnist` is installed. For the
+full comparison see `examples/results_table.py`.
 """
 
 from __future__ import annotations

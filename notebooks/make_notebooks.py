@@ -30,8 +30,7 @@ QUICKSTART = [
 
 This notebook mixes a batch of real photographs (bundled with scikit-image) with every mixing
 method this version of jaxmix has, draws each mixed batch with its soft labels, and plots the λ
-(each sample's own share) that each method draws, so you can tune α by eye. It runs on the CPU in
-well under a minute.
+(each sample's own share) that each method draws, so you can tune α by eye. It runs on the CPU.
 
 Install: `pip install -e ".[examples,viz]"` from the repository root (scikit-image and matplotlib).
 """),
@@ -322,7 +321,7 @@ TRAIN_STEP = [
 A small Flax (linen) CNN, an optax optimiser, and a jitted `train_step` whose augmentation is one
 line: `jaxmix.mixup_cutmix(...)`. It trains for a few hundred steps on scikit-learn's bundled
 handwritten digits (8×8 grey images) on the CPU, once with mixing switched off and once with it on,
-and plots the loss curves. Runs in well under a minute.
+and plots the loss curves. Runs on the CPU.
 """),
   code("""
 import time
@@ -467,7 +466,7 @@ DENSE = [
 Four real photographs from scikit-image, each with a few hand-placed boxes (the astronaut's face,
 the coffee cup, the cat's eyes, the rocket) and a per-pixel label map (grey levels thresholded into
 three classes). They go through detection MixUp, CutMix with boxes and Mosaic, and through CutMix +
-`jaxmix.mix_label_maps` and ClassMix for segmentation. Runs on the CPU in well under a minute.
+`jaxmix.mix_label_maps` and ClassMix for segmentation. Runs on the CPU.
 
 Install: `pip install -e ".[examples,viz]"` from the repository root (scikit-image and matplotlib).
 """),
@@ -638,7 +637,7 @@ A batch sharded over a mesh of eight devices can be mixed globally (`jax.jit(jax
 partners come from anywhere in the batch, so XLA moves data between devices) or locally
 (`jaxmix.local(jaxmix.cutmix, mesh, "data")`: each device mixes its own shard, no communication).
 This notebook simulates eight CPU devices, compiles both, lists the collectives each compiled
-program holds, and checks that the outputs keep the input's sharding. Runs in well under a minute.
+program holds, and checks that the outputs keep the input's sharding. Runs on the CPU.
 
 The first cell must run before jax is imported: `XLA_FLAGS` is read once, when jax starts.
 """),
