@@ -18,8 +18,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jaxmix._src import draws
-from jaxmix._src import fmix
+from jaxmix._src.core import sampling
+from jaxmix._src.methods import fmix
 
 
 def median_ms(fn, *args, reps: int) -> float:
@@ -40,13 +40,13 @@ def main() -> None:
   key = jax.random.key(0)
   rows = []
   old = jax.jit(lambda k, a: jax.random.beta(k, a, a, (1024,)))
-  new = jax.jit(lambda k, a: draws.beta(k, a, (1024,)))
+  new = jax.jit(lambda k, a: sampling.beta(k, a, (1024,)))
   t_old, t_new = [], []
   for _ in range(3):  # alternate whole blocks so drift hits both
     t_old.append(median_ms(old, key, 1.0, reps=args.reps))
     t_new.append(median_ms(new, key, 1.0, reps=args.reps))
   rows.append(("1024 Beta(1,1) draws, jax.random.beta", statistics.median(t_old)))
-  rows.append(("1024 Beta(1,1) draws, jaxmix draws.beta", statistics.median(t_new)))
+  rows.append(("1024 Beta(1,1) draws, jaxmix sampling.beta", statistics.median(t_new)))
 
   b, h, w = 128, 224, 224
   normals = jax.jit(lambda k: jax.random.normal(k, (2, b, h, w // 2 + 1)))

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxmix
-from jaxmix._src import draws
+from jaxmix._src.core import sampling
 
 MODES = ("batch", "pair", "elem")
 PAIRINGS = ("flip", "roll", "permute")
@@ -49,7 +49,7 @@ _JITTED: dict = {}
 
 
 def cheap_beta(key, alpha, shape, beta_=None):
-  """Stand-in for `draws.beta`: Beta(1, 1) = U[0, 1); α ≤ 0 still gives λ = 1."""
+  """Stand-in for `sampling.beta`: Beta(1, 1) = U[0, 1); α ≤ 0 still gives λ = 1."""
   del beta_
   return jnp.where(jnp.asarray(alpha, jnp.float32) > 0, jax.random.uniform(key, shape), 1.0)
 
@@ -90,7 +90,7 @@ def call(fn, use_jit, *args, cheap=False, static=(), lower=False, **kwargs):
   ``lower=True`` returns the lowered program of that same jitted function
   (compiling it then is shared with later calls).
   """
-  patch = mock.patch.object(draws, "beta", cheap_beta) if cheap else contextlib.nullcontext()
+  patch = mock.patch.object(sampling, "beta", cheap_beta) if cheap else contextlib.nullcontext()
   with patch:
     if not use_jit:
       return fn(*args, **kwargs)

@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import attentive
+from jaxmix._src.methods import attentive
 
 
 def _features(b, gh, gw, seed=0):

@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import boxes as boxes_lib
+from jaxmix._src.families import boxes as boxes_lib
 
 FORMATS = ("xyxy", "xywh", "cxcywh")
 

@@ -23,7 +23,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import cutmix as cutmix_lib
+from jaxmix._src.methods import cutmix as cutmix_lib
 
 SETTINGS = settings(max_examples=10, deadline=None)
 _draw_boxes = jax.jit(

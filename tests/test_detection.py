@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import plan as plan_lib
+from jaxmix._src.core import plan as plan_lib
 
 N = 3
 

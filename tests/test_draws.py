@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from jaxmix._src import draws
+from jaxmix._src.core import sampling
 
 
 @pytest.mark.parametrize("a, b", [(0.2, 0.2), (0.4, 0.4), (1.0, 1.0), (2.0, 2.0), (2.0, 1.0), (0.5, 3.0)])
@@ -14,7 +14,7 @@ def test_beta_matches_scipy(a, b):
   """Chi-square over 20 equiprobable bins. (A KS test would fail for small α through float32
   alone: Beta(0.2, 0.2) puts ~2% of its mass within 6e-8 of 1, which rounds to exactly 1.0.)"""
   n = 20000
-  lam = np.asarray(jax.jit(draws.beta, static_argnums=2)(jax.random.key(0), a, (n,), b))
+  lam = np.asarray(jax.jit(sampling.beta, static_argnums=2)(jax.random.key(0), a, (n,), b))
   assert np.all((lam >= 0) & (lam <= 1)) and np.isfinite(lam).all()
   edges = scipy.stats.beta(a, b).ppf(np.linspace(0, 1, 21))
   edges[0], edges[-1] = -np.inf, np.inf
@@ -27,11 +27,11 @@ def test_log_gamma_with_one_candidate_per_round_is_still_exact(a):
   """With one candidate a round, 0.5-5% of draws are rejected in the first round and come from the loop."""
   shape = (20000,)
   key = jax.random.key(1)
-  one = np.asarray(jax.jit(draws.log_gamma, static_argnums=(2, 3))(key, a, shape, 1))
-  four = np.asarray(jax.jit(draws.log_gamma, static_argnums=(2, 3))(key, a, shape, 4))
+  one = np.asarray(jax.jit(sampling.log_gamma, static_argnums=(2, 3))(key, a, shape, 1))
+  four = np.asarray(jax.jit(sampling.log_gamma, static_argnums=(2, 3))(key, a, shape, 4))
   a_ = jnp.full(shape, a, jnp.float32)
   d = jnp.where(a_ < 1, a_ + 1, a_) - 1 / 3
-  first, accepted, extra = draws._candidates(jax.random.split(key)[0], d, 1, extra=1)
+  first, accepted, extra = sampling._candidates(jax.random.split(key)[0], d, 1, extra=1)
   accepted = np.asarray(accepted)
   assert 0.002 < 1 - accepted.mean() < 0.1
   boost = np.where(a < 1, np.log1p(-np.asarray(extra[0])) / a, 0.0)
@@ -46,7 +46,7 @@ def test_log_gamma_with_one_candidate_per_round_is_still_exact(a):
 
 
 def test_alpha_off_and_traced_alpha():
-  sample = jax.jit(lambda k, a: draws.beta(k, a, (64,)))
+  sample = jax.jit(lambda k, a: sampling.beta(k, a, (64,)))
   np.testing.assert_array_equal(sample(jax.random.key(0), 0.0), 1.0)
   for a in (0.1, 1.0, 7.0):
     lam = sample(jax.random.key(0), a)
@@ -55,7 +55,7 @@ def test_alpha_off_and_traced_alpha():
 
 
 def test_tiny_alpha_gives_lambda_at_the_ends_without_nans():
-  lam = np.asarray(draws.beta(jax.random.key(3), 0.01, (5000,)))
+  lam = np.asarray(sampling.beta(jax.random.key(3), 0.01, (5000,)))
   assert np.isfinite(lam).all()
   assert np.mean((lam < 1e-3) | (lam > 1 - 1e-3)) > 0.9
   assert 0.4 < np.mean(lam > 0.5) < 0.6

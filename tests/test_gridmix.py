@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import gridmix as gridmix_lib
+from jaxmix._src.methods import gridmix as gridmix_lib
 
 KEY = jax.random.key(0)
 

@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import multiway
+from jaxmix._src.methods import multiway
 
 KEY = jax.random.key(0)
 PAIRINGS = ["roll", "flip", "permute"]

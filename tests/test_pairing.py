@@ -24,11 +24,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import pairing as pairing_lib
+from jaxmix._src.core import pairing as pairing_lib
+from jaxmix._src.core import sampling
 
 SETTINGS = settings(max_examples=20, deadline=None)
 _partner_index_jit = jax.jit(
-  pairing_lib.partner_index, static_argnums=(1, 2), static_argnames=("involution",)
+  sampling.partner_index, static_argnums=(1, 2), static_argnames=("involution",)
 )
 
 
@@ -44,7 +45,7 @@ def test_partner_index(batch, pairing, involution, seed, use_jit):
   if involution and pairing == "roll" and batch > 2:
     return
   ar = np.arange(batch)
-  fn = _partner_index_jit if use_jit else pairing_lib.partner_index
+  fn = _partner_index_jit if use_jit else sampling.partner_index
   index = np.asarray(fn(jax.random.key(seed), batch, pairing, involution=involution))
   assert index.dtype == np.int32 and index.shape == (batch,)
   assert sorted(index.tolist()) == ar.tolist()  # a permutation
@@ -56,14 +57,14 @@ def test_partner_index(batch, pairing, involution, seed, use_jit):
 
 
 def test_permute_pairs_are_random():
-  perms = {tuple(np.asarray(pairing_lib.partner_index(jax.random.key(s), 8, "permute"))) for s in range(5)}
+  perms = {tuple(np.asarray(sampling.partner_index(jax.random.key(s), 8, "permute"))) for s in range(5)}
   assert len(perms) > 1
 
 
 @pytest.mark.parametrize("pairing", PAIRINGS)
 def test_take_partner_matches_index(pairing):
   x = jnp.arange(7 * 3).reshape(7, 3)
-  index = pairing_lib.partner_index(jax.random.key(1), 7, pairing)
+  index = sampling.partner_index(jax.random.key(1), 7, pairing)
   np.testing.assert_array_equal(pairing_lib.take_partner(x, pairing, index), np.asarray(x)[np.asarray(index)])
   xt = x.T  # along another axis
   np.testing.assert_array_equal(
@@ -73,7 +74,7 @@ def test_take_partner_matches_index(pairing):
 
 def test_pair_mode_with_roll_raises():
   with pytest.raises(ValueError, match="pairing='roll'"):
-    pairing_lib.partner_index(jax.random.key(0), 5, "roll", involution=True)
+    sampling.partner_index(jax.random.key(0), 5, "roll", involution=True)
   x = jnp.zeros((5, 4, 4, 1))
   for name in ("mixup", "cutmix", "mixup_cutmix"):
     with pytest.raises(ValueError, match="pairing='roll'"):

@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import resizemix as rm
+from jaxmix._src.methods import resizemix as rm
 
 
 def _images(b, h, w, c=3, seed=0, dtype=jnp.float32):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 import jaxmix
-from jaxmix._src import saliencymix as sm
+from jaxmix._src.methods import saliencymix as sm
 
 
 def _blob_images(centres, h, w, *, textured, seed=0):

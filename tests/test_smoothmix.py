@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
-from jaxmix._src import smoothmix as smoothmix_lib
+from jaxmix._src.methods import smoothmix as smoothmix_lib
 
 KEY = jax.random.key(0)
 SHAPES = ["gaussian", "square"]

@@ -1,0 +1,81 @@
+"""Class labels to soft labels."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmix._src.core import validation
+
+
+def one_hot(
+  labels: jax.typing.ArrayLike, num_classes: int, *, smoothing: jax.typing.ArrayLike = 0.0
+) -> jax.Array:
+  """Smoothed one-hot targets in timm's form.
+
+  The off value is ``s / K`` and the on value ``1 - s + s / K``, so each row
+  sums to one (timm ``data/mixup.py``, Szegedy et al. 2016).
+
+  Args:
+    labels: integer class ids of any shape.
+    num_classes: K, the number of classes (static).
+    smoothing: label smoothing ``s`` in [0, 1]; may be traced.
+
+  Returns:
+    float32 array of shape ``labels.shape + (K,)``.
+
+  Example:
+    >>> jaxmix.one_hot(jnp.array([0, 2]), 3, smoothing=0.3)
+    Array([[0.8, 0.1, 0.1],
+           [0.1, 0.1, 0.8]], dtype=float32)
+  """
+  if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+    raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
+  validation.check_unit_interval("smoothing", smoothing)
+  if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+    raise TypeError(f"labels must be integer class ids, got dtype {jnp.result_type(labels)}.")
+  smoothing = jnp.asarray(smoothing, jnp.float32)
+  off = smoothing / num_classes
+  hot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+  return hot * (1.0 - smoothing) + off
+
+
+def soft_labels(
+  labels: jax.typing.ArrayLike,
+  batch_size: int,
+  *,
+  num_classes: int | None = None,
+  smoothing: jax.typing.ArrayLike = 0.0,
+) -> jax.Array:
+  """Turns int `[B]` or float `[B, K]` labels into smoothed float32 `[B, K]`.
+
+  Float rows are smoothed as ``y * (1 - s) + s / K``, which equals
+  :func:`one_hot` for one-hot rows and keeps each row's mass for soft rows.
+  """
+  validation.check_unit_interval("label_smoothing", smoothing)
+  shape = np.shape(labels)
+  dtype = jnp.result_type(labels)
+  if len(shape) == 0 or len(shape) > 2:
+    raise ValueError(
+      f"labels must be int class ids [B] or float targets [B, K]; got rank {len(shape)} with shape {shape}."
+    )
+  if shape[0] != batch_size:
+    raise ValueError(f"labels have batch size {shape[0]} but inputs have {batch_size}.")
+  if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.complexfloating):
+    raise TypeError(f"labels must be integer ids or real floats, got dtype {dtype}.")
+  if len(shape) == 1:
+    if not jnp.issubdtype(dtype, jnp.integer):
+      raise TypeError(
+        f"labels of shape {shape} must be integer class ids, got dtype {dtype}; pass float targets as [B, K]."
+      )
+    if num_classes is None:
+      raise ValueError("num_classes is required when labels are integer class ids of shape [B].")
+    return one_hot(labels, num_classes, smoothing=smoothing)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"labels of shape {shape} must be float targets, got dtype {dtype}.")
+  if num_classes is not None and shape[1] != num_classes:
+    raise ValueError(f"labels have {shape[1]} classes (shape {shape}) but num_classes={num_classes}.")
+  smoothing = jnp.asarray(smoothing, jnp.float32)
+  y = jnp.asarray(labels, jnp.float32)
+  return y * (1.0 - smoothing) + smoothing / shape[1]

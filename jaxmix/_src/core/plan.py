@@ -1,0 +1,202 @@
+"""Plans, and applying them to any pytree.
+
+A plan says who mixes with whom and how much; applying it is deterministic.
+Every plan type provides ``lam`` (each sample's exact share of its own
+content, the label weight), ``mix_leaf`` and ``mix_labels``; :func:`apply`
+and :func:`mix_labels` below handle pytrees, dtypes and checks for all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxmix._src.core import labels as labels_lib
+from jaxmix._src.core import pairing as pairing_lib
+from jaxmix._src.core import regions
+from jaxmix._src.core import sampling
+from jaxmix._src.core import validation
+
+
+@struct.dataclass
+class Plan:
+  """A two-source mix: each output is its own sample blended with one partner.
+
+  The weight of a sample's own content at pixel (h, w) is::
+
+      own = 0                        inside `box` (pasted from the partner)
+      own = blend * mask[h, w]       elsewhere (mask = 1 when absent)
+
+  which covers MixUp (blend = λ), CutMix (a box, blend = 1), their per-sample
+  switch, and every mask method (a `mask`).
+
+  Attributes:
+    lam: float32 `[B]`, each sample's exact share of its own content.
+    index: int32 `[B]`, each sample's partner.
+    blend: float32 `[B]`, own weight outside the box.
+    box: int32 `[B, 4]` as (top, bottom, left, right), half-open rows and
+      columns taken from the partner, or None.
+    mask: float32 `[B, H, W]` or `[1, H, W]` own-content weight, or None.
+    pairing: "flip", "roll" or "permute" (static).
+    spatial_shape: (H, W) the box/mask refers to, or None (static).
+  """
+
+  lam: jax.Array
+  index: jax.Array
+  blend: jax.Array
+  box: jax.Array | None = None
+  mask: jax.Array | None = None
+  pairing: str = struct.field(pytree_node=False, default="flip")
+  spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
+
+  @property
+  def batch_size(self) -> int:
+    return self.lam.shape[0]
+
+  def own_weight(self) -> jax.Array:
+    """Own-content weight `[B, H, W]` (or `[B, 1, 1]` for a pure blend), float32."""
+    b = self.batch_size
+    weight = self.blend[:, None, None]
+    if self.mask is not None:
+      weight = weight * self.mask
+    if self.box is not None:
+      weight = jnp.where(regions.box_mask(self.box, self.spatial_shape), 0.0, weight)
+    if self.mask is not None or self.box is not None:
+      # A sample that is its own partner comes back bit-exact.
+      own = self.index == jnp.arange(b, dtype=self.index.dtype)
+      weight = jnp.where(own[:, None, None], 1.0, weight)
+    return weight
+
+  def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
+    """Mixes one leaf (already in its compute dtype)."""
+    partner = pairing_lib.take_partner(x, self.pairing, self.index)
+    if self.mask is None:
+      blend = self.blend.reshape((-1,) + (1,) * (x.ndim - 1))
+      mixed = x * blend + partner * (1 - blend)
+      if self.box is None:
+        return mixed
+      # The pasted region is an exact copy of the partner.
+      inside = regions.expand_spatial(regions.box_mask(self.box, self.spatial_shape), x.ndim, data_format)
+      return jnp.where(inside, partner, mixed)
+    w = regions.expand_spatial(self.own_weight(), x.ndim, data_format)
+    return x * w + partner * (1 - w)
+
+  def mix_labels(self, y: jax.Array) -> jax.Array:
+    lam = self.lam[:, None]
+    return y * lam + pairing_lib.take_partner(y, self.pairing, self.index) * (1 - lam)
+
+
+def keep_self_pairs(plan: Plan) -> Plan:
+  """Marks samples that are their own partner as unmixed (λ = 1, blend = 1)."""
+  own = plan.index == jnp.arange(plan.batch_size, dtype=plan.index.dtype)
+  return plan.replace(lam=jnp.where(own, 1.0, plan.lam), blend=jnp.where(own, 1.0, plan.blend))
+
+
+def mask_plan(
+  own: jax.Array, index: jax.Array, *, mode: str, pairing: str, own_share: jax.Array | None = None
+) -> Plan:
+  """A plan from own-content masks drawn per batch (`[1, H, W]`) or per sample (`[B, H, W]`).
+
+  λ is each mask's mean, the exact own share, or `own_share` where the
+  sampler knows it without reading the mask (then XLA can fuse the mask's
+  computation into the blend); pair mode gives both members of a pair the
+  lower index's mask (:func:`sampling.per_sample`).
+  """
+  lam = own.mean(axis=(1, 2)) if own_share is None else own_share
+  if mode != "batch":
+    own = sampling.per_sample(own, mode, index, pairing)
+  plan = Plan(
+    lam=sampling.per_sample(lam, mode, index, pairing),
+    index=index,
+    blend=jnp.ones(index.shape, jnp.float32),
+    mask=own,
+    pairing=pairing,
+    spatial_shape=tuple(own.shape[1:]),
+  )
+  return keep_self_pairs(plan)
+
+
+def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
+  """Mixes every leaf of `tree` with the same partners, weights and masks.
+
+  Float leaves keep their dtype (bf16 is blended in float32 and cast back);
+  integer leaves (e.g. uint8 images) are blended in float32, rounded and
+  clipped to their dtype's range, as timm's fast collate does. Integer
+  class-id maps are not intensities: blending them under a soft weight makes
+  nonsense ids, so mix per-pixel label maps with :func:`jaxmix.mix_label_maps`.
+
+  Args:
+    plan: a plan from any ``sample_*`` function.
+    tree: an array or pytree of arrays sharing the batch axis (and, for box
+      or mask plans, the spatial axes).
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` for rank-4 leaves;
+      rank-3 leaves are always ``[B, H, W]``.
+
+  Returns:
+    A pytree like `tree` with mixed leaves of the same shapes and dtypes.
+
+  Example:
+    >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32), alpha=1.0)
+    >>> images, depth = jaxmix.apply(plan, (images, depth))
+  """
+  validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
+  batch = validation.batch_size_of(tree, "tree")
+  if batch != plan.batch_size:
+    raise ValueError(f"tree has batch size {batch} but the plan was sampled for {plan.batch_size}.")
+  spatial = getattr(plan, "spatial_shape", None)
+  if spatial is not None:
+    got = validation.spatial_shape_of(tree, data_format, "tree")
+    if got != tuple(spatial):
+      raise ValueError(f"tree has spatial shape {got} but the plan was sampled for {tuple(spatial)}.")
+  return jax.tree_util.tree_map(lambda x: _mix_in_dtype(plan, x, data_format), tree)
+
+
+def _mix_in_dtype(plan: Any, x: jax.Array, data_format: str) -> jax.Array:
+  x = jnp.asarray(x)
+  dtype = x.dtype
+  if getattr(plan, "selects_pixels", False):
+    # Every output pixel is a copy of an input pixel (Mosaic): exact in any dtype, no float pass.
+    return plan.mix_leaf(x, data_format)
+  if jnp.issubdtype(dtype, jnp.floating):
+    compute = jnp.promote_types(dtype, jnp.float32)
+    return plan.mix_leaf(x.astype(compute), data_format).astype(dtype)
+  info = jnp.iinfo(dtype)
+  # A plan that resamples (ResizeMix) says how integer leaves, e.g. class-id
+  # maps, must be read: nearest, never interpolated.
+  if hasattr(plan, "for_integer_leaves"):
+    plan = plan.for_integer_leaves()
+  out = jnp.round(plan.mix_leaf(x.astype(jnp.float32), data_format))
+  return jnp.clip(out, info.min, info.max).astype(dtype)
+
+
+def mix_labels(
+  plan: Any,
+  labels: jax.typing.ArrayLike | None,
+  *,
+  num_classes: int | None = None,
+  label_smoothing: jax.typing.ArrayLike = 0.0,
+) -> jax.Array | None:
+  """Soft labels for the mixed batch: each row is its sources' labels weighted by λ.
+
+  Smoothing is applied before mixing (timm's order).
+
+  Args:
+    plan: the plan used to mix the inputs.
+    labels: int class ids `[B]` (needs `num_classes`) or float targets
+      `[B, K]` (one-hot, soft or multi-hot); None gives None.
+    num_classes: K, required for integer labels (static).
+    label_smoothing: in [0, 1]; may be traced.
+
+  Returns:
+    float32 `[B, K]`, or None when `labels` is None.
+
+  Example:
+    >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
+  """
+  if labels is None:
+    return None
+  y = labels_lib.soft_labels(labels, plan.batch_size, num_classes=num_classes, smoothing=label_smoothing)
+  return plan.mix_labels(y)

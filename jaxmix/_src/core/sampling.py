@@ -1,0 +1,164 @@
+"""Random draws shared by the samplers: λ, the mixing gate, per-mode layout."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix._src.core import pairing as pairing_lib
+from jaxmix._src.core import validation
+
+# Candidates drawn at once per Gamma variate. Marsaglia–Tsang accepts each with
+# probability >= 0.95 for shape >= 1, so four all fail with probability < 6e-6
+# (about 1% of batches of 2048 draws); only those draw again, in a while loop
+# that otherwise runs no iteration.
+_TRIES = 4
+
+
+def _candidates(
+  key: jax.Array, d: jax.Array, tries: int, extra: int = 0
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """One round of `tries` Marsaglia–Tsang candidates per element.
+
+  Returns ``(log v of the first accepted candidate, accepted, extra uniforms)``;
+  where none is accepted the first output is meaningless. The normals come
+  from uniforms by the inverse CDF, as ``jax.random.normal`` makes them, so
+  one call draws everything; a uniform of exactly 0 gives x = −inf and is
+  rejected by ``v > 0``.
+  """
+  shape = d.shape
+  c = jax.lax.rsqrt(9.0 * d)
+  uniforms = jax.random.uniform(key, (2 * tries + extra,) + shape, jnp.float32)
+  x = jnp.sqrt(2.0) * jax.lax.erf_inv(2.0 * uniforms[:tries] - 1.0)
+  u = uniforms[tries : 2 * tries]
+  v = (1.0 + c * x) ** 3
+  log_v = jnp.log(jnp.where(v > 0, v, 1.0))
+  ok = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * v + d * log_v)
+  # The first accepted candidate, by selects (no gather).
+  first = log_v[tries - 1]
+  for i in reversed(range(tries - 1)):
+    first = jnp.where(ok[i], log_v[i], first)
+  return first, jnp.any(ok, axis=0), uniforms[2 * tries :]
+
+
+# Jitted (shapes static) so that eager calls reuse one compiled program: the
+# while loop's body is a fresh closure each trace, which eager mode would
+# compile again on every call.
+@functools.partial(jax.jit, static_argnames=("shape", "tries"))
+def log_gamma(key: jax.Array, a: jax.Array, shape: tuple[int, ...], tries: int = _TRIES) -> jax.Array:
+  """log of Gamma(a, 1) draws, `a > 0` (traced, broadcast to `shape`).
+
+  Marsaglia & Tsang (2000), "A simple method for generating gamma variables",
+  with their boost ``Gamma(a) = Gamma(a + 1) · U^(1/a)`` for ``a < 1``, done in
+  log space so small shapes do not underflow. Candidates come in rounds of
+  `tries` per element and each element keeps its first accepted one, which
+  is exactly the rejection sampler's output; a ``lax.while_loop`` draws
+  further rounds only while some element has none. This avoids
+  ``jax.random.gamma``'s per-element loop, which dominates the cost of
+  per-sample λ for small images on the CPU.
+  """
+  a = jnp.broadcast_to(jnp.asarray(a, jnp.float32), shape)
+  boost = a < 1
+  d = jnp.where(boost, a + 1.0, a) - 1.0 / 3.0
+  k_first, k_more = jax.random.split(key)
+  log_v, accepted, extra = _candidates(k_first, d, tries, extra=1)
+
+  def again(state):
+    log_v, accepted, i = state
+    new_v, new_ok, _ = _candidates(jax.random.fold_in(k_more, i), d, tries)
+    return jnp.where(accepted, log_v, new_v), accepted | new_ok, i + 1
+
+  log_v, _, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[1]), again, (log_v, accepted, 0))
+  # The boost's U in (0, 1]: 1 - uniform[0, 1).
+  return jnp.log(d) + log_v + jnp.where(boost, jnp.log1p(-extra[0]) / a, 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def beta(
+  key: jax.Array,
+  alpha: jax.typing.ArrayLike,
+  shape: tuple[int, ...],
+  beta_: jax.typing.ArrayLike | None = None,
+) -> jax.Array:
+  """λ ~ Beta(α, β) (β = α by default); α ≤ 0 gives λ = 1 (timm: the method is off).
+
+  `alpha` may be traced; it is never used as a Python branch. λ is
+  ``G_a / (G_a + G_b)`` for independent Gamma draws (:func:`log_gamma`).
+  """
+  alpha = jnp.asarray(alpha, jnp.float32)
+  b = alpha if beta_ is None else jnp.asarray(beta_, jnp.float32)
+  on = (alpha > 0) & (b > 0)
+  safe_a = jnp.where(on, alpha, 1.0)
+  safe_b = jnp.where(on, b, 1.0)
+  shapes = jnp.stack([jnp.broadcast_to(safe_a, shape), jnp.broadcast_to(safe_b, shape)])
+  log_ga, log_gb = log_gamma(key, shapes, (2,) + tuple(shape))
+  top = jnp.maximum(log_ga, log_gb)
+  ga, gb = jnp.exp(log_ga - top), jnp.exp(log_gb - top)
+  return jnp.where(on, ga / (ga + gb), 1.0)
+
+
+def gate(key: jax.Array, prob: jax.typing.ArrayLike, shape: tuple[int, ...]) -> jax.Array:
+  """bool: whether mixing happens, True with probability `prob` (traced)."""
+  return jax.random.uniform(key, shape) < jnp.asarray(prob, jnp.float32)
+
+
+def num_draws(mode: str, batch_size: int) -> int:
+  """How many independent draws a mode needs: 1 per batch, else 1 per sample."""
+  validation.check_choice("mode", mode, validation.MODES)
+  return 1 if mode == "batch" else batch_size
+
+
+def per_sample(values: jax.Array, mode: str, index: jax.Array, pairing: str | None = None) -> jax.Array:
+  """Lays draws of shape `[n, ...]` out per sample, `[B, ...]`.
+
+  batch: the one draw is broadcast. pair: both members of a pair take the
+  draw of the lower index, so the pair shares λ and box (timm's pair mode).
+  elem: one draw per sample as it is.
+
+  Pass the plan's `pairing` so that pair mode with flip reads the partner's
+  draw with a slice (no gather); without it the partner's draw is gathered
+  through `index`.
+  """
+  batch_size = index.shape[0]
+  if mode == "batch":
+    return jnp.broadcast_to(values, (batch_size,) + values.shape[1:])
+  if mode == "pair":
+    lower = jnp.arange(batch_size, dtype=index.dtype) <= index
+    lower = lower.reshape((batch_size,) + (1,) * (values.ndim - 1))
+    return jnp.where(lower, values, pairing_lib.take_partner(values, pairing, index))
+  return values
+
+
+def partner_index(key: jax.Array, batch_size: int, pairing: str, *, involution: bool = False) -> jax.Array:
+  """int32 `[B]`: the partner of each sample.
+
+  Args:
+    key: PRNG key, used only by ``permute``.
+    batch_size: B.
+    pairing: ``"flip"``, ``"roll"`` or ``"permute"``.
+    involution: require that partners are mutual (``pair`` mode). flip
+      already is; ``permute`` then draws random disjoint pairs; ``roll``
+      cannot be, and raises.
+  """
+  validation.check_choice("pairing", pairing, validation.PAIRINGS)
+  ar = jnp.arange(batch_size, dtype=jnp.int32)
+  if pairing == "flip":
+    return ar[::-1]
+  if pairing == "roll":
+    if involution and batch_size > 2:
+      raise ValueError(
+        "mode='pair' needs mutual partners; pairing='roll' pairs i with i-1, which is not "
+        "mutual. Use pairing='flip' or 'permute'."
+      )
+    return jnp.roll(ar, 1)
+  perm = jax.random.permutation(key, batch_size).astype(jnp.int32)
+  if not involution:
+    return perm
+  # Random disjoint pairs: consecutive entries of a random order swap places;
+  # with an odd batch the last entry of the order is its own partner.
+  swapped = ar ^ 1
+  swapped = jnp.where(swapped >= batch_size, ar, swapped)
+  index = jnp.zeros(batch_size, jnp.int32).at[perm].set(perm[swapped])
+  return index

@@ -1,0 +1,247 @@
+"""Bounding boxes as fixed-size padded arrays, and their formats.
+
+Detection targets in jaxmix are three arrays with a static box count `N`
+(padded), so every op jits:
+
+* ``boxes``: float `[B, N, 4]` in one of the formats below;
+* ``classes``: int `[B, N]` class ids;
+* ``valid``: bool `[B, N]`, False for padding (or None: then
+  ``classes >= 0`` marks the real boxes, i.e. padding uses class -1).
+
+Formats (``box_format``), x along the width axis and y along the height axis:
+
+* ``"xyxy"``: (x1, y1, x2, y2), the corners (Pascal VOC after
+  :func:`jaxmix.read_voc`, torchvision);
+* ``"xywh"``: (x1, y1, w, h), the top-left corner and size (COCO);
+* ``"cxcywh"``: (cx, cy, w, h), the centre and size (YOLO).
+
+Coordinates are pixels (a box covering columns 0..9 has x1 = 0, x2 = 10) or,
+with ``normalized=True``, fractions of the image width (x) and height (y),
+as YOLO label files store them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxmix._src.core import validation
+
+BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
+
+
+@struct.dataclass
+class BoxTargets:
+  """Mixed detection targets, padded to a static box count.
+
+  Attributes:
+    boxes: float32 `[B, M, 4]`, in the format and normalisation of the input.
+    classes: int32 `[B, M]` class ids (kept for invalid boxes too).
+    valid: bool `[B, M]`, which rows are real boxes.
+    weights: float32 `[B, M]`, each box's share in the mixed image (λ for
+      own boxes and 1 − λ for the partner's under MixUp, 1 for pasted or
+      kept boxes); 0 where `valid` is False. A detection loss can multiply
+      each box's term by it (Zhang et al. 2019).
+  """
+
+  boxes: jax.Array
+  classes: jax.Array
+  valid: jax.Array
+  weights: jax.Array
+
+
+def _check_format(box_format: str) -> None:
+  if box_format not in BOX_FORMATS:
+    raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {box_format!r}.")
+
+
+def _check_last_axis(boxes: Any) -> None:
+  shape = np.shape(boxes)
+  if len(shape) < 1 or shape[-1] != 4:
+    raise ValueError(f"boxes must have a last axis of size 4, got shape {shape}.")
+
+
+def convert_boxes(boxes: jax.typing.ArrayLike, src: str, dst: str) -> jax.Array:
+  """Converts boxes between ``"xyxy"``, ``"xywh"`` and ``"cxcywh"``.
+
+  Works on any leading shape and on pixel or normalised coordinates alike.
+
+  Args:
+    boxes: float `[..., 4]`.
+    src: the format of `boxes`.
+    dst: the format wanted.
+
+  Returns:
+    float `[..., 4]` in `dst` (float32 unless `boxes` is a wider float).
+
+  Example:
+    >>> jaxmix.convert_boxes(jnp.array([[10., 20., 30., 60.]]), "xyxy", "cxcywh")
+    Array([[20., 40., 20., 40.]], dtype=float32)
+  """
+  _check_format(src)
+  _check_format(dst)
+  _check_last_axis(boxes)
+  b = jnp.asarray(boxes)
+  if not jnp.issubdtype(b.dtype, jnp.floating):
+    b = b.astype(jnp.float32)
+  return from_xyxy(to_xyxy(b, src), dst)
+
+
+def to_xyxy(boxes: jax.typing.ArrayLike, box_format: str) -> jax.Array:
+  """Boxes `[..., 4]` in `box_format` to ``"xyxy"``."""
+  _check_format(box_format)
+  _check_last_axis(boxes)
+  b = jnp.asarray(boxes)
+  a0, a1, a2, a3 = (b[..., i] for i in range(4))
+  if box_format == "xyxy":
+    return b
+  if box_format == "xywh":
+    return jnp.stack([a0, a1, a0 + a2, a1 + a3], axis=-1)
+  return jnp.stack([a0 - a2 / 2, a1 - a3 / 2, a0 + a2 / 2, a1 + a3 / 2], axis=-1)
+
+
+def from_xyxy(boxes: jax.typing.ArrayLike, box_format: str) -> jax.Array:
+  """Boxes `[..., 4]` in ``"xyxy"`` to `box_format`."""
+  _check_format(box_format)
+  _check_last_axis(boxes)
+  b = jnp.asarray(boxes)
+  x1, y1, x2, y2 = (b[..., i] for i in range(4))
+  if box_format == "xyxy":
+    return b
+  if box_format == "xywh":
+    return jnp.stack([x1, y1, x2 - x1, y2 - y1], axis=-1)
+  return jnp.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=-1)
+
+
+def _scale(spatial_shape: tuple[int, int]) -> jax.Array:
+  h, w = spatial_shape
+  return jnp.array([w, h, w, h], jnp.float32)
+
+
+def normalize_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> jax.Array:
+  """Pixel boxes to fractions of the image: x / W, y / H (any of the formats).
+
+  Args:
+    boxes: float `[..., 4]` in pixels.
+    spatial_shape: the image's (H, W).
+
+  Returns:
+    float32 `[..., 4]` normalised to [0, 1].
+  """
+  _check_last_axis(boxes)
+  return jnp.asarray(boxes, jnp.float32) / _scale(validation.check_spatial_shape(spatial_shape))
+
+
+def denormalize_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> jax.Array:
+  """Normalised boxes to pixels: x · W, y · H (any of the formats).
+
+  Args:
+    boxes: `[..., 4]` boxes with coordinates in [0, 1].
+    spatial_shape: the image's (H, W).
+
+  Returns:
+    float32 boxes of the same shape in pixels.
+  """
+  _check_last_axis(boxes)
+  return jnp.asarray(boxes, jnp.float32) * _scale(validation.check_spatial_shape(spatial_shape))
+
+
+def clip_boxes(boxes: jax.typing.ArrayLike, spatial_shape: tuple[int, int]) -> jax.Array:
+  """Clips pixel ``"xyxy"`` boxes `[..., 4]` to the image ``[0, W] × [0, H]``.
+
+  Args:
+    boxes: `[..., 4]` pixel boxes in ``"xyxy"`` format.
+    spatial_shape: the image's (H, W).
+
+  Returns:
+    float32 boxes of the same shape, each coordinate clipped to the image.
+  """
+  _check_last_axis(boxes)
+  h, w = validation.check_spatial_shape(spatial_shape)
+  b = jnp.asarray(boxes, jnp.float32)
+  hi = jnp.array([w, h, w, h], jnp.float32)
+  return jnp.clip(b, 0.0, hi)
+
+
+def box_area(boxes: jax.typing.ArrayLike) -> jax.Array:
+  """Areas of ``"xyxy"`` boxes `[..., 4]` (0 for empty or inverted boxes).
+
+  Args:
+    boxes: `[..., 4]` boxes in ``"xyxy"`` format (pixels or normalised).
+
+  Returns:
+    `[...]` areas, in the units of `boxes` squared.
+  """
+  b = jnp.asarray(boxes)
+  return jnp.maximum(b[..., 2] - b[..., 0], 0) * jnp.maximum(b[..., 3] - b[..., 1], 0)
+
+
+def check_box_targets(
+  boxes: Any, classes: Any, valid: Any, batch_size: int | None = None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Checks padded detection targets and returns them as arrays.
+
+  Args:
+    boxes: float `[B, N, 4]`.
+    classes: int `[B, N]`.
+    valid: bool `[B, N]`, or None to take ``classes >= 0``.
+    batch_size: the images' B, checked when given.
+
+  Returns:
+    ``(boxes float32, classes int32, valid bool)``.
+
+  Raises:
+    ValueError: on a wrong rank, a last axis other than 4, or a batch or
+      box-count mismatch. TypeError on a wrong dtype.
+  """
+  b_shape, c_shape = np.shape(boxes), np.shape(classes)
+  if len(b_shape) != 3 or b_shape[-1] != 4:
+    raise ValueError(f"boxes must be [B, N, 4] (padded per image), got shape {b_shape}.")
+  if len(c_shape) != 2:
+    raise ValueError(f"classes must be int [B, N], got shape {c_shape}.")
+  if c_shape != b_shape[:2]:
+    raise ValueError(f"classes {c_shape} and boxes {b_shape} disagree on [B, N].")
+  if not jnp.issubdtype(jnp.result_type(classes), jnp.integer):
+    raise TypeError(f"classes must be integer ids, got dtype {jnp.result_type(classes)}.")
+  if not jnp.issubdtype(jnp.result_type(boxes), jnp.floating) and not jnp.issubdtype(
+    jnp.result_type(boxes), jnp.integer
+  ):
+    raise TypeError(f"boxes must be real numbers, got dtype {jnp.result_type(boxes)}.")
+  classes = jnp.asarray(classes, jnp.int32)
+  if valid is None:
+    valid = classes >= 0
+  else:
+    v_shape = np.shape(valid)
+    if v_shape != c_shape:
+      raise ValueError(f"valid {v_shape} and boxes {b_shape} disagree on [B, N].")
+    if jnp.result_type(valid) != jnp.bool_:
+      raise TypeError(f"valid must be a bool mask [B, N], got dtype {jnp.result_type(valid)}.")
+    valid = jnp.asarray(valid)
+  if batch_size is not None and b_shape[0] != batch_size:
+    raise ValueError(f"boxes have batch size {b_shape[0]} but the images have {batch_size}.")
+  return jnp.asarray(boxes, jnp.float32), classes, valid
+
+
+def to_pixel_xyxy(
+  boxes: jax.Array, box_format: str, normalized: bool, spatial_shape: tuple[int, int] | None
+) -> jax.Array:
+  """Any supported box layout to pixel ``"xyxy"`` (the internal layout)."""
+  b = to_xyxy(boxes, box_format)
+  if normalized:
+    if spatial_shape is None:
+      raise ValueError("normalized boxes need the image size (H, W).")
+    b = denormalize_boxes(b, spatial_shape)
+  return b
+
+
+def from_pixel_xyxy(
+  boxes: jax.Array, box_format: str, normalized: bool, spatial_shape: tuple[int, int] | None
+) -> jax.Array:
+  """Pixel ``"xyxy"`` back to the caller's layout."""
+  if normalized:
+    boxes = normalize_boxes(boxes, spatial_shape)
+  return from_xyxy(boxes, box_format)

@@ -1,0 +1,181 @@
+"""Mosaic for detection: the images of a :class:`MosaicPlan` with their boxes.
+
+See :mod:`jaxmix._src.methods.mosaic` for the geometry. Boxes are translated
+by the same shift as the pixels, clipped to their slot, and dropped
+(``valid=False``) when less than `min_visibility` of their area survives or
+the crop cut them to less than `min_size` pixels wide or high (YOLOv5's
+``box_candidates``: 10% and 2 px; unlike YOLOv5, a tiny box the crop left
+whole is kept, as in :func:`jaxmix.mix_boxes`). Output boxes are
+`[B, 4N, ...]`, slot by slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import validation
+from jaxmix._src.families import boxes as boxes_lib
+from jaxmix._src.methods import mosaic as mosaic_lib
+
+
+def mosaic_boxes(
+  plan: mosaic_lib.MosaicPlan,
+  boxes: jax.typing.ArrayLike,
+  classes: jax.typing.ArrayLike,
+  valid: jax.typing.ArrayLike | None = None,
+  *,
+  box_format: str = "xyxy",
+  normalized: bool = False,
+  min_visibility: jax.typing.ArrayLike = 0.1,
+  min_size: jax.typing.ArrayLike = 2.0,
+) -> boxes_lib.BoxTargets:
+  """Boxes after a mosaic: translated, clipped to their slot, filtered.
+
+  Args:
+    plan: a :class:`mosaic_lib.MosaicPlan`; `boxes` refer to images of its
+      ``spatial_shape``.
+    boxes: float `[B, N, 4]` in `box_format`.
+    classes: int `[B, N]`.
+    valid: bool `[B, N]`, or None for ``classes >= 0``.
+    box_format, normalized: the box layout (static).
+    min_visibility: smallest share of a box's area (clipped to its image)
+      that must survive the crop (YOLOv5: 0.1). Traced.
+    min_size: smallest width and height in pixels of a box the crop cut
+      (YOLOv5: 2); whole boxes are kept whatever their size. Traced.
+
+  Returns:
+    :class:`jaxmix.BoxTargets` with `4N` boxes, slot by slot, weights 1 for
+    valid boxes.
+  """
+  if not isinstance(plan, mosaic_lib.MosaicPlan):
+    raise TypeError(f"mosaic_boxes needs a mosaic_lib.MosaicPlan, got {type(plan).__name__}.")
+  validation.check_unit_interval("min_visibility", min_visibility)
+  validation.check_nonnegative("min_size", min_size)
+  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size)
+  h, w = plan.spatial_shape
+  xyxy = boxes_lib.clip_boxes(boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, (h, w)), (h, w))
+  area = boxes_lib.box_area(xyxy)
+  cy = plan.center[:, 0].astype(jnp.float32)[:, None]
+  cx = plan.center[:, 1].astype(jnp.float32)[:, None]
+  zero = jnp.zeros_like(cy)
+  min_visibility = jnp.asarray(min_visibility, jnp.float32)
+  min_size = jnp.asarray(min_size, jnp.float32)
+  out_boxes, out_classes, out_valid = [], [], []
+  for slot in range(4):
+    top, left = slot < 2, slot % 2 == 0
+    dy = cy - h if top else cy
+    dx = cx - w if left else cx
+    y_lo, y_hi = (zero, cy) if top else (cy, zero + h)
+    x_lo, x_hi = (zero, cx) if left else (cx, zero + w)
+    src = plan.source(xyxy, slot)
+    x1 = jnp.clip(src[..., 0] + dx, x_lo, x_hi)
+    y1 = jnp.clip(src[..., 1] + dy, y_lo, y_hi)
+    x2 = jnp.clip(src[..., 2] + dx, x_lo, x_hi)
+    y2 = jnp.clip(src[..., 3] + dy, y_lo, y_hi)
+    moved = jnp.stack([x1, y1, x2, y2], axis=-1)
+    keep = plan.source(valid, slot)
+    keep &= boxes_lib.box_area(moved) >= min_visibility * plan.source(area, slot)
+    keep &= boxes_lib.box_area(moved) > 0
+    whole = jnp.all(moved == src + jnp.stack([dx, dy, dx, dy], axis=-1), axis=-1)
+    keep &= whole | ((x2 - x1 >= min_size) & (y2 - y1 >= min_size))
+    out_boxes.append(moved)
+    out_classes.append(plan.source(classes, slot))
+    out_valid.append(keep)
+  out_valid = jnp.concatenate(out_valid, axis=1)
+  return boxes_lib.BoxTargets(
+    boxes=boxes_lib.from_pixel_xyxy(jnp.concatenate(out_boxes, axis=1), box_format, normalized, (h, w)),
+    classes=jnp.concatenate(out_classes, axis=1),
+    valid=out_valid,
+    weights=out_valid.astype(jnp.float32),
+  )
+
+
+def _resize_leaf(x: jax.Array, size: tuple[int, int], data_format: str) -> jax.Array:
+  x = jnp.asarray(x)
+  h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
+  shape = list(x.shape)
+  shape[h_axis], shape[w_axis] = size
+  if jnp.issubdtype(x.dtype, jnp.integer):
+    if x.ndim == 3:  # label maps: nearest, so no new ids appear
+      return jax.image.resize(x, shape, "nearest")
+    info = jnp.iinfo(x.dtype)
+    out = jnp.round(jax.image.resize(x.astype(jnp.float32), shape, "linear"))
+    return jnp.clip(out, info.min, info.max).astype(x.dtype)
+  return jax.image.resize(x, shape, "linear").astype(x.dtype)
+
+
+def mosaic(
+  key: jax.Array,
+  images: Any,
+  boxes: jax.typing.ArrayLike,
+  classes: jax.typing.ArrayLike,
+  valid: jax.typing.ArrayLike | None = None,
+  *,
+  output_size: tuple[int, int] | None = None,
+  center_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.0, 1.0),
+  prob: jax.typing.ArrayLike = 1.0,
+  pairing: str = "roll",
+  min_visibility: jax.typing.ArrayLike = 0.1,
+  min_size: jax.typing.ArrayLike = 2.0,
+  box_format: str = "xyxy",
+  normalized: bool = False,
+  data_format: str = "NHWC",
+) -> tuple[Any, boxes_lib.BoxTargets]:
+  """Mosaic for detection: four images in a 2×2 grid, boxes carried along.
+
+  See the module docstring for the geometry. With `output_size` the images
+  are first resized to it (``jax.image.resize``: linear for images, nearest
+  for int `[B, H, W]` label maps) and the boxes scaled to match, so the
+  mosaic is built at the output resolution. For classification targets use
+  the plan: ``jaxmix.mix_labels(jaxmix.sample_mosaic(...), labels)`` gives
+  area-weighted soft labels.
+
+  Args:
+    key: PRNG key.
+    images: `[B, H, W, C]` (or a pytree sharing batch and spatial axes).
+    boxes: float `[B, N, 4]` in `box_format`, relative to (H, W).
+    classes: int `[B, N]`.
+    valid: bool `[B, N]`, or None for ``classes >= 0``.
+    output_size: (H', W') of the output, or None for (H, W). Static.
+    center_range, prob, pairing: as in :func:`sample_mosaic`.
+    min_visibility, min_size: as in :func:`mosaic_boxes`. Traced.
+    box_format, normalized: the box layout (static).
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(mosaic_images, BoxTargets)`` with `4N` boxes per image.
+
+  Example:
+    >>> images, t = jaxmix.mosaic(key, images, boxes, classes, valid, box_format="cxcywh", normalized=True)
+  """
+  batch_size = validation.batch_size_of(images, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images")
+  if output_size is not None:
+    output_size = validation.check_spatial_shape(output_size)
+    if output_size != spatial:
+      boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
+      if not normalized:
+        scale = jnp.array([output_size[1] / spatial[1], output_size[0] / spatial[0]] * 2, jnp.float32)
+        boxes = boxes_lib.from_xyxy(
+          boxes_lib.to_xyxy(jnp.asarray(boxes, jnp.float32), box_format) * scale, box_format
+        )
+      images = jax.tree_util.tree_map(lambda x: _resize_leaf(x, output_size, data_format), images)
+      spatial = output_size
+  plan = mosaic_lib.sample_mosaic(
+    key, batch_size, spatial, center_range=center_range, prob=prob, pairing=pairing
+  )
+  targets = mosaic_boxes(
+    plan,
+    boxes,
+    classes,
+    valid,
+    box_format=box_format,
+    normalized=normalized,
+    min_visibility=min_visibility,
+    min_size=min_size,
+  )
+  return plan_lib.apply(plan, images, data_format=data_format), targets

@@ -1,0 +1,354 @@
+"""CutMix (Yun et al. 2019, "CutMix: Regularization Strategy to Train Strong
+Classifiers with Localizable Features") and timm's MixUp/CutMix switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix._src.core import one_call
+from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import sampling
+from jaxmix._src.core import validation
+
+
+def _check_minmax(cutmix_minmax: tuple[float, float] | None) -> None:
+  if cutmix_minmax is None:
+    return
+  if len(cutmix_minmax) != 2 or not 0 <= cutmix_minmax[0] <= cutmix_minmax[1] <= 1:
+    raise ValueError(f"cutmix_minmax must be (lo, hi) with 0 <= lo <= hi <= 1, got {cutmix_minmax!r}.")
+
+
+def draw_boxes(
+  key: jax.Array,
+  lam: jax.Array,
+  spatial_shape: tuple[int, int],
+  *,
+  correct_lam: bool = True,
+  cutmix_minmax: tuple[float, float] | None = None,
+) -> tuple[jax.Array, jax.Array]:
+  """Boxes for drawn λ values and the exact own share they leave.
+
+  * default (timm ``rand_bbox``): sides ``int(√(1-λ)·H)``, ``int(√(1-λ)·W)``,
+    centre uniform over the image, the box clipped to the image.
+  * ``correct_lam=False``: the box keeps its drawn size and is placed wholly
+    inside the image, so the drawn λ holds up to pixel rounding. (timm would
+    clip the box and report the drawn λ; jaxmix never reports a weight the
+    pixels do not carry.)
+  * ``cutmix_minmax=(lo, hi)`` (timm ``rand_bbox_minmax``): sides uniform in
+    ``[lo·H, hi·H)`` and ``[lo·W, hi·W)``, the box placed inside the image;
+    λ is ignored.
+
+  Args:
+    key: PRNG key.
+    lam: float32 `[n]` drawn λ.
+    spatial_shape: (H, W).
+    correct_lam: see above.
+    cutmix_minmax: see above.
+
+  Returns:
+    ``(box, lam)``: int32 `[n, 4]` (top, bottom, left, right) and float32
+    `[n]`, the exact share of pixels outside the box.
+  """
+  h, w = spatial_shape
+  n = lam.shape[0]
+  k_h, k_w, k_y, k_x = jax.random.split(key, 4)
+  if cutmix_minmax is not None:
+    lo, hi = cutmix_minmax
+    cut_h = jax.random.randint(k_h, (n,), int(h * lo), max(int(h * hi), int(h * lo) + 1))
+    cut_w = jax.random.randint(k_w, (n,), int(w * lo), max(int(w * hi), int(w * lo) + 1))
+  else:
+    ratio = jnp.sqrt(1.0 - lam)
+    cut_h = jnp.floor(h * ratio).astype(jnp.int32)
+    cut_w = jnp.floor(w * ratio).astype(jnp.int32)
+  if correct_lam and cutmix_minmax is None:
+    cy = jax.random.randint(k_y, (n,), 0, h)
+    cx = jax.random.randint(k_x, (n,), 0, w)
+    top, bottom = jnp.clip(cy - cut_h // 2, 0, h), jnp.clip(cy + cut_h // 2, 0, h)
+    left, right = jnp.clip(cx - cut_w // 2, 0, w), jnp.clip(cx + cut_w // 2, 0, w)
+  else:
+    top = jax.random.randint(k_y, (n,), 0, h - cut_h + 1)
+    left = jax.random.randint(k_x, (n,), 0, w - cut_w + 1)
+    bottom, right = top + cut_h, left + cut_w
+  box = jnp.stack([top, bottom, left, right], axis=-1).astype(jnp.int32)
+  area = (bottom - top) * (right - left)
+  return box, 1.0 - area.astype(jnp.float32) / (h * w)
+
+
+def sample_cutmix(
+  key: jax.Array,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  *,
+  alpha: jax.typing.ArrayLike = 1.0,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "batch",
+  pairing: str = "flip",
+  correct_lam: bool = True,
+  cutmix_minmax: tuple[float, float] | None = None,
+) -> plan_lib.Plan:
+  """Samples a CutMix plan: a box of each sample is replaced by its partner's.
+
+  λ ~ Beta(α, α) sets the box area to about ``(1 - λ)·H·W``; the returned
+  ``lam`` is always the exact share of the sample's own pixels.
+
+  Args:
+    key: PRNG key.
+    batch_size: B (static).
+    spatial_shape: (H, W) (static).
+    alpha: Beta concentration; 0 turns CutMix off unless `cutmix_minmax` is
+      given (then λ is not drawn, as in timm). The paper uses 1.0. Traced.
+    prob: probability that a batch/sample is mixed at all. Traced.
+    mode: ``"batch"`` (one box), ``"pair"`` (one per mutual pair), ``"elem"``
+      (one per sample). Static.
+    pairing: ``"flip"``, ``"roll"`` or ``"permute"``. Static.
+    correct_lam: timm's option, see :func:`draw_boxes`. Static.
+    cutmix_minmax: timm's box-size range, see :func:`draw_boxes`. Static.
+
+  Returns:
+    A :class:`Plan` with a ``box`` per sample.
+
+  Example:
+    >>> plan = jaxmix.sample_cutmix(key, 128, (224, 224), alpha=1.0, mode="elem")
+    >>> images, seg = jaxmix.apply(plan, (images, seg))
+  """
+  validation.check_key(key)
+  validation.check_nonnegative("alpha", alpha)
+  validation.check_unit_interval("prob", prob)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  _check_minmax(cutmix_minmax)
+  n = sampling.num_draws(mode, batch_size)
+  k_pair, k_lam, k_gate, k_box = jax.random.split(key, 4)
+  index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
+  drawn = sampling.beta(k_lam, alpha, (n,))
+  box, lam = draw_boxes(k_box, drawn, spatial_shape, correct_lam=correct_lam, cutmix_minmax=cutmix_minmax)
+  # cutmix_minmax sets the box size by itself, so it cuts even with alpha = 0 (timm).
+  cut_on = (jnp.asarray(alpha, jnp.float32) > 0) | (cutmix_minmax is not None)
+  on = sampling.gate(k_gate, prob, (n,)) & cut_on
+  box = jnp.where(on[:, None], box, 0)
+  lam = jnp.where(on, lam, 1.0)
+  plan = plan_lib.Plan(
+    lam=sampling.per_sample(lam, mode, index, pairing),
+    index=index,
+    blend=jnp.ones((batch_size,), jnp.float32),
+    box=sampling.per_sample(box, mode, index, pairing),
+    pairing=pairing,
+    spatial_shape=spatial_shape,
+  )
+  return plan_lib.keep_self_pairs(plan)
+
+
+def cutmix(
+  key: jax.Array,
+  inputs: Any,
+  labels: jax.typing.ArrayLike | None = None,
+  *,
+  alpha: jax.typing.ArrayLike = 1.0,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "batch",
+  pairing: str = "flip",
+  correct_lam: bool = True,
+  cutmix_minmax: tuple[float, float] | None = None,
+  num_classes: int | None = None,
+  label_smoothing: jax.typing.ArrayLike = 0.0,
+  data_format: str = "NHWC",
+) -> tuple[Any, jax.Array | None]:
+  """CutMix: paste a box of the partner; labels weighted by the exact pixel share.
+
+  Yun et al. 2019. Every leaf of `inputs` (images, label maps, depth) gets
+  the same box; leaves must be ``[B, H, W]`` or rank 4 in `data_format`.
+
+  Args:
+    key: PRNG key.
+    inputs: an array or pytree of arrays sharing batch and spatial axes.
+    labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
+    alpha, prob, mode, pairing, correct_lam, cutmix_minmax: as in
+      :func:`sample_cutmix`.
+    num_classes: K for integer labels (static).
+    label_smoothing: applied before mixing. Traced.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(mixed_inputs, soft_labels)``.
+
+  Example:
+    >>> images, targets = jaxmix.cutmix(key, images, labels, num_classes=10)
+  """
+  return one_call.mix_spatial(
+    sample_cutmix,
+    key,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
+    alpha=alpha,
+    prob=prob,
+    mode=mode,
+    pairing=pairing,
+    correct_lam=correct_lam,
+    cutmix_minmax=cutmix_minmax,
+  )
+
+
+def sample_mixup_cutmix(
+  key: jax.Array,
+  batch_size: int,
+  spatial_shape: tuple[int, int] | None,
+  *,
+  mixup_alpha: jax.typing.ArrayLike = 1.0,
+  cutmix_alpha: jax.typing.ArrayLike = 0.0,
+  cutmix_minmax: tuple[float, float] | None = None,
+  prob: jax.typing.ArrayLike = 1.0,
+  switch_prob: jax.typing.ArrayLike = 0.5,
+  mode: str = "batch",
+  pairing: str = "flip",
+  correct_lam: bool = True,
+) -> plan_lib.Plan:
+  """Samples timm's ``Mixup`` choice: CutMix with `switch_prob`, else MixUp.
+
+  Semantics follow timm ``data/mixup.py``: with both alphas > 0 CutMix is
+  chosen with probability `switch_prob` (per batch, pair or sample as `mode`
+  says); with one alpha 0 the other method is always used; the result is
+  kept with probability `prob`, else λ = 1. ``cutmix_minmax`` enables CutMix
+  even with ``cutmix_alpha = 0``, as in timm. Every value is one compiled
+  program: the choice is a select, not a Python branch.
+
+  Args:
+    key: PRNG key.
+    batch_size: B (static).
+    spatial_shape: (H, W), or None when CutMix is statically off.
+    mixup_alpha, cutmix_alpha: Beta concentrations, 0 turns a method off;
+      both 0 (as Python numbers) is an error. Traced.
+    cutmix_minmax: as in :func:`sample_cutmix`. Static.
+    prob: probability of mixing at all. Traced.
+    switch_prob: probability of CutMix when both are on. Traced.
+    mode, pairing, correct_lam: as in :func:`sample_cutmix`. Static.
+
+  Returns:
+    A :class:`Plan` (blend weights for MixUp samples, boxes for CutMix ones).
+  """
+  validation.check_key(key)
+  validation.check_nonnegative("mixup_alpha", mixup_alpha)
+  validation.check_nonnegative("cutmix_alpha", cutmix_alpha)
+  validation.check_unit_interval("prob", prob)
+  validation.check_unit_interval("switch_prob", switch_prob)
+  _check_minmax(cutmix_minmax)
+  static_off = validation.is_static_number
+  cutmix_off = static_off(cutmix_alpha) and cutmix_alpha == 0 and cutmix_minmax is None
+  if static_off(mixup_alpha) and mixup_alpha == 0 and cutmix_off:
+    raise ValueError("mixup_cutmix needs mixup_alpha > 0, cutmix_alpha > 0 or cutmix_minmax; all are off.")
+  n = sampling.num_draws(mode, batch_size)
+  k_pair, k_mix, k_cut, k_switch, k_gate, k_box = jax.random.split(key, 6)
+  index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
+  on = sampling.gate(k_gate, prob, (n,))
+  lam_mix = sampling.beta(k_mix, mixup_alpha, (n,))
+  mixup_on = jnp.asarray(mixup_alpha, jnp.float32) > 0
+  if cutmix_off:
+    lam = jnp.where(on, lam_mix, 1.0)
+    return plan_lib.keep_self_pairs(
+      plan_lib.Plan(
+        lam=sampling.per_sample(lam, mode, index, pairing),
+        index=index,
+        blend=sampling.per_sample(lam, mode, index, pairing),
+        pairing=pairing,
+      )
+    )
+  if spatial_shape is None:
+    raise ValueError("spatial_shape (H, W) is required when CutMix can be chosen.")
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  if cutmix_minmax is not None:
+    cutmix_on = jnp.asarray(True)
+    drawn_cut = jnp.ones((n,), jnp.float32)  # ignored: the box size comes from cutmix_minmax
+  else:
+    cutmix_on = jnp.asarray(cutmix_alpha, jnp.float32) > 0
+    drawn_cut = sampling.beta(k_cut, cutmix_alpha, (n,))
+  box, lam_cut = draw_boxes(
+    k_box, drawn_cut, spatial_shape, correct_lam=correct_lam, cutmix_minmax=cutmix_minmax
+  )
+  switch = jax.random.uniform(k_switch, (n,)) < jnp.asarray(switch_prob, jnp.float32)
+  use_cut = jnp.where(mixup_on & cutmix_on, switch, cutmix_on)
+  any_on = on & (mixup_on | cutmix_on)
+  lam = jnp.where(any_on, jnp.where(use_cut, lam_cut, lam_mix), 1.0)
+  blend = jnp.where(any_on & ~use_cut, lam_mix, 1.0)
+  box = jnp.where((any_on & use_cut)[:, None], box, 0)
+  plan = plan_lib.Plan(
+    lam=sampling.per_sample(lam, mode, index, pairing),
+    index=index,
+    blend=sampling.per_sample(blend, mode, index, pairing),
+    box=sampling.per_sample(box, mode, index, pairing),
+    pairing=pairing,
+    spatial_shape=spatial_shape,
+  )
+  return plan_lib.keep_self_pairs(plan)
+
+
+def mixup_cutmix(
+  key: jax.Array,
+  inputs: Any,
+  labels: jax.typing.ArrayLike | None = None,
+  *,
+  mixup_alpha: jax.typing.ArrayLike = 1.0,
+  cutmix_alpha: jax.typing.ArrayLike = 0.0,
+  cutmix_minmax: tuple[float, float] | None = None,
+  prob: jax.typing.ArrayLike = 1.0,
+  switch_prob: jax.typing.ArrayLike = 0.5,
+  mode: str = "batch",
+  pairing: str = "flip",
+  correct_lam: bool = True,
+  num_classes: int | None = None,
+  label_smoothing: jax.typing.ArrayLike = 0.0,
+  data_format: str = "NHWC",
+) -> tuple[Any, jax.Array | None]:
+  """timm's ``Mixup``/``FastCollateMixup`` as one pure function.
+
+  Options and defaults follow ``timm.data.Mixup`` (mixup_alpha=1,
+  cutmix_alpha=0, prob=1, switch_prob=0.5, mode="batch", correct_lam=True)
+  except ``label_smoothing``, which is 0 here (timm's class uses 0.1).
+  In ``elem`` mode each sample draws its own MixUp-vs-CutMix choice.
+
+  Args:
+    key: PRNG key.
+    inputs: an array or pytree of arrays.
+    labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
+    mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+      pairing, correct_lam: as in :func:`sample_mixup_cutmix`.
+    num_classes: K for integer labels (static).
+    label_smoothing: applied before mixing. Traced.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(mixed_inputs, soft_labels)``.
+
+  Example:
+    >>> images, targets = jaxmix.mixup_cutmix(
+    ...     key, images, labels, mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=1000)
+  """
+  batch_size = validation.batch_size_of(inputs)
+  cutmix_possible = not (
+    validation.is_static_number(cutmix_alpha) and cutmix_alpha == 0 and cutmix_minmax is None
+  )
+  spatial = validation.spatial_shape_of(inputs, data_format) if cutmix_possible else None
+  plan = sample_mixup_cutmix(
+    key,
+    batch_size,
+    spatial,
+    mixup_alpha=mixup_alpha,
+    cutmix_alpha=cutmix_alpha,
+    cutmix_minmax=cutmix_minmax,
+    prob=prob,
+    switch_prob=switch_prob,
+    mode=mode,
+    pairing=pairing,
+    correct_lam=correct_lam,
+  )
+  return one_call.apply_with_labels(
+    plan,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
+  )

@@ -1,0 +1,331 @@
+"""FMix (Harris et al. 2020, "FMix: Enhancing Mixed Sample Data Augmentation").
+
+A mask is a binarised low-frequency image: a complex Gaussian spectrum on the
+``rfft2`` grid is scaled by ``1 / max(f, 1 / max(H, W)) ** decay_power``,
+brought back to ``[H, W]`` with ``irfft2`` and normalised to ``[0, 1]`` (the
+*grey map*); the ``k`` highest pixels of the grey map become 1. ``k`` is
+``⌈λ·HW⌉`` or ``⌊λ·HW⌋``, each with probability 1/2, and ``λ ~ Beta(α, α)``,
+as in the official code (github.com/ecs-vlc/FMix, ``fmix.py``).
+
+In the official code the ones of the mask mark the pixels of the sample
+itself (``x * mask + x[index] * (1 - mask)``), so the plan's ``mask`` is the
+binarised map as it is: the own-content weight, and ``λ`` is the share of ones.
+
+Everything runs under ``jit`` with static shapes: the top-``k`` pixels are
+found from the rank of each pixel (one ``argsort`` of the grey map) compared
+with a traced ``k``, never with a data-dependent shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix._src.core import one_call
+from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import sampling
+from jaxmix._src.core import validation
+
+
+def fmix_grey_map(
+  key: jax.Array,
+  spatial_shape: tuple[int, int],
+  *,
+  decay_power: jax.typing.ArrayLike = 3.0,
+  num: int | None = None,
+) -> jax.Array:
+  """Samples FMix's low-frequency grey map(s), normalised to [0, 1].
+
+  The spectrum is complex Gaussian noise on the ``rfft2`` frequency grid
+  (``fftfreq(H)`` by ``rfftfreq(W)``), each bin scaled by
+  ``1 / max(|f|, 1 / max(H, W)) ** decay_power``; ``irfft2`` brings it back to
+  ``[H, W]``, and each map is shifted and scaled to span [0, 1] (official
+  ``make_low_freq_image``). The larger `decay_power`, the more the energy
+  sits in low frequencies and the fewer, larger blobs the mask has.
+
+  Args:
+    key: PRNG key.
+    spatial_shape: (H, W) (static).
+    decay_power: the decay exponent (official default 3). Traced.
+    num: None for one map `[H, W]`, or the number of maps `[num, H, W]`.
+
+  Returns:
+    float32 `[H, W]` or `[num, H, W]`.
+
+  Example:
+    >>> grey = jaxmix.fmix_grey_map(key, (32, 32), decay_power=3.0)
+  """
+  validation.check_key(key)
+  validation.check_nonnegative("decay_power", decay_power)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  grey = _grey_maps(key, decay_power, spatial_shape=spatial_shape, num=1 if num is None else int(num))
+  return grey[0] if num is None else grey
+
+
+# Jitted so that eager calls (notebooks, tests) reuse one compiled program.
+@functools.partial(jax.jit, static_argnames=("spatial_shape", "num"))
+def _grey_maps(
+  key: jax.Array, decay_power: jax.Array, *, spatial_shape: tuple[int, int], num: int
+) -> jax.Array:
+  h, w = spatial_shape
+  n = num
+  fy = jnp.fft.fftfreq(h)[:, None]
+  fx = jnp.fft.rfftfreq(w)[None, :]
+  freqs = jnp.sqrt(fy * fy + fx * fx)
+  scale = 1.0 / jnp.maximum(freqs, 1.0 / max(h, w)) ** jnp.asarray(decay_power, jnp.float32)
+  parts = jax.random.normal(key, (2, n) + freqs.shape, jnp.float32) * scale
+  grey = jnp.fft.irfft2(jax.lax.complex(parts[0], parts[1]), s=(h, w), axes=(-2, -1)).astype(jnp.float32)
+  grey = grey - grey.min(axis=(-2, -1), keepdims=True)
+  return grey / jnp.maximum(grey.max(axis=(-2, -1), keepdims=True), jnp.finfo(jnp.float32).tiny)
+
+
+def num_ones(key: jax.Array, lam: jax.Array, size: int) -> jax.Array:
+  """int32: ``⌈λ·size⌉`` or ``⌊λ·size⌋``, each with probability 1/2 (official ``binarise_mask``)."""
+  target = lam.astype(jnp.float32) * size
+  up = jax.random.uniform(key, lam.shape) > 0.5
+  return jnp.clip(jnp.where(up, jnp.ceil(target), jnp.floor(target)), 0, size).astype(jnp.int32)
+
+
+def _top_k_mask(grey: jax.Array, num: jax.Array) -> jax.Array:
+  """bool `[n, HW]`: the `num` highest pixels of each row; ties go to the lower index.
+
+  The `num`-th largest value is found exactly by bisection on the bit
+  pattern of the (non-negative) float32 values, which orders like the values:
+  30 passes of compare-and-count over the map, no sort and no data-dependent
+  shape. XLA's sort is slow on the CPU; this is several times faster there.
+  """
+  n, size = grey.shape
+  bits = jax.lax.bitcast_convert_type(jnp.where(grey > 0, grey, 0.0).astype(jnp.float32), jnp.int32)
+  num = num[:, None]
+
+  def halve(_, bounds):
+    lo, hi = bounds  # count(bits >= lo) >= num > count(bits >= hi)
+    mid = lo + (hi - lo) // 2
+    ok = jnp.sum(bits >= mid, axis=1, keepdims=True, dtype=jnp.int32) >= num
+    return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+
+  one_bits = 0x3F800000  # the bits of 1.0, the largest grey value
+  # The carry starts from `num` (times 0) so that it varies across devices like
+  # `num` does; a constant start fails to trace inside a user's shard_map.
+  lo = jnp.zeros((n, 1), jnp.int32) + num * 0
+  hi = lo + (one_bits + 1)
+  kth, _ = jax.lax.fori_loop(0, (one_bits + 1).bit_length(), halve, (lo, hi))
+  above = bits > kth
+  tied = bits == kth
+  need = num - jnp.sum(above, axis=1, keepdims=True, dtype=jnp.int32)
+  all_ties_in = jnp.all(need >= jnp.sum(tied, axis=1, keepdims=True, dtype=jnp.int32))
+  ties = jax.lax.cond(
+    all_ties_in,
+    lambda: tied,
+    lambda: tied & (jnp.cumsum(tied, axis=1, dtype=jnp.int32) <= need),
+  )
+  return (above | ties) & (num > 0)
+
+
+def _ranked_mask(grey: jax.Array, num: jax.Array, soft: jax.Array) -> jax.Array:
+  """float32 `[n, HW]` with a linear ramp of width `2·soft` in rank order (one sort)."""
+  n, size = grey.shape
+  order = jnp.argsort(-grey, axis=-1, stable=True)
+  # rank[i] = position of pixel i in the descending order (the inverse permutation).
+  positions = jnp.broadcast_to(jnp.arange(size, dtype=jnp.int32), (n, size))
+  rank = jnp.zeros((n, size), jnp.int32).at[jnp.arange(n)[:, None], order].set(positions)
+  low = (num - soft)[:, None]
+  width = (2 * soft)[:, None]
+  ramp = 1.0 - (rank - low).astype(jnp.float32) / jnp.maximum(width - 1, 1).astype(jnp.float32)
+  ramp = jnp.clip(ramp, 0.0, 1.0)  # a division rewritten as a reciprocal can leave -3e-8 at the end
+  return jnp.where(rank < low, 1.0, jnp.where(rank >= low + width, 0.0, ramp))
+
+
+@jax.jit
+def binarise(
+  grey: jax.Array,
+  num: jax.Array,
+  lam: jax.Array,
+  max_soft: jax.typing.ArrayLike = 0.0,
+) -> jax.Array:
+  """Turns grey maps into masks whose `num` highest pixels are 1.
+
+  Ties in the grey map go to the lower flat index, so exactly `num` pixels
+  are 1. With ``max_soft > 0`` (official ``binarise_mask``) the pixels ranked
+  within ``soft = int(HW · min(max_soft, λ, 1 - λ))`` of the threshold (when
+  `max_soft` exceeds λ or 1 − λ, the smaller of the two is used) fall
+  linearly from 1 to 0 in rank order, ``linspace(1, 0, 2·soft)``; the mean of
+  the mask stays ``num / HW``. Binary masks come from a bisection for the
+  threshold; soft ones need each pixel's rank, from a sort (slower on CPU);
+  a ``lax.cond`` on ``max_soft > 0`` runs only the one needed.
+
+  Args:
+    grey: float `[n, H, W]` grey maps.
+    num: int32 `[n]`, how many pixels become 1.
+    lam: float32 `[n]`, the drawn λ (sets the soft width).
+    max_soft: the largest soft width as a share of the pixels. Traced.
+
+  Returns:
+    float32 `[n, H, W]` masks in [0, 1].
+  """
+  n, h, w = grey.shape
+  size = h * w
+  flat = grey.reshape(n, size).astype(jnp.float32)
+  max_soft = jnp.asarray(max_soft, jnp.float32)
+  lam = lam.astype(jnp.float32)
+  eff = jnp.where((max_soft > lam) | (max_soft > 1 - lam), jnp.minimum(lam, 1 - lam), max_soft)
+  soft = jnp.floor(size * eff).astype(jnp.int32)
+  mask = jax.lax.cond(
+    max_soft > 0,
+    lambda: _ranked_mask(flat, num, soft),
+    lambda: _top_k_mask(flat, num).astype(jnp.float32),
+  )
+  return mask.reshape(n, h, w)
+
+
+def sample_fmix(
+  key: jax.Array,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  *,
+  alpha: jax.typing.ArrayLike = 1.0,
+  decay_power: jax.typing.ArrayLike = 3.0,
+  max_soft: jax.typing.ArrayLike = 0.0,
+  reformulate: bool = False,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "batch",
+  pairing: str = "flip",
+) -> plan_lib.Plan:
+  """Samples an FMix plan: a binarised low-frequency mask marks each sample's own pixels.
+
+  Defaults follow the official FMix code (``decay_power=3``, ``alpha=1``,
+  ``max_soft=0``, ``reformulate=False``). ``λ ~ Beta(α, α)`` (or
+  ``Beta(α + 1, α)`` with `reformulate`, the paper's reformulation), the top
+  ``⌈λ·HW⌉`` or ``⌊λ·HW⌋`` pixels of a grey map become the sample's own; the
+  returned ``lam`` is the exact mean of the mask (the count of ones over HW
+  for binary masks).
+
+  Args:
+    key: PRNG key.
+    batch_size: B (static).
+    spatial_shape: (H, W) (static).
+    alpha: Beta concentration; 0 turns FMix off (λ = 1). Traced.
+    decay_power: spectrum decay exponent; larger gives smoother masks. Traced.
+    max_soft: soft-edge width as a share of the pixels (0 = binary). Traced.
+    reformulate: draw ``λ ~ Beta(α + 1, α)``. Static.
+    prob: probability that a batch (or sample) is mixed at all. Traced.
+    mode: ``"batch"`` one mask for the batch (the official behaviour; mask
+      `[1, H, W]`), ``"pair"`` one per mutual pair, ``"elem"`` one per sample
+      (mask `[B, H, W]`). Static.
+    pairing: ``"flip"``, ``"roll"`` or ``"permute"``. Static.
+
+  Returns:
+    A :class:`Plan` whose ``mask`` is the own-content weight.
+
+  Example:
+    >>> plan = jaxmix.sample_fmix(key, 128, (224, 224), alpha=1.0, mode="elem")
+    >>> images, seg = jaxmix.apply(plan, (images, seg))
+  """
+  validation.check_key(key)
+  validation.check_nonnegative("alpha", alpha)
+  validation.check_nonnegative("decay_power", decay_power)
+  validation.check_unit_interval("max_soft", max_soft)
+  validation.check_unit_interval("prob", prob)
+  validation.check_choice("mode", mode, validation.MODES)
+  validation.check_choice("pairing", pairing, validation.PAIRINGS)
+  return _sample_fmix(
+    key,
+    alpha,
+    decay_power,
+    max_soft,
+    prob,
+    batch_size=int(batch_size),
+    spatial_shape=validation.check_spatial_shape(spatial_shape),
+    reformulate=bool(reformulate),
+    mode=mode,
+    pairing=pairing,
+  )
+
+
+# One compiled program per static configuration, also for eager calls.
+@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_shape", "reformulate", "mode", "pairing"))
+def _sample_fmix(
+  key: jax.Array,
+  alpha: jax.Array,
+  decay_power: jax.Array,
+  max_soft: jax.Array,
+  prob: jax.Array,
+  *,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  reformulate: bool,
+  mode: str,
+  pairing: str,
+) -> plan_lib.Plan:
+  h, w = spatial_shape
+  n = sampling.num_draws(mode, batch_size)
+  k_pair, k_lam, k_grey, k_num, k_gate = jax.random.split(key, 5)
+  index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
+  alpha = jnp.asarray(alpha, jnp.float32)
+  if reformulate:
+    drawn = jnp.where(alpha > 0, sampling.beta(k_lam, alpha + 1.0, (n,), alpha), 1.0)
+  else:
+    drawn = sampling.beta(k_lam, alpha, (n,))
+  grey = _grey_maps(k_grey, decay_power, spatial_shape=(h, w), num=n)
+  mask = binarise(grey, num_ones(k_num, drawn, h * w), drawn, max_soft)
+  on = sampling.gate(k_gate, prob, (n,))
+  mask = jnp.where(on[:, None, None], mask, 1.0)
+  return plan_lib.mask_plan(mask, index, mode=mode, pairing=pairing)
+
+
+def fmix(
+  key: jax.Array,
+  inputs: Any,
+  labels: jax.typing.ArrayLike | None = None,
+  *,
+  alpha: jax.typing.ArrayLike = 1.0,
+  decay_power: jax.typing.ArrayLike = 3.0,
+  max_soft: jax.typing.ArrayLike = 0.0,
+  reformulate: bool = False,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "batch",
+  pairing: str = "flip",
+  num_classes: int | None = None,
+  label_smoothing: jax.typing.ArrayLike = 0.0,
+  data_format: str = "NHWC",
+) -> tuple[Any, jax.Array | None]:
+  """FMix: mix with a binarised low-frequency mask; labels weighted by the exact pixel share.
+
+  Harris et al. 2020. Every leaf of `inputs` gets the same mask; leaves must
+  be ``[B, H, W]`` or rank 4 in `data_format`.
+
+  Args:
+    key: PRNG key.
+    inputs: an array or pytree of arrays sharing batch and spatial axes.
+    labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
+    alpha, decay_power, max_soft, reformulate, prob, mode, pairing: as in
+      :func:`sample_fmix`.
+    num_classes: K for integer labels (static).
+    label_smoothing: applied before mixing. Traced.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(mixed_inputs, soft_labels)``.
+
+  Example:
+    >>> images, targets = jaxmix.fmix(key, images, labels, num_classes=10)
+  """
+  return one_call.mix_spatial(
+    sample_fmix,
+    key,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
+    alpha=alpha,
+    decay_power=decay_power,
+    max_soft=max_soft,
+    reformulate=reformulate,
+    prob=prob,
+    mode=mode,
+    pairing=pairing,
+  )

@@ -1,0 +1,253 @@
+"""GridMix (Baek et al. 2021, "GridMix: Strong regularization through local
+context mapping", Pattern Recognition 2021).
+
+The image is cut into an ``n × n`` grid; each cell independently comes from
+the partner with probability ``p``. With ``hole < 1`` only a square hole of
+side ``hole ·`` (cell side) at the top-left corner of a chosen cell is taken
+from the partner, which gives the regular hole pattern of the GridMixup variant that
+OpenMixup ships (github.com/IlyaDobrynin/GridMixup). λ is the exact share of
+the sample's own pixels, counted from the mask.
+
+The paper's local-context (per-cell label) loss is a training objective,
+not part of the mixing, and is not provided.
+
+The mask comes from iota comparisons: pixel ``(h, w)`` lies in cell
+``(h·n // H, w·n // W)``, so a traced ``n`` never changes a shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxmix._src.core import one_call
+from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import sampling
+from jaxmix._src.core import validation
+
+
+def _check_grid_size(grid_size: Any, spatial_shape: tuple[int, int]) -> tuple[int, int]:
+  if isinstance(grid_size, int) and not isinstance(grid_size, bool):
+    grid_size = (grid_size, grid_size)
+  if len(tuple(grid_size)) != 2 or not all(isinstance(g, int) for g in grid_size):
+    raise ValueError(f"grid_size must be an int or an (low, high) pair of ints, got {grid_size!r}.")
+  lo, hi = grid_size
+  if not 1 <= lo <= hi or hi > min(spatial_shape):
+    raise ValueError(
+      f"grid_size must satisfy 1 <= low <= high <= min(H, W) = {min(spatial_shape)}, got {grid_size!r}."
+    )
+  return lo, hi
+
+
+@functools.partial(jax.jit, static_argnames=("num", "spatial_shape", "grid_size"))
+def partner_masks(
+  key: jax.Array,
+  num: int,
+  spatial_shape: tuple[int, int],
+  *,
+  grid_size: tuple[int, int] = (2, 7),
+  p: jax.typing.ArrayLike = 0.5,
+  hole: jax.typing.ArrayLike = 1.0,
+) -> jax.Array:
+  """float32 `[num, H, W]` binary GridMix masks: 1 where the partner's pixels go.
+
+  Args:
+    key: PRNG key.
+    num: how many masks (static).
+    spatial_shape: (H, W) (static).
+    grid_size: (low, high), n drawn uniformly from low..high inclusive.
+    p: probability that a cell is taken from the partner. Traced.
+    hole: side of the partner's square in a chosen cell, as a fraction of
+      the cell side (1 = the whole cell). Traced.
+
+  Returns:
+    float32 `[num, H, W]` in {0, 1}.
+  """
+  return _masks_and_counts(key, num, spatial_shape, grid_size=grid_size, p=p, hole=hole)[0]
+
+
+def _masks_and_counts(
+  key: jax.Array,
+  num: int,
+  spatial_shape: tuple[int, int],
+  *,
+  grid_size: tuple[int, int],
+  p: jax.typing.ArrayLike,
+  hole: jax.typing.ArrayLike,
+) -> tuple[jax.Array, jax.Array]:
+  """(:func:`partner_masks`, float32 `[num]` count of partner pixels in each).
+
+  The mask is an elementwise expression of per-row and per-column vectors
+  (each pixel compares its column's cell with every cell index), so XLA
+  fuses it into the blend; the count comes from the same vectors, so λ never
+  reads the mask.
+  """
+  h, w = spatial_shape
+  lo, hi = grid_size
+  k_n, k_cells = jax.random.split(key)
+  n = jax.random.randint(k_n, (num, 1), lo, hi + 1).astype(jnp.int32)
+  rows = jnp.arange(h, dtype=jnp.int32)[None, :]
+  cols = jnp.arange(w, dtype=jnp.int32)[None, :]
+  cell_h = rows * n // h  # [num, H]
+  cell_w = cols * n // w  # [num, W]
+  chosen = jax.random.uniform(k_cells, (num, hi, hi)) < jnp.asarray(p, jnp.float32)
+  hole = jnp.asarray(hole, jnp.float32)
+
+  def in_hole(pos: jax.Array, size: int) -> jax.Array:
+    # Position of the pixel centre inside its cell, in [0, 1); the hole is [0, hole).
+    frac = jnp.mod((pos.astype(jnp.float32) + 0.5) * n.astype(jnp.float32) / size, 1.0)
+    return frac < hole
+
+  cells = jnp.arange(hi, dtype=jnp.int32)
+  # Rows (columns) of each cell row (column) that fall in the hole: `[num, hi]`.
+  row_hot = (cell_h[:, :, None] == cells) & in_hole(rows, h)[:, :, None]  # [num, H, hi]
+  col_hot = (cell_w[:, :, None] == cells) & in_hole(cols, w)[:, :, None]  # [num, W, hi]
+  counts = jnp.einsum(
+    "ni,nij,nj->n",
+    row_hot.sum(axis=1, dtype=jnp.int32).astype(jnp.float32),
+    chosen.astype(jnp.float32),
+    col_hot.sum(axis=1, dtype=jnp.int32).astype(jnp.float32),
+  )
+  # Per pixel: its row's chosen cells (in the hole's rows), looked up by its column's cell.
+  chosen_rows = jnp.einsum("nhi,nij->nhj", row_hot.astype(jnp.float32), chosen.astype(jnp.float32))
+  hit = jnp.zeros((num, h, w), jnp.bool_)
+  for j in range(hi):
+    hit = hit | ((chosen_rows[:, :, j, None] > 0.5) & col_hot[:, None, :, j])
+  return hit.astype(jnp.float32), counts
+
+
+def sample_gridmix(
+  key: jax.Array,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  *,
+  grid_size: int | tuple[int, int] = (2, 7),
+  p: jax.typing.ArrayLike = 0.5,
+  hole: jax.typing.ArrayLike = 1.0,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "batch",
+  pairing: str = "flip",
+) -> plan_lib.Plan:
+  """Samples a GridMix plan: grid cells (or holes in them) taken from the partner.
+
+  Args:
+    key: PRNG key.
+    batch_size: B (static).
+    spatial_shape: (H, W) (static).
+    grid_size: n, or (low, high) to draw n uniformly from low..high
+      inclusive, per batch or per sample. Default (2, 7). Static.
+    p: probability that a cell comes from the partner (the hole ratio).
+      Default 0.5. Traced.
+    hole: side of the partner's square within a chosen cell as a fraction of
+      the cell side; 1 (default) takes the whole cell. Traced.
+    prob: probability that a batch (or sample) is mixed at all. Traced.
+    mode: ``"batch"`` (one mask, `[1, H, W]`), ``"pair"`` or ``"elem"``
+      (`[B, H, W]`). Static.
+    pairing: ``"flip"``, ``"roll"`` or ``"permute"``. Static.
+
+  Returns:
+    A :class:`Plan` whose binary ``mask`` is 1 on the sample's own pixels and
+    whose ``lam`` is their exact share.
+
+  Example:
+    >>> plan = jaxmix.sample_gridmix(key, 128, (224, 224), grid_size=(2, 7), p=0.5)
+    >>> images = jaxmix.apply(plan, images)
+  """
+  validation.check_key(key)
+  validation.check_unit_interval("p", p)
+  validation.check_unit_interval("hole", hole)
+  validation.check_unit_interval("prob", prob)
+  h, w = validation.check_spatial_shape(spatial_shape)
+  grid_size = _check_grid_size(grid_size, (h, w))
+  validation.check_choice("mode", mode, validation.MODES)
+  validation.check_choice("pairing", pairing, validation.PAIRINGS)
+  return _sample_gridmix(
+    key,
+    p,
+    hole,
+    prob,
+    batch_size=int(batch_size),
+    spatial_shape=(h, w),
+    grid_size=grid_size,
+    mode=mode,
+    pairing=pairing,
+  )
+
+
+# One compiled program per static configuration, also for eager calls.
+@functools.partial(jax.jit, static_argnames=("batch_size", "spatial_shape", "grid_size", "mode", "pairing"))
+def _sample_gridmix(
+  key: jax.Array,
+  p: Any,
+  hole: Any,
+  prob: Any,
+  *,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  grid_size: tuple[int, int],
+  mode: str,
+  pairing: str,
+) -> plan_lib.Plan:
+  h, w = spatial_shape
+  n = sampling.num_draws(mode, batch_size)
+  k_pair, k_mask, k_gate = jax.random.split(key, 3)
+  index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
+  partner, count = _masks_and_counts(k_mask, n, (h, w), grid_size=grid_size, p=p, hole=hole)
+  on = sampling.gate(k_gate, prob, (n,))
+  own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
+  own_share = jnp.where(on, 1.0 - count / (h * w), 1.0)
+  return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing, own_share=own_share)
+
+
+def gridmix(
+  key: jax.Array,
+  inputs: Any,
+  labels: jax.typing.ArrayLike | None = None,
+  *,
+  grid_size: int | tuple[int, int] = (2, 7),
+  p: jax.typing.ArrayLike = 0.5,
+  hole: jax.typing.ArrayLike = 1.0,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "batch",
+  pairing: str = "flip",
+  num_classes: int | None = None,
+  label_smoothing: jax.typing.ArrayLike = 0.0,
+  data_format: str = "NHWC",
+) -> tuple[Any, jax.Array | None]:
+  """GridMix: take random grid cells from the partner; labels by the exact pixel share.
+
+  Baek et al. 2021. Every leaf of `inputs` gets the same mask.
+
+  Args:
+    key: PRNG key.
+    inputs: an array or pytree of arrays sharing batch and spatial axes.
+    labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
+    grid_size, p, hole, prob, mode, pairing: as in :func:`sample_gridmix`.
+    num_classes: K for integer labels (static).
+    label_smoothing: applied before mixing. Traced.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(mixed_inputs, soft_labels)``.
+
+  Example:
+    >>> images, targets = jaxmix.gridmix(key, images, labels, num_classes=10)
+  """
+  return one_call.mix_spatial(
+    sample_gridmix,
+    key,
+    inputs,
+    labels,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
+    grid_size=grid_size,
+    p=p,
+    hole=hole,
+    prob=prob,
+    mode=mode,
+    pairing=pairing,
+  )

@@ -1,0 +1,395 @@
+"""SaliencyMix (Uddin et al. 2021, ICLR, "SaliencyMix: A Saliency Guided Data
+Augmentation Strategy for Better Regularization") and a jittable
+spectral-residual saliency map (Hou & Zhang 2007, CVPR, "Saliency Detection:
+A Spectral Residual Approach").
+
+SaliencyMix is CutMix whose box is centred on the partner's most salient
+pixel, so the pasted patch holds the partner's object. The official code
+(github.com/afm-shahab-uddin/SaliencyMix) draws λ ~ Beta(1, 1), cuts a box of
+sides ``int(H·√(1-λ))``, ``int(W·√(1-λ))`` around the saliency peak, clips it
+to the image and recomputes λ from the clipped box; it shares one box per
+batch, found on the partner of the first sample, and mixes with probability
+``cutmix_prob=0.5``. It finds the peak with OpenCV's fine-grained static
+saliency (Montabone & Soto 2010); jaxmix ships the spectral-residual map,
+which runs as FFTs inside the jit, and accepts any user-supplied map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmix._src.core import one_call
+from jaxmix._src.core import pairing as pairing_lib
+from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import regions
+from jaxmix._src.core import sampling
+from jaxmix._src.core import validation
+
+# ITU-R BT.601 luma, the weights of OpenCV's colour-to-grey conversion.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _grey(images: jax.Array, data_format: str) -> jax.Array:
+  """float32 `[B, H, W]`: luma for 3 channels, the channel mean otherwise."""
+  x = jnp.asarray(images).astype(jnp.float32)
+  if x.ndim == 3:
+    return x
+  channel_axis = 3 if data_format == "NHWC" else 1
+  if x.shape[channel_axis] == 3:
+    weights = jnp.asarray(_LUMA, jnp.float32)
+    return jnp.tensordot(x, weights, axes=([channel_axis], [0]))
+  return jnp.mean(x, axis=channel_axis)
+
+
+def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
+  """Correlates `x` with a short symmetric 1-D kernel along `axis`, reflect-101 borders."""
+  radius = len(taps) // 2
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (radius, radius)
+  padded = jnp.pad(x, pad, mode="reflect")  # numpy's "reflect" is OpenCV's BORDER_REFLECT_101
+  size = x.shape[axis]
+  return sum(float(t) * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, t in enumerate(taps))
+
+
+def _filter2d(x: jax.Array, taps: np.ndarray) -> jax.Array:
+  return _filter_axis(_filter_axis(x, taps, x.ndim - 2), taps, x.ndim - 1)
+
+
+def _gaussian_taps(size: int, sigma: float) -> np.ndarray:
+  r = np.arange(size) - size // 2
+  taps = np.exp(-(r**2) / (2.0 * sigma**2))
+  return taps / taps.sum()
+
+
+def _check_images(images: Any, data_format: str) -> tuple[int, int]:
+  validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
+  shape = np.shape(images)
+  if len(shape) not in (3, 4):
+    raise ValueError(f"images must be [B, H, W] or a rank-4 image batch ({data_format}); got shape {shape}.")
+  validation.check_numeric_leaf("images", images)
+  h_axis, w_axis = validation.spatial_axes(len(shape), data_format)
+  return shape[h_axis], shape[w_axis]
+
+
+def _check_size(size: Any) -> None:
+  if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 3):
+    raise ValueError(f"size must be an int >= 3 or None, got {size!r}.")
+
+
+def _fft2_of_real(x: jax.Array) -> jax.Array:
+  """``fft2`` of a real array via ``rfft2`` and Hermitian symmetry (faster on CPU)."""
+  n = x.shape[-1]
+  half = jnp.fft.rfft2(x)
+  rest = jnp.conj(half[..., 1 : n - n // 2][..., ::-1])  # columns n//2+1 .. n-1
+  rest = jnp.roll(jnp.flip(rest, -2), 1, axis=-2)  # rows u -> -u mod m
+  return jnp.concatenate([half, rest], axis=-1)
+
+
+def _spectral_residual(grey: jax.Array) -> jax.Array:
+  """Spectral-residual saliency of float32 `[B, h, w]` grey images, at their size."""
+  spectrum = _fft2_of_real(grey)
+  amplitude = jnp.abs(spectrum)
+  # The barriers keep XLA from recomputing log/abs once per filter tap.
+  log_amplitude = jax.lax.optimization_barrier(jnp.log(amplitude + 1e-8))
+  residual = log_amplitude - _filter2d(log_amplitude, np.full(3, 1.0 / 3.0))
+  # exp(residual + i·phase) = spectrum · exp(residual) / |spectrum|, in real arithmetic.
+  scale = jnp.where(amplitude > 0, jnp.exp(residual) / jnp.maximum(amplitude, 1e-30), 0.0)
+  back = jnp.abs(jnp.fft.ifft2(jax.lax.complex(jnp.real(spectrum) * scale, jnp.imag(spectrum) * scale)))
+  back = jax.lax.optimization_barrier(back)
+  saliency = jnp.square(_filter2d(back, _gaussian_taps(5, 8.0)))
+  peak = jnp.max(saliency, axis=(-2, -1), keepdims=True)
+  return saliency / jnp.maximum(peak, 1e-30)
+
+
+def _linear_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Static 2-tap bilinear resampling of an axis of `size` to `out` samples
+  (half-pixel centres, no antialiasing: OpenCV's ``INTER_LINEAR``)."""
+  src = np.maximum((np.arange(out) + 0.5) * (size / out) - 0.5, 0.0)
+  i0 = np.minimum(np.floor(src), size - 1).astype(np.int32)
+  i1 = np.minimum(i0 + 1, size - 1)
+  return i0, i1, (src - i0).astype(np.float32)
+
+
+def _resize_axis(x: jax.Array, out: int, axis: int) -> jax.Array:
+  i0, i1, frac = _linear_taps(x.shape[axis], out)
+  shape = [1] * x.ndim
+  shape[axis] = out
+  frac = jnp.asarray(frac).reshape(shape)
+  return jnp.take(x, i0, axis=axis) * (1 - frac) + jnp.take(x, i1, axis=axis) * frac
+
+
+def _saliency_at_work_size(images: jax.Array, data_format: str, size: int | None) -> jax.Array:
+  x = jnp.asarray(images).astype(jnp.float32)
+  if size is not None:
+    # Shrink each side to `size`, never enlarge (OpenCV would upsample a
+    # 32 × 32 image to 64 × 64, four times the work for the same peak).
+    # Bilinear sampling reads only the sampled pixels, and commutes with the
+    # grey conversion, so it runs first, on the full image.
+    h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
+    if x.shape[h_axis] > size:
+      x = _resize_axis(x, size, h_axis)
+    if x.shape[w_axis] > size:
+      x = _resize_axis(x, size, w_axis)
+  return _spectral_residual(_grey(x, data_format))
+
+
+def spectral_residual_saliency(
+  images: jax.typing.ArrayLike,
+  data_format: str = "NHWC",
+  *,
+  size: int | None = 64,
+) -> jax.Array:
+  """Spectral-residual saliency maps (Hou & Zhang 2007), in pure JAX.
+
+  Follows OpenCV's ``StaticSaliencySpectralResidual``: grey image (BT.601
+  luma for 3 channels, the channel mean otherwise) → bilinear resize to
+  ``size × size`` (OpenCV's fixed 64 × 64; a side shorter than `size` is
+  kept as it is, where OpenCV would enlarge it) → FFT → log amplitude minus its
+  3 × 3 mean (reflect-101 borders) → inverse FFT with the original phase →
+  magnitude → 5 × 5 Gaussian blur with σ = 8 → squared → divided by its
+  maximum → bilinear resize back to (H, W). ``size=None`` computes at full
+  resolution instead (same filters, in pixels of the full image).
+
+  Two differences from OpenCV: the grey conversion reads channels as RGB
+  (OpenCV's ``COLOR_BGR2GRAY`` reads them as BGR, which is what the SaliencyMix
+  code, passing RGB tensors, effectively used), and resizing uses
+  ``jax.image`` without antialiasing (as OpenCV's ``INTER_LINEAR``).
+
+  Args:
+    images: ``[B, H, W, C]`` (NHWC), ``[B, C, H, W]`` (NCHW) or ``[B, H, W]``;
+      any real dtype.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` for rank-4 images.
+    size: side of the working resolution (static; sides shorter than it are
+      not enlarged), or None for the full resolution.
+
+  Returns:
+    float32 ``[B, H, W]`` in [0, 1], 1 at each image's most salient pixel.
+
+  Example:
+    >>> saliency = jaxmix.spectral_residual_saliency(images)        # [B, H, W]
+    >>> images, targets = jaxmix.saliencymix(key, images, labels, saliency=saliency, num_classes=10)
+  """
+  h, w = _check_images(images, data_format)
+  _check_size(size)
+  saliency = _saliency_at_work_size(images, data_format, size)
+  if size is not None:
+    saliency = jax.image.resize(saliency, saliency.shape[:1] + (h, w), "linear", antialias=False)
+  return saliency
+
+
+def _check_saliency(saliency: Any, batch_size: int) -> None:
+  shape = np.shape(saliency)
+  if len(shape) != 3 or shape[0] != batch_size or min(shape[1:]) < 1:
+    raise ValueError(
+      f"saliency must be [B, h, w] maps with B = {batch_size} (one per sample, in batch order); "
+      f"got shape {shape}."
+    )
+  validation.check_numeric_leaf("saliency", saliency)
+
+
+def saliency_peaks(saliency: jax.Array, spatial_shape: tuple[int, int]) -> tuple[jax.Array, jax.Array]:
+  """(row, col) int32 `[n]` of each map's maximum, in pixels of `spatial_shape`.
+
+  A map at the image's resolution gives its argmax pixel; a map of another
+  size `[n, h, w]` gives the pixel holding the centre of its most salient
+  cell, ``floor((i + 0.5)·H/h)``. Ties go to the first pixel in row-major
+  order.
+  """
+  n, sh, sw = saliency.shape
+  h, w = spatial_shape
+  flat = jnp.argmax(jnp.asarray(saliency).reshape(n, sh * sw), axis=-1).astype(jnp.int32)
+  row, col = flat // sw, flat % sw
+  if (sh, sw) == (h, w):
+    return row, col
+  row = jnp.floor((row.astype(jnp.float32) + 0.5) * (h / sh)).astype(jnp.int32)
+  col = jnp.floor((col.astype(jnp.float32) + 0.5) * (w / sw)).astype(jnp.int32)
+  return jnp.clip(row, 0, h - 1), jnp.clip(col, 0, w - 1)
+
+
+def _plan_from_peaks(
+  key: jax.Array,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  index: jax.Array,
+  peaks: tuple[jax.Array, jax.Array],
+  *,
+  alpha: jax.typing.ArrayLike,
+  prob: jax.typing.ArrayLike,
+  mode: str,
+  pairing: str,
+) -> plan_lib.Plan:
+  """The plan, given each sample's box centre `[B]` (or `[1]` in batch mode)."""
+  h, w = spatial_shape
+  n = sampling.num_draws(mode, batch_size)
+  k_lam, k_gate = jax.random.split(key)
+  drawn = sampling.per_sample(sampling.beta(k_lam, alpha, (n,)), mode, index)
+  on = sampling.per_sample(sampling.gate(k_gate, prob, (n,)), mode, index)
+  on = on & (jnp.asarray(alpha, jnp.float32) > 0)
+  ratio = jnp.sqrt(1.0 - drawn)
+  cut_h = jnp.floor(h * ratio).astype(jnp.int32)
+  cut_w = jnp.floor(w * ratio).astype(jnp.int32)
+  cy, cx = (jnp.broadcast_to(p, (batch_size,)) for p in peaks)
+  box, lam = regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
+  plan = plan_lib.Plan(
+    lam=jnp.where(on, lam, 1.0),
+    index=index,
+    blend=jnp.ones((batch_size,), jnp.float32),
+    box=jnp.where(on[:, None], box, 0),
+    pairing=pairing,
+    spatial_shape=spatial_shape,
+  )
+  return plan_lib.keep_self_pairs(plan)
+
+
+def _partner_peaks(
+  source: jax.Array, index: jax.Array, mode: str, pairing: str, peaks_of: Any
+) -> tuple[jax.Array, jax.Array]:
+  """Box centres: the peak of each sample's partner, or in batch mode the
+  peak of sample 0's partner alone (the official code's one box).
+
+  `peaks_of` maps a batch of `source` (maps or images) to (row, col) peaks.
+  Peaks are found in batch order and then paired (a reverse for flip),
+  which avoids gathering whole images.
+  """
+  if mode == "batch":
+    return peaks_of(jnp.take(source, index[:1], axis=0))
+  rows, cols = peaks_of(source)
+  return pairing_lib.take_partner(rows, pairing, index), pairing_lib.take_partner(cols, pairing, index)
+
+
+def sample_saliencymix(
+  key: jax.Array,
+  batch_size: int,
+  spatial_shape: tuple[int, int],
+  *,
+  saliency: jax.typing.ArrayLike,
+  alpha: jax.typing.ArrayLike = 1.0,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "elem",
+  pairing: str = "flip",
+) -> plan_lib.Plan:
+  """Samples a SaliencyMix plan from saliency maps of the batch.
+
+  λ ~ Beta(α, α) sets a box of sides ``int(H·√(1-λ))``, ``int(W·√(1-λ))``
+  centred on the most salient pixel of the sample's **partner** (the image
+  the patch comes from), clipped to the image; ``lam`` is the exact share of
+  own pixels left.
+
+  ``mode="elem"`` (the default here) gives every sample its own λ and a box
+  on its own partner's peak. ``mode="batch"`` is the official code's
+  behaviour: one λ and one box for the whole batch, centred on the peak of
+  the first sample's partner. ``mode="pair"`` shares λ within mutual pairs.
+
+  Args:
+    key: PRNG key.
+    batch_size: B (static).
+    spatial_shape: (H, W) of the images (static).
+    saliency: ``[B, h, w]`` maps, one per sample **in batch order** (the
+      sampler picks each partner's). Any real dtype; higher is more salient.
+      ``h, w`` may differ from ``H, W`` (e.g. a low-resolution map or
+      gradient map): the peak is then the centre of the most salient cell.
+      E.g. :func:`spectral_residual_saliency` or ``|∂loss/∂x|`` summed over
+      channels.
+    alpha: Beta concentration; the official 1.0; 0 turns mixing off. Traced.
+    prob: probability that a batch/pair/sample is mixed (the official code
+      uses ``cutmix_prob=0.5``). Traced.
+    mode: ``"elem"``, ``"batch"`` or ``"pair"``. Static.
+    pairing: ``"flip"``, ``"roll"`` or ``"permute"``. Static.
+
+  Returns:
+    A :class:`jaxmix.Plan` with a box per sample.
+
+  Example:
+    >>> saliency = jaxmix.spectral_residual_saliency(images)
+    >>> plan = jaxmix.sample_saliencymix(key, 128, (224, 224), saliency=saliency)
+    >>> images = jaxmix.apply(plan, images)
+  """
+  validation.check_key(key)
+  validation.check_nonnegative("alpha", alpha)
+  validation.check_unit_interval("prob", prob)
+  validation.check_choice("mode", mode, validation.MODES)
+  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  _check_saliency(saliency, batch_size)
+  k_pair, k_rest = jax.random.split(key)
+  index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
+  peaks = _partner_peaks(
+    jnp.asarray(saliency), index, mode, pairing, lambda maps: saliency_peaks(maps, spatial_shape)
+  )
+  return _plan_from_peaks(
+    k_rest, batch_size, spatial_shape, index, peaks, alpha=alpha, prob=prob, mode=mode, pairing=pairing
+  )
+
+
+def saliencymix(
+  key: jax.Array,
+  inputs: Any,
+  labels: jax.typing.ArrayLike | None = None,
+  *,
+  saliency: jax.typing.ArrayLike | None = None,
+  saliency_size: int | None = 64,
+  alpha: jax.typing.ArrayLike = 1.0,
+  prob: jax.typing.ArrayLike = 1.0,
+  mode: str = "elem",
+  pairing: str = "flip",
+  num_classes: int | None = None,
+  label_smoothing: jax.typing.ArrayLike = 0.0,
+  data_format: str = "NHWC",
+) -> tuple[Any, jax.Array | None]:
+  """SaliencyMix: CutMix with the box on the partner's most salient pixel.
+
+  Uddin et al. 2021. Without `saliency`, spectral-residual saliency
+  (:func:`spectral_residual_saliency`) is computed inside the jit from the
+  **first leaf** of `inputs` (in ``jax.tree_util`` order; for ``(images,
+  seg)`` that is ``images``), at ``saliency_size`` and without resizing it
+  back: the box is centred on the centre of the most salient cell. In
+  ``mode="batch"`` only one map is computed (the first sample's partner's).
+
+  Args:
+    key: PRNG key.
+    inputs: an array or pytree of arrays sharing batch and spatial axes.
+    labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
+    saliency: optional ``[B, h, w]`` maps in batch order, as in
+      :func:`sample_saliencymix`.
+    saliency_size: working size of the built-in map (static), see
+      :func:`spectral_residual_saliency`; ignored with `saliency`.
+    alpha, prob, mode, pairing: as in :func:`sample_saliencymix`.
+    num_classes: K for integer labels (static).
+    label_smoothing: applied before mixing. Traced.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(mixed_inputs, soft_labels)``.
+
+  Example:
+    >>> images, targets = jaxmix.saliencymix(key, images, labels, num_classes=10)
+  """
+  batch_size = validation.batch_size_of(inputs)
+  spatial = validation.spatial_shape_of(inputs, data_format)
+  if saliency is not None:
+    plan = sample_saliencymix(
+      key, batch_size, spatial, saliency=saliency, alpha=alpha, prob=prob, mode=mode, pairing=pairing
+    )
+  else:
+    validation.check_key(key)
+    validation.check_nonnegative("alpha", alpha)
+    validation.check_unit_interval("prob", prob)
+    validation.check_choice("mode", mode, validation.MODES)
+    _check_size(saliency_size)
+    k_pair, k_rest = jax.random.split(key)
+    index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
+    images = jax.tree_util.tree_leaves(inputs)[0]
+
+    def peaks_of(batch):
+      return saliency_peaks(_saliency_at_work_size(batch, data_format, saliency_size), spatial)
+
+    peaks = _partner_peaks(images, index, mode, pairing, peaks_of)
+    plan = _plan_from_peaks(
+      k_rest, batch_size, spatial, index, peaks, alpha=alpha, prob=prob, mode=mode, pairing=pairing
+    )
+  return one_call.apply_with_labels(
+    plan, inputs, labels, num_classes=num_classes, label_smoothing=label_smoothing, data_format=data_format
+  )

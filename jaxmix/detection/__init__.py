@@ -1,0 +1,42 @@
+"""Object detection: boxes that follow the pixels of a mix.
+
+``mix_boxes`` carries boxes through any two-source plan; ``mixup``, ``cutmix``
+and ``mosaic`` are the one-call methods for images with boxes; the box
+utilities and the Pascal VOC reader complete the family.
+"""
+
+from jaxmix._src.families.boxes import BoxTargets
+from jaxmix._src.families.boxes import box_area
+from jaxmix._src.families.boxes import clip_boxes
+from jaxmix._src.families.boxes import convert_boxes
+from jaxmix._src.families.boxes import denormalize_boxes
+from jaxmix._src.families.boxes import normalize_boxes
+from jaxmix._src.families.detection import cutmix_detection as cutmix
+from jaxmix._src.families.detection import mix_boxes
+from jaxmix._src.families.detection import mixup_detection as mixup
+from jaxmix._src.families.mosaic_detection import mosaic
+from jaxmix._src.families.mosaic_detection import mosaic_boxes
+from jaxmix._src.families.voc import VOC_CLASSES
+from jaxmix._src.families.voc import read_voc
+from jaxmix._src.families.voc import read_voc_batch
+from jaxmix._src.methods.mosaic import MosaicPlan
+from jaxmix._src.methods.mosaic import sample_mosaic
+
+__all__ = [
+  "box_area",
+  "BoxTargets",
+  "clip_boxes",
+  "convert_boxes",
+  "cutmix",
+  "denormalize_boxes",
+  "mix_boxes",
+  "mixup",
+  "mosaic",
+  "mosaic_boxes",
+  "MosaicPlan",
+  "normalize_boxes",
+  "read_voc",
+  "read_voc_batch",
+  "sample_mosaic",
+  "VOC_CLASSES",
+]
