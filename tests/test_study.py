@@ -1,0 +1,108 @@
+"""Fast checks of the regime-study runner (examples/study.py): noise, splits, metrics, resume, report."""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+
+import study  # noqa: E402
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.2, 0.4, 1.0])
+def test_flip_labels_exact_rate_seeded_never_true(rate):
+  labels = np.random.default_rng(0).integers(0, 10, 1000).astype(np.int32)
+  before = labels.copy()
+  noisy, flipped = study.flip_labels(3, labels, rate, 10)
+  assert flipped.sum() == round(rate * 1000)
+  assert np.all(noisy[flipped] != labels[flipped])
+  assert np.all(noisy[~flipped] == labels[~flipped])
+  assert noisy.dtype == labels.dtype and np.array_equal(labels, before)
+  again, _ = study.flip_labels(3, labels, rate, 10)
+  assert np.array_equal(noisy, again)
+  if 0 < rate < 1:
+    other, _ = study.flip_labels(4, labels, rate, 10)
+    assert not np.array_equal(noisy, other)
+
+
+def test_flip_labels_refuses_bad_rate():
+  with pytest.raises(ValueError, match="rate"):
+    study.flip_labels(0, np.zeros(4, np.int32), 1.5, 10)
+
+
+@pytest.mark.parametrize("size", [1000, 5000, 60000])
+def test_split_disjoint_and_sized(size):
+  train, val = study.split(1, 60000, size)
+  assert len(train) + len(val) == size and len(val) == study.val_size(size)
+  assert not set(train.tolist()) & set(val.tolist())
+  assert np.array_equal(study.split(1, 60000, size)[0], train)
+
+
+def test_corruptions_keep_shape_dtype_and_grow_with_severity():
+  x = np.random.default_rng(0).uniform(0.2, 0.8, (4, 28, 28, 1)).astype(np.float32)
+  for kind, low, high in study.CORRUPTIONS:
+    a, b = study.corrupt(x, kind, low), study.corrupt(x, kind, high)
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert 0 < np.abs(a - x).mean() < np.abs(b - x).mean(), kind
+
+
+def test_calibration_on_hand_computed_input():
+  probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])
+  labels = np.array([0, 1, 1, 1])
+  m = study.calibration(probs, labels, num_bins=2)
+  assert m["accuracy"] == pytest.approx(0.75)
+  assert m["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.7, 0.8])))
+  # all confidences fall in the upper bin: |mean confidence 0.75 - accuracy 0.75| = 0
+  assert m["ece"] == pytest.approx(0.0, abs=1e-12)
+  m = study.calibration(np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([1, 0]), num_bins=2)
+  assert m["ece"] == pytest.approx(abs(0.85 - 0.5))
+
+
+def _fake(cfg, acc=0.5):
+  return {
+    "config": {"key": cfg.key, "alpha": cfg.alpha},
+    "test": {"accuracy": acc, "nll": 1.0, "ece": 0.1},
+    "val": {"accuracy": acc},
+    "corrupt_mean": acc,
+    "memorised": 0.1,
+  }
+
+
+def _store(out, cfg, acc=0.5):
+  study.write_json(os.path.join(out, "runs", cfg.key + ".json"), _fake(cfg, acc))
+
+
+def test_runner_resumes_without_rerunning(tmp_path):
+  out = str(tmp_path)
+  kw = dict(sizes=[1000], noises=[0.0], methods=["aug", "mixup"], seeds=2)
+  first = [c for c in study.grid(study.load_results(out), **kw)]
+  assert any(not isinstance(c, study.Config) for c in first)  # mixup waits for its α search
+  for a, acc in zip(study.ALPHAS, [0.1, 0.9, 0.2, 0.3], strict=True):
+    _store(out, study.Config(1000, 0.0, "mixup", a, 0), acc)
+  _store(out, study.Config(1000, 0.0, "aug", None, 0))
+  results = study.load_results(out)
+  todo = [c for c in dict.fromkeys(study.grid(results, **kw)) if c.key not in results]
+  # what is left: aug seed 1 and mixup seed 1 at the α with the best validation accuracy (0.5)
+  assert [c.key for c in todo] == [
+    study.Config(1000, 0.0, "aug", None, 1).key,
+    study.Config(1000, 0.0, "mixup", 0.5, 1).key,
+  ]
+
+
+def test_report_refuses_cells_with_too_few_seeds(tmp_path, capsys):
+  out = str(tmp_path)
+  for s in range(3):
+    _store(out, study.Config(1000, 0.0, "aug", None, s), 0.5 + 0.01 * s)
+    _store(out, study.Config(1000, 0.0, "erm", None, s), 0.4)
+  _store(out, study.Config(1000, 0.0, "resizemix", None, 0), 0.9)  # one seed only
+  study.report(argparse.Namespace(out=out, seeds=3))
+  text = open(os.path.join(out, "study.md")).read()
+  table = [line for line in text.splitlines() if line.startswith("| ")]
+  assert any(line.startswith("| aug |") for line in table)
+  assert not any(line.startswith("| resizemix |") for line in table)
+  assert "n=1000 noise=0 resizemix" in text
+  json.dumps(text)  # plain text
