@@ -14,7 +14,13 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[test,examples]"
 	touch $@
 
+FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+# The demo uses Fashion-MNIST from Debian's dataset-fashion-mnist: installed here when we are root with
+# apt-get; otherwise the demo prints the command and falls back to scikit-learn's digits.
 demo: $(VENV)/.installed
+	@[ -f $(FASHION) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1; } || true
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed
