@@ -6,7 +6,7 @@ of B=1024 x 64x64x3 float32 split over a mesh's data axis:
 * global: ``jax.jit(jaxmix.mixup)`` on the sharded batch; XLA's SPMD
   partitioner moves the partner samples between devices (flip: every shard;
   permute: the whole batch is all-gathered).
-* local: ``jaxmix.local(jaxmix.mixup, mesh)``; each device mixes its shard.
+* local: ``jaxmix.sharding.local(jaxmix.mixup, mesh)``; each device mixes its shard.
 * floor: ``a * x + b * x[::-1]`` inside a shard_map, one read and one write.
 
 Reports the median of several runs per variant and the ratio global / local.
@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> None:
     for pairing in args.pairings.split(","):
       kw = dict(num_classes=10, pairing=pairing)
       glob = jax.jit(functools.partial(fn, **kw))
-      loc = jax.jit(functools.partial(jaxmix.local(fn, mesh, "data"), **kw))
+      loc = jax.jit(functools.partial(jaxmix.sharding.local(fn, mesh, "data"), **kw))
       t_glob = median_ms(glob, key, x, y, repeats=args.repeats)
       t_loc = median_ms(loc, key, x, y, repeats=args.repeats)
       say(

@@ -53,32 +53,29 @@ def _choose(key, x, y, **kw):
   return jaxmix.choose(key, x, y, methods=("mixup", "cutmix"), weights=jnp.array([0.5, 0.5]), **kw)
 
 
+# Options that differ from a registered method's defaults: the DeiT recipe's switch (its default is
+# MixUp only), k = 3 for k-way mixing. Data a method needs comes from a wrapper (features above).
+OPTIONS = {"mixup_cutmix": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0}, "multimix": {"k": 3}}
+WRAPPERS = {"attentive_cutmix": _attentive}
+
+
 def method_table() -> dict[str, tuple[Callable, dict]]:
-  """name -> (one-call function, keyword options). Methods missing from this build are skipped.
+  """name -> (one-call function, keyword options): every method in ``jaxmix.SAMPLERS`` with a one-call
+  form, plus random pairing for MixUp and CutMix and ``choose`` between them.
 
   Every entry takes traced ``alpha``/``prob`` where the method has them, so the
   recompilation column can vary them.
   """
-  table = {
-    "mixup": ("mixup", {"alpha": 1.0}),
-    "mixup permute": ("mixup", {"alpha": 1.0, "pairing": "permute"}),
-    "cutmix": ("cutmix", {"alpha": 1.0}),
-    "cutmix permute": ("cutmix", {"alpha": 1.0, "pairing": "permute"}),
-    "mixup_cutmix": ("mixup_cutmix", {"mixup_alpha": 0.8, "cutmix_alpha": 1.0}),
-    "choose(mixup, cutmix)": (_choose, {}),
-    "fmix": ("fmix", {"alpha": 1.0}),
-    "smoothmix": ("smoothmix", {}),
-    "gridmix": ("gridmix", {}),
-    "resizemix": ("resizemix", {}),
-    "saliencymix": ("saliencymix", {}),
-    "attentive_cutmix": (_attentive, {}),
-    "multimix k=3": ("multimix", {"k": 3}),
-  }
   out = {}
-  for name, (fn_name, kwargs) in table.items():
-    fn = getattr(jaxmix, fn_name, None) if isinstance(fn_name, str) else fn_name
-    if fn is not None:
-      out[name] = (fn, kwargs)
+  for name, spec in jaxmix.SAMPLERS.items():
+    if spec.mix is None:
+      continue
+    fn = WRAPPERS.get(name, spec.mix)  # a one-call that needs data (features) gets it from a wrapper
+    label = "multimix k=3" if name == "multimix" else name
+    out[label] = (fn, OPTIONS.get(name, {}))
+    if name in ("mixup", "cutmix"):
+      out[f"{name} permute"] = (fn, {"pairing": "permute"})
+  out["choose(mixup, cutmix)"] = (_choose, {})
   return out
 
 
@@ -280,10 +277,11 @@ def run_detection(reps: int) -> list[dict]:
   valid = jnp.asarray(rng.random((32, 50)) < 0.5)
   floor_args = (x, jnp.float32(0.3), jnp.float32(0.7))
   rows = []
-  for name in ("mixup_detection", "cutmix_detection", "mosaic"):
-    fn = getattr(jaxmix, name, None)
-    if fn is None:
-      continue
+  for name, fn in (
+    ("mixup_detection", jaxmix.detection.mixup),
+    ("cutmix_detection", jaxmix.detection.cutmix),
+    ("mosaic", jaxmix.detection.mosaic),
+  ):
     call = jax.jit(fn)
     args = (jax.random.key(0), x, boxes, classes, valid)
     first = time_call(call, *args)

@@ -3,9 +3,9 @@
     python examples/train.py --method mixup --epochs 3 --seed 0 --out results/mixup_s0.json
 
 `--method` is ``erm`` (no mixing), ``manifold`` (Manifold Mixup at a random one
-of layers 0, 1, 2) or the name of any one-call jaxmix method (``mixup``,
-``cutmix``, ``mixup_cutmix``, ``fmix``, ...), looked up with ``getattr(jaxmix,
-name)``. Data: Fashion-MNIST from ``--data-dir`` (Debian's
+of layers 0, 1, 2), ``regmixup``, or the name of any method in jaxmix's registry
+``jaxmix.SAMPLERS`` that has a one-call form and needs no extra data (``mixup``,
+``cutmix``, ``mixup_cutmix``, ``fmix``, ...). Data: Fashion-MNIST from ``--data-dir`` (Debian's
 ``dataset-fashion-mnist``), or the digits bundled with scikit-learn when it is
 absent. Prints test accuracy, NLL and ECE (15 equal-width bins), writes them to
 ``--out`` (JSON) and a reliability diagram next to it (PNG).
@@ -52,33 +52,32 @@ NO_OFF_STEP = 2**31 - 1
 MixFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]
 
 
+# Recipes built on the registered methods that train like them.
+RECIPES = {"regmixup": jaxmix.regmixup}
+
+
 def method_function(method: str) -> Callable[..., Any]:
   """The one-call jaxmix function for `method` (raises a clear error when absent)."""
-  fn = getattr(jaxmix, method, None)
-  if method.startswith("sample_") or not callable(fn) or "labels" not in inspect.signature(fn).parameters:
+  if method not in available_methods():
     raise ValueError(
       f"--method {method!r} is not a jaxmix mixing method; try erm, manifold, {available_methods()}."
     )
-  return fn
+  return RECIPES[method] if method in RECIPES else jaxmix.SAMPLERS[method].mix
 
 
 def available_methods() -> list[str]:
-  """Every one-call mixing method this copy of jaxmix exports that needs no extra input.
+  """Every registered method whose one-call form needs no extra input, and the recipes.
 
-  Found by signature: ``(key, inputs, labels, ...)`` with no required keyword
-  (so ``choose``, which needs ``methods=``, and ``attentive_cutmix``, which
-  needs ``features=``, are left out).
+  Read from ``jaxmix.SAMPLERS`` (Attentive CutMix, which needs ``features=``,
+  and Mosaic, whose one-call carries boxes, are left out).
   """
-  out = []
-  for name in jaxmix.__all__:
-    fn = getattr(jaxmix, name)
-    if name.startswith("sample_") or not inspect.isfunction(fn):
-      continue
-    params = inspect.signature(fn).parameters
-    required = [p for p in params.values() if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
-    if list(params)[:3] == ["key", "inputs", "labels"] and not required:
-      out.append(name)
-  return out
+
+  def needs_nothing(fn: Callable[..., Any]) -> bool:
+    params = inspect.signature(fn).parameters.values()
+    return not [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+
+  names = [n for n, spec in jaxmix.SAMPLERS.items() if spec.mix is not None and needs_nothing(spec.mix)]
+  return names + list(RECIPES)
 
 
 def effective_alpha(method: str, alpha: float | None = None) -> float | None:

@@ -2,9 +2,20 @@
 
 Every method is a pure function ``fn(key, inputs, labels, *, ...) -> (mixed,
 soft_labels)`` built from two layers: ``sample_<method>`` draws a plan and
-:func:`apply` / :func:`mix_labels` carry it out on any pytree.
+:func:`apply` / :func:`mix_labels` carry it out on any pytree. ``SAMPLERS`` is the
+name → method table (what :func:`choose` resolves names with).
+
+Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
+:mod:`jaxmix.segmentation` (label maps, ClassMix), :mod:`jaxmix.sequence`
+(padded sequences, token labels) and :mod:`jaxmix.sharding` (mixing per device).
 """
 
+import warnings
+
+from jaxmix import detection as detection
+from jaxmix import segmentation as segmentation
+from jaxmix import sequence as sequence
+from jaxmix import sharding as sharding
 from jaxmix._src.compose.choose import choose
 from jaxmix._src.compose.choose import sample_choose
 from jaxmix._src.compose.cross import mix_batches
@@ -15,31 +26,9 @@ from jaxmix._src.compose.recipes import remix_lam
 from jaxmix._src.compose.recipes import with_plan_transform
 from jaxmix._src.core.labels import one_hot
 from jaxmix._src.core.plan import Plan
+from jaxmix._src.core.plan import PlanLike
 from jaxmix._src.core.plan import apply
 from jaxmix._src.core.plan import mix_labels
-from jaxmix._src.families.boxes import BoxTargets
-from jaxmix._src.families.boxes import box_area
-from jaxmix._src.families.boxes import clip_boxes
-from jaxmix._src.families.boxes import convert_boxes
-from jaxmix._src.families.boxes import denormalize_boxes
-from jaxmix._src.families.boxes import normalize_boxes
-from jaxmix._src.families.detection import cutmix_detection
-from jaxmix._src.families.detection import mix_boxes
-from jaxmix._src.families.detection import mixup_detection
-from jaxmix._src.families.mosaic_detection import mosaic
-from jaxmix._src.families.mosaic_detection import mosaic_boxes
-from jaxmix._src.families.segmentation import classmix
-from jaxmix._src.families.segmentation import mix_label_maps
-from jaxmix._src.families.segmentation import sample_classmix
-from jaxmix._src.families.sequence import SequencePlan
-from jaxmix._src.families.sequence import mix_token_labels
-from jaxmix._src.families.sequence import sample_sequence_mixup
-from jaxmix._src.families.sequence import sequence_mixup
-from jaxmix._src.families.sharding import local
-from jaxmix._src.families.sharding import local_key
-from jaxmix._src.families.voc import VOC_CLASSES
-from jaxmix._src.families.voc import read_voc
-from jaxmix._src.families.voc import read_voc_batch
 from jaxmix._src.methods.attentive import attentive_cutmix
 from jaxmix._src.methods.attentive import sample_attentive_cutmix
 from jaxmix._src.methods.audio import audio_mixup
@@ -61,6 +50,7 @@ from jaxmix._src.methods.mosaic import sample_mosaic
 from jaxmix._src.methods.multiway import MultiPlan
 from jaxmix._src.methods.multiway import multimix
 from jaxmix._src.methods.multiway import sample_multimix
+from jaxmix._src.methods.registry import SAMPLERS
 from jaxmix._src.methods.resizemix import ResizeMixPlan
 from jaxmix._src.methods.resizemix import resizemix
 from jaxmix._src.methods.resizemix import sample_resizemix
@@ -79,46 +69,30 @@ from jaxmix._src.train.schedules import scheduled
 __version__ = "0.1.0"
 
 __all__ = [
+  "SAMPLERS",
   "apply",
   "attentive_cutmix",
   "audio_mixup",
   "augment_per_sample",
-  "box_area",
-  "BoxTargets",
   "choose",
-  "classmix",
-  "clip_boxes",
-  "convert_boxes",
   "cutmix",
-  "cutmix_detection",
-  "denormalize_boxes",
   "fmix",
   "fmix_grey_map",
   "gridmix",
   "keep_larger_share",
-  "local",
-  "local_key",
   "manifold_point",
   "ManifoldPlan",
   "mix_batches",
-  "mix_boxes",
-  "mix_label_maps",
   "mix_labels",
-  "mix_token_labels",
   "mixup",
   "mixup_cutmix",
-  "mixup_detection",
-  "mosaic",
-  "mosaic_boxes",
   "MosaicPlan",
   "multimix",
   "MultiPlan",
-  "normalize_boxes",
   "off_after",
   "one_hot",
   "Plan",
-  "read_voc",
-  "read_voc_batch",
+  "PlanLike",
   "regmixup",
   "remix",
   "remix_lam",
@@ -127,7 +101,6 @@ __all__ = [
   "saliencymix",
   "sample_attentive_cutmix",
   "sample_choose",
-  "sample_classmix",
   "sample_cutmix",
   "sample_fmix",
   "sample_gridmix",
@@ -138,15 +111,55 @@ __all__ = [
   "sample_multimix",
   "sample_resizemix",
   "sample_saliencymix",
-  "sample_sequence_mixup",
   "sample_smoothmix",
   "sample_specmix",
   "scheduled",
-  "sequence_mixup",
-  "SequencePlan",
   "smoothmix",
   "specmix",
   "spectral_residual_saliency",
-  "VOC_CLASSES",
   "with_plan_transform",
 ]
+
+# Names that moved into the family namespaces in 0.2.0. They stay reachable at the top level for one
+# release and warn; CHANGELOG.md lists every move.
+_MOVED = {
+  "BoxTargets": ("detection", "BoxTargets"),
+  "box_area": ("detection", "box_area"),
+  "clip_boxes": ("detection", "clip_boxes"),
+  "convert_boxes": ("detection", "convert_boxes"),
+  "denormalize_boxes": ("detection", "denormalize_boxes"),
+  "normalize_boxes": ("detection", "normalize_boxes"),
+  "mix_boxes": ("detection", "mix_boxes"),
+  "mosaic": ("detection", "mosaic"),
+  "mosaic_boxes": ("detection", "mosaic_boxes"),
+  "read_voc": ("detection", "read_voc"),
+  "read_voc_batch": ("detection", "read_voc_batch"),
+  "VOC_CLASSES": ("detection", "VOC_CLASSES"),
+  "cutmix_detection": ("detection", "cutmix"),
+  "mixup_detection": ("detection", "mixup"),
+  "classmix": ("segmentation", "classmix"),
+  "mix_label_maps": ("segmentation", "mix_label_maps"),
+  "sample_classmix": ("segmentation", "sample_classmix"),
+  "SequencePlan": ("sequence", "SequencePlan"),
+  "mix_token_labels": ("sequence", "mix_token_labels"),
+  "sample_sequence_mixup": ("sequence", "sample_mixup"),
+  "sequence_mixup": ("sequence", "mixup"),
+  "local": ("sharding", "local"),
+  "local_key": ("sharding", "local_key"),
+}
+
+
+def __getattr__(name: str):
+  if name in _MOVED:
+    namespace, new = _MOVED[name]
+    warnings.warn(
+      f"jaxmix.{name} moved to jaxmix.{namespace}.{new}; the old name will be removed in 0.3.0.",
+      DeprecationWarning,
+      stacklevel=2,
+    )
+    return getattr(globals()[namespace], new)
+  raise AttributeError(f"module 'jaxmix' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(__all__ + ["detection", "segmentation", "sequence", "sharding", "__version__"])

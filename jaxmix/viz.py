@@ -253,7 +253,7 @@ def show_batch(
     boxes: detection boxes, padded `[B, N, 4]` in `box_format`, pixel
       coordinates unless `normalized`; or mixed detection targets with
       ``boxes``, ``valid`` and optionally ``classes`` and ``weights``
-      attributes (e.g. what :func:`jaxmix.mosaic` returns), unpacked into
+      attributes (e.g. what :func:`jaxmix.detection.mosaic` returns), unpacked into
       the arguments below unless those are given.
     box_format: ``"xyxy"``, ``"xywh"``, ``"cxcywh"`` or ``"yxyx"``.
     valid: bool `[B, N]`, which boxes are real. When None, boxes with a

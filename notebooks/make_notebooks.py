@@ -90,11 +90,11 @@ fig = viz.show_batch(images, labels, class_names=NAMES)
   md("""
 ## Which methods are there?
 
-jaxmix grows method by method. The list below names every method jaxmix has or is adding, with the
-options used here; only those that this installed version has are run (`hasattr(jaxmix, name)`).
-Attentive CutMix needs a backbone's feature maps; here spectral-residual saliency pooled to an 8×8
-grid stands in for them. Methods that need label maps or boxes are listed with what they need;
-notebook `03_dense` shows the segmentation and detection ones.
+Every method is one entry of `jaxmix.SAMPLERS`, the name → method table that `choose` resolves names
+with; the cell below shows each one that has a one-call form, with the options used here, and
+`choose` among four of them. Attentive CutMix needs a backbone's feature maps; here
+spectral-residual saliency pooled to an 8×8 grid stands in for them. Mosaic's one-call carries
+boxes: notebook `03_dense` shows it with the segmentation and detection methods.
 """),
   code("""
 def attention_grid(images, cells=8):
@@ -105,22 +105,15 @@ def attention_grid(images, cells=8):
   return saliency.reshape(B, cells, H // cells, cells, W // cells).mean((2, 4))
 
 
-CANDIDATES = {
-  # name: options for the one-call function (the papers' defaults unless given here)
-  "mixup": dict(alpha=1.0),
-  "cutmix": dict(alpha=1.0),
+# Every method in jaxmix's registry with a one-call form, and `choose` among four of them. Options are
+# the papers' defaults unless given here; the DeiT switch turns CutMix on, Attentive CutMix gets maps.
+OPTIONS = {
   "mixup_cutmix": dict(mixup_alpha=0.8, cutmix_alpha=1.0),  # timm's ImageNet recipe
-  "fmix": dict(),
-  "smoothmix": dict(),
-  "gridmix": dict(),
-  "resizemix": dict(),
-  "saliencymix": dict(),
   "attentive_cutmix": dict(features=attention_grid(images)),
   "multimix": dict(k=3),
-  "choose": dict(methods=[m for m in ("mixup", "cutmix", "fmix", "gridmix") if hasattr(jaxmix, m)]),
-  "classmix": dict(),
-  "mosaic": dict(),
 }
+CANDIDATES = {name: OPTIONS.get(name, {}) for name, spec in jaxmix.SAMPLERS.items() if spec.mix is not None}
+CANDIDATES["choose"] = dict(methods=["mixup", "cutmix", "fmix", "gridmix"])
 GIVEN = ("key", "inputs", "labels")
 
 
@@ -130,38 +123,17 @@ def describe(options):
   return ", ".join(f"{k}={show(v)}" for k, v in options.items())
 
 
-def needs(fn, options):
-  \"\"\"Arguments `fn` requires that this notebook does not give (e.g. feature maps or boxes).\"\"\"
-  params = inspect.signature(fn).parameters.values()
-  return [
-    p.name
-    for p in params
-    if p.default is inspect.Parameter.empty
-    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    and p.name not in GIVEN
-    and p.name not in options
-  ]
+def one_call(name):
+  return jaxmix.choose if name == "choose" else jaxmix.SAMPLERS[name].mix
 
 
-METHODS, SKIPPED = {}, {}
+METHODS = {}
 for name, options in CANDIDATES.items():
-  if not hasattr(jaxmix, name):
-    continue
-  fn = getattr(jaxmix, name)
-  params = inspect.signature(fn).parameters
   options = dict(options)
-  if "mode" in params:
+  if name == "choose" or "elem" in jaxmix.SAMPLERS[name].modes:
     options["mode"] = "elem"  # one draw per sample: eight different mixes in one picture
-  options = {k: v for k, v in options.items() if v is not None}
-  missing = needs(fn, options)
-  if missing:
-    SKIPPED[name] = missing
-  else:
-    METHODS[name] = options
+  METHODS[name] = options
 print("methods shown:", ", ".join(METHODS))
-for name, missing in SKIPPED.items():
-  print(f"not shown here: {name} (needs {', '.join(missing)})")
-print("not in this version yet:", ", ".join(n for n in CANDIDATES if not hasattr(jaxmix, n)) or "none")
 """),
   md("""
 ## Every method on the batch
@@ -173,23 +145,16 @@ partner. MixUp shows as an even tint of strength 1 − λ.
 """),
   code("""
 def plan_fn(name, options):
-  \"\"\"key -> plan from `sample_<name>(key, batch_size, spatial_shape, ...)`, or None.\"\"\"
-  sample = getattr(jaxmix, "sample_" + name, None)
-  if sample is None:
-    return None
-  params = inspect.signature(sample).parameters
-  if needs(sample, options) not in ([], ["batch_size"], ["batch_size", "spatial_shape"]):
-    return None  # e.g. a sampler that needs the images themselves
-  if any(k not in params for k in options):
-    return None
-  if "spatial_shape" in params:
-    return lambda key: sample(key, B, (H, W), **options)
-  return lambda key: sample(key, B, **options)
+  \"\"\"key -> plan from the registry's sampler (one signature for all), or None.\"\"\"
+  spec = jaxmix.SAMPLERS.get(name)
+  if spec is None or any(option not in options for option in spec.requires):
+    return None  # choose, or a sampler that needs the images' own saliency (the one-call computes it)
+  return lambda key: spec.sample(key, B, (H, W), **options)
 
 
 def mix(name, options):
   \"\"\"A jitted key -> (mixed, soft labels, plan or None) for the photographs.\"\"\"
-  fn, sample = getattr(jaxmix, name), plan_fn(name, options)
+  fn, sample = one_call(name), plan_fn(name, options)
 
   @jax.jit
   def run(key):
@@ -466,7 +431,7 @@ DENSE = [
 Four real photographs from scikit-image, each with a few hand-placed boxes (the astronaut's face,
 the coffee cup, the cat's eyes, the rocket) and a per-pixel label map (grey levels thresholded into
 three classes). They go through detection MixUp, CutMix with boxes and Mosaic, and through CutMix +
-`jaxmix.mix_label_maps` and ClassMix for segmentation. Runs on the CPU.
+`jaxmix.segmentation.mix_label_maps` and ClassMix for segmentation. Runs on the CPU.
 
 Install: `pip install -e ".[examples,viz]"` from the repository root (scikit-image and matplotlib).
 """),
@@ -559,10 +524,10 @@ number on each box), which a detection loss can use to scale each box's term.
 """),
   code("""
 key = jax.random.key(0)
-mixed, targets = jax.jit(jaxmix.mixup_detection)(key, images, boxes, classes)
+mixed, targets = jax.jit(jaxmix.detection.mixup)(key, images, boxes, classes)
 print(type(targets).__name__, "boxes", targets.boxes.shape, "weights", targets.weights.shape)
 fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
-fig.suptitle("jaxmix.mixup_detection (box weight = its image's share)", y=1.1)
+fig.suptitle("jaxmix.detection.mixup (box weight = its image's share)", y=1.1)
 """),
   md("""
 ## CutMix with boxes
@@ -571,9 +536,9 @@ A rectangle of the partner is pasted in; the partner's boxes inside it come alon
 rectangle, and own boxes that lose more than 90 % of their area (`min_visibility=0.1`) are dropped.
 """),
   code("""
-mixed, targets = jax.jit(jaxmix.cutmix_detection)(jax.random.key(3), images, boxes, classes)
+mixed, targets = jax.jit(jaxmix.detection.cutmix)(jax.random.key(3), images, boxes, classes)
 fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
-fig.suptitle("jaxmix.cutmix_detection", y=1.1)
+fig.suptitle("jaxmix.detection.cutmix", y=1.1)
 """),
   md("""
 ## Mosaic
@@ -582,26 +547,26 @@ YOLOv4's Mosaic: four images in a 2×2 grid around a random centre, each quadran
 image, with the boxes clipped to what is left of them.
 """),
   code("""
-mixed, targets = jax.jit(jaxmix.mosaic)(jax.random.key(1), images, boxes, classes)
+mixed, targets = jax.jit(jaxmix.detection.mosaic)(jax.random.key(1), images, boxes, classes)
 fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
-fig.suptitle("jaxmix.mosaic", y=1.1)
+fig.suptitle("jaxmix.detection.mosaic", y=1.1)
 """),
   md("""
 ## Label maps through CutMix
 
 For segmentation, draw a CutMix plan once and apply it to the images and to the label maps:
-`jaxmix.mix_label_maps` gives each pixel the label of the source whose pixel the image shows, so
+`jaxmix.segmentation.mix_label_maps` gives each pixel the label of the source whose pixel the image shows, so
 the map follows the pasted rectangle exactly.
 """),
   code("""
 @jax.jit
 def cutmix_segmentation(key, images, maps):
   plan = jaxmix.sample_cutmix(key, images.shape[0], images.shape[1:3], mode="elem")
-  return jaxmix.apply(plan, images), jaxmix.mix_label_maps(plan, maps)
+  return jaxmix.apply(plan, images), jaxmix.segmentation.mix_label_maps(plan, maps)
 
 
 mixed, mixed_maps = cutmix_segmentation(jax.random.key(2), images, maps)
-fig = show_with_maps(mixed, mixed_maps, "CutMix + jaxmix.mix_label_maps")
+fig = show_with_maps(mixed, mixed_maps, "CutMix + jaxmix.segmentation.mix_label_maps")
 """),
   md("""
 ## ClassMix
@@ -611,19 +576,19 @@ of those classes, in the image and in the map, so the pasted region has the shap
 of grey-level classes) instead of a rectangle.
 """),
   code("""
-classmix = jax.jit(jaxmix.classmix, static_argnames="num_classes")
+classmix = jax.jit(jaxmix.segmentation.classmix, static_argnames="num_classes")
 mixed, mixed_maps = classmix(jax.random.key(4), images, maps, num_classes=len(SEG_CLASSES))
-fig = show_with_maps(mixed, mixed_maps, "jaxmix.classmix")
+fig = show_with_maps(mixed, mixed_maps, "jaxmix.segmentation.classmix")
 """),
   md("""
 ## Reading Pascal VOC annotations
 
-`jaxmix.read_voc` reads one VOC XML file into padded NumPy arrays (pixel `xyxy`, 0-based), ready
+`jaxmix.detection.read_voc` reads one VOC XML file into padded NumPy arrays (pixel `xyxy`, 0-based), ready
 for the functions above. Here, the test suite's copy of VOC2007's `000001.xml`.
 """),
   code("""
 voc_file = pathlib.Path("..") / "tests" / "data" / "voc" / "000001.xml"
-annotation = jaxmix.read_voc(voc_file, max_boxes=4)
+annotation = jaxmix.detection.read_voc(voc_file, max_boxes=4)
 for name, value in annotation.items():
   print(f"{name:10s}", value if np.ndim(value) < 2 else "\\n" + str(value))
 """),
@@ -635,7 +600,7 @@ SHARDED = [
 
 A batch sharded over a mesh of eight devices can be mixed globally (`jax.jit(jaxmix.cutmix)`:
 partners come from anywhere in the batch, so XLA moves data between devices) or locally
-(`jaxmix.local(jaxmix.cutmix, mesh, "data")`: each device mixes its own shard, no communication).
+(`jaxmix.sharding.local(jaxmix.cutmix, mesh, "data")`: each device mixes its own shard, no communication).
 This notebook simulates eight CPU devices, compiles both, lists the collectives each compiled
 program holds, and checks that the outputs keep the input's sharding. Runs on the CPU.
 
@@ -696,7 +661,7 @@ other image of the same shard.
   code("""
 OPTIONS = dict(num_classes=16, mode="elem")
 global_mix = jax.jit(lambda k, x, y: jaxmix.cutmix(k, x, y, **OPTIONS))
-local_mix = jax.jit(lambda k, x, y: jaxmix.local(jaxmix.cutmix, mesh, "data")(k, x, y, **OPTIONS))
+local_mix = jax.jit(lambda k, x, y: jaxmix.sharding.local(jaxmix.cutmix, mesh, "data")(k, x, y, **OPTIONS))
 key = jax.random.key(0)
 
 COLLECTIVES = ("all-gather", "all-to-all", "collective-permute", "all-reduce")
@@ -708,7 +673,7 @@ def collectives(fn):
   return {c: hlo.count(f" {c}(") + hlo.count(f" {c}-start(") for c in COLLECTIVES}
 
 
-for name, fn in [("global jax.jit(cutmix)", global_mix), ("jaxmix.local(cutmix)", local_mix)]:
+for name, fn in [("global jax.jit(cutmix)", global_mix), ("jaxmix.sharding.local(cutmix)", local_mix)]:
   found = collectives(fn)
   print(f"{name:24s}", ", ".join(f"{c}: {n}" for c, n in found.items()))
 assert not any(collectives(local_mix).values()), "local mixing should not communicate"

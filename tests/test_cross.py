@@ -104,7 +104,8 @@ def test_callable_sampler_pytree_dtype_and_no_labels():
   xa, xb = _data(4, 3)
   tree_a = {"img": (xa * 50 + 100).astype(jnp.uint8), "depth": xa[..., 0]}
   tree_b = {"img": (jnp.abs(xb) * 10).astype(jnp.uint8), "depth": xb[..., 0]}
-  sampler = functools.partial(jaxmix.sample_cutmix, spatial_shape=(6, 6), pairing="roll", mode="elem")
+  # The one sampler signature: mix_batches passes (key, batch_size, spatial_shape) itself.
+  sampler = functools.partial(jaxmix.sample_cutmix, pairing="roll", mode="elem")
   out, t = jaxmix.mix_batches(KEY, (tree_a, None), (tree_b, None), method=sampler)
   assert t is None
   assert out["img"].dtype == jnp.uint8 and out["img"].shape == (4, 6, 6, 2)

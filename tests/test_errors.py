@@ -135,3 +135,27 @@ def test_traced_hyperparameters_are_not_rejected():
   """Values given as arrays may be traced, so they are taken as given (no host sync)."""
   out, _ = jax.jit(lambda a, p: jaxmix.mixup(KEY, X, alpha=a, prob=p))(0.5, 1.0)
   assert out.shape == X.shape
+
+
+def test_chex_checks_become_the_public_error_contract():
+  """core.validation.check_array runs chex's assertions and re-raises them naming the argument."""
+  from jaxmix._src.core import validation
+
+  ok = jnp.ones((4, 5, 6))
+  validation.check_array("maps", ok, expected="m", rank=3, batch_size=4, dtype=jnp.floating)
+  jax.jit(lambda m: validation.check_array("maps", m, expected="m", rank=3, batch_size=4) or m)(ok)
+  cases = [
+    (jnp.ones((4, 5)), ValueError, r"shape \(4, 5\)"),
+    (jnp.ones((3, 5, 6)), ValueError, r"shape \(3, 5, 6\)"),
+    (jnp.ones((4, 5, 6), jnp.int32), TypeError, "dtype int32"),
+    (None, TypeError, "NoneType"),
+    ({"a": ok}, TypeError, "dict"),
+  ]
+  for value, error, received in cases:
+    with pytest.raises(error, match=f"maps must be float maps \\[B, h, w\\], got .*{received}"):
+      validation.check_array(
+        "maps", value, expected="float maps [B, h, w]", rank=3, batch_size=4, dtype=jnp.floating
+      )
+  # Through the public API: SaliencyMix's saliency maps, checked while tracing (nothing runs).
+  with pytest.raises(ValueError, match=r"saliency must be \[B, h, w\].*got shape \(4, 6\)"):
+    jax.eval_shape(lambda k: jaxmix.sample_saliencymix(k, 4, (6, 7), saliency=jnp.ones((4, 6))), KEY)

@@ -116,23 +116,23 @@ def test_ignore_index_soft_and_float_maps():
   np.testing.assert_allclose(jaxmix.mix_label_maps(plan, probs), jaxmix.apply(plan, probs))
 
 
-def test_generic_two_source_plan_is_probed():
-  """A plan type without own_weight (e.g. from another module) still mixes label maps."""
+def test_plan_types_follow_the_plan_protocol():
+  """A user's plan type that implements jaxmix.PlanLike mixes label maps; anything else is refused."""
 
-  class Wrapped:
+  class Wrapped(jaxmix.PlanLike):
     def __init__(self, plan):
-      self.p = plan
-      self.index, self.pairing, self.spatial_shape, self.lam = (
-        plan.index,
-        plan.pairing,
-        plan.spatial_shape,
-        plan.lam,
-      )
-
-    batch_size = property(lambda self: self.p.batch_size)
+      self.p, self.lam, self.spatial_shape = plan, plan.lam, plan.spatial_shape
+      self.index, self.pairing = plan.index, plan.pairing
 
     def mix_leaf(self, x, data_format):
       return self.p.mix_leaf(x, data_format)
+
+    def own_weight(self):
+      return self.p.own_weight()
+
+  class Duck:  # the members, but not the protocol's defaults or its name
+    def __init__(self, plan):
+      self.p, self.lam, self.spatial_shape = plan, plan.lam, plan.spatial_shape
 
   b, h, w = 5, 6, 9
   maps = _maps(4, b, h, w)
@@ -140,6 +140,15 @@ def test_generic_two_source_plan_is_probed():
     np.testing.assert_array_equal(
       jaxmix.mix_label_maps(Wrapped(plan), maps), jaxmix.mix_label_maps(plan, maps)
     )
+  with pytest.raises(TypeError, match="plan must be a jaxmix plan"):
+    jaxmix.mix_label_maps(Duck(_plan(0, b, h, w)), maps)
+  for bad in (None, {"lam": jnp.ones(b)}):
+    with pytest.raises(TypeError, match="got (NoneType|dict)"):
+      jaxmix.mix_label_maps(bad, maps)
+  # A k-way plan has no single partner: its missing own weight is a clear error, not a probe.
+  multi = jaxmix.sample_multimix(jax.random.key(0), b, k=3)
+  with pytest.raises(TypeError, match="not a two-source plan"):
+    jaxmix.mix_label_maps(multi, maps)
 
 
 def test_label_map_errors():

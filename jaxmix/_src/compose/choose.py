@@ -16,37 +16,39 @@ case: ``methods=(mixup, cutmix), weights=(1 - switch_prob, switch_prob)``.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmix._src.core import one_call
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
+from jaxmix._src.methods import registry
 
 CHOOSE_MODES = ("batch", "elem")
 
 
-def _resolve(method: str | Callable[..., Any]) -> Callable[..., Any]:
+def _resolve(i: int, method: str | Callable[..., Any]) -> Callable[..., Any]:
+  """A sampler: a registered name (two-source methods only) or a user's callable."""
   if isinstance(method, str):
-    jaxmix = importlib.import_module("jaxmix")
-    fn = getattr(jaxmix, "sample_" + method, None)
-    if fn is None:
-      raise ValueError(f"methods: unknown method name {method!r}; there is no jaxmix.sample_{method}.")
-    return fn
+    spec = registry.lookup(method, argument=f"methods[{i}]", two_source=True)
+    if spec.requires:
+      raise ValueError(
+        f"methods[{i}]: {method!r} needs {', '.join(spec.requires)}; pass "
+        f"functools.partial(jaxmix.{spec.sample.__name__}, {spec.requires[0]}=...) instead of its name."
+      )
+    return spec.sample
   if not callable(method):
-    raise TypeError(f"methods must hold method names or plan samplers, got {type(method).__name__}.")
+    raise TypeError(f"methods[{i}] must be a method name or a plan sampler, got {type(method).__name__}.")
   return method
 
 
 def _call(
+  i: int,
   fn: Callable[..., Any],
   key: jax.Array,
   batch_size: int,
@@ -54,21 +56,12 @@ def _call(
   mode: str,
   pairing: str,
 ) -> plan_lib.Plan:
-  """Calls a sampler with choose's mode and pairing; samplers without `spatial_shape` (MixUp) get none."""
-  try:
-    params = inspect.signature(fn).parameters
-  except (TypeError, ValueError):  # builtins or odd callables: pass everything
-    params = {}
-  any_kw = not params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-  kwargs = {name: v for name, v in (("mode", mode), ("pairing", pairing)) if any_kw or name in params}
-  if not params or "spatial_shape" in params:
-    plan = fn(key, batch_size, spatial_shape, **kwargs)
-  else:
-    plan = fn(key, batch_size, **kwargs)
+  """Calls a sampler with the one sampler signature and choose's mode and pairing."""
+  plan = fn(key, batch_size, spatial_shape, mode=mode, pairing=pairing)
   if not isinstance(plan, plan_lib.Plan):
     raise TypeError(
-      f"methods: {getattr(fn, '__name__', fn)!r} returned {type(plan).__name__}; choose needs samplers "
-      "that return a jaxmix.Plan."
+      f"methods[{i}]: {getattr(fn, '__name__', fn)!r} returned {type(plan).__name__}; choose needs "
+      "samplers that return a two-source jaxmix.Plan."
     )
   return plan
 
@@ -134,11 +127,11 @@ def sample_choose(
     batch_size: B (static).
     spatial_shape: (H, W) (static); None only when no method needs it.
     methods: a static sequence of method names (``"mixup"``, ``"cutmix"``,
-      ``"fmix"``, … — any ``jaxmix.sample_<name>``) or plan samplers called
-      as ``fn(key, batch_size, spatial_shape, mode=..., pairing=...)``, e.g.
-      ``functools.partial(jaxmix.sample_cutmix, alpha=1.0)``. Samplers
-      without a ``spatial_shape`` parameter (``sample_mixup``) are called
-      without it. Each must return a :class:`Plan`; choose sets their
+      ``"fmix"``, … — any registered method whose plans are two-source
+      :class:`Plan`, see ``jaxmix.SAMPLERS``) or plan samplers with the one
+      sampler signature, called as ``fn(key, batch_size, spatial_shape,
+      mode=..., pairing=...)``, e.g. ``functools.partial(jaxmix.sample_cutmix,
+      alpha=1.0)``. Each must return a :class:`Plan`; choose sets their
       ``mode`` and ``pairing``.
     weights: one non-negative weight per method (normalised here); None
       means uniform. Traced: changing them does not recompile.
@@ -168,20 +161,12 @@ def sample_choose(
     raise ValueError(f"methods must be a non-empty list or tuple of methods, got {methods!r}.")
   if spatial_shape is not None:
     spatial_shape = validation.check_spatial_shape(spatial_shape)
-  fns = [_resolve(m) for m in methods]
-  if spatial_shape is None:
-    for i, fn in enumerate(fns):
-      try:
-        param = inspect.signature(fn).parameters.get("spatial_shape")
-      except (TypeError, ValueError):
-        param = None
-      if param is not None and param.default is inspect.Parameter.empty:
-        raise ValueError(f"spatial_shape (H, W) is required: methods[{i}] takes one.")
+  fns = [_resolve(i, m) for i, m in enumerate(methods)]
   weights = _check_weights(weights, len(fns))
   k_choice, k_methods, k_gate = jax.random.split(key, 3)
 
   def candidate(i: int, k: jax.Array) -> plan_lib.Plan:
-    return _call(fns[i], k, batch_size, spatial_shape, mode, pairing)
+    return _call(i, fns[i], k, batch_size, spatial_shape, mode, pairing)
 
   shapes = [jax.eval_shape(lambda k, i=i: candidate(i, k), k_methods) for i in range(len(fns))]
   for i, s in enumerate(shapes):
@@ -269,8 +254,7 @@ def choose(
   """
   batch_size = validation.batch_size_of(inputs)
   validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
-  ranks = {np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(inputs)}
-  spatial = validation.spatial_shape_of(inputs, data_format) if ranks <= {3, 4} else None
+  spatial = validation.image_shape_or_none(inputs, data_format)
   plan = sample_choose(
     key,
     batch_size,

@@ -26,14 +26,9 @@ import numpy as np
 from jaxmix._src.core import labels as labels_lib
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import validation
-from jaxmix._src.methods import cutmix as cutmix_lib
-from jaxmix._src.methods import mixup as mixup_lib
+from jaxmix._src.methods import registry
 
-_SAMPLERS = {
-  "mixup": (mixup_lib.sample_mixup, False),
-  "cutmix": (cutmix_lib.sample_cutmix, True),
-  "mixup_cutmix": (cutmix_lib.sample_mixup_cutmix, True),
-}
+CROSS_METHODS = ("mixup", "cutmix", "mixup_cutmix")
 
 
 def cycle_batch(tree: Any, batch_size: int) -> Any:
@@ -201,10 +196,12 @@ def mix_batches(
       labels int `[B_a]` or float `[B_a, K_a]` (or None).
     batch_b: ``(inputs_b, labels_b)``, same structure and per-sample shapes
       as A (batch size may differ); labels None iff A's are None.
-    method: ``"mixup"``, ``"cutmix"``, ``"mixup_cutmix"``, or a callable
-      ``sampler(key, batch_size) -> Plan`` returning any two-source
-      :class:`Plan` (e.g. ``functools.partial(jaxmix.sample_cutmix,
-      spatial_shape=(32, 32))``); its pairing is replaced by "A with B".
+    method: ``"mixup"``, ``"cutmix"``, ``"mixup_cutmix"``, or a sampler with
+      the one sampler signature, called as ``sampler(key, batch_size,
+      spatial_shape, **method_kwargs)`` (``spatial_shape`` is the (H, W) of
+      image batches, else None) and returning any two-source :class:`Plan`
+      (e.g. ``functools.partial(jaxmix.sample_fmix, decay_power=3.0)``); its
+      pairing is replaced by "A with B".
       Samples the sampler leaves unmixed (λ = 1) stay A.
     num_classes_a, num_classes_b: K_a, K_b; required for integer labels.
     label_maps: see above.
@@ -248,15 +245,12 @@ def mix_batches(
   # B > 1, so the sampler leaves no row unmixed by accident (B = 1: sample 2).
   n = max(b_a, 2)
   if callable(method):
-    base = method(key, n, **method_kwargs)
+    base = method(key, n, validation.image_shape_or_none(inputs_a, data_format), **method_kwargs)
   else:
-    validation.check_choice("method", method, tuple(_SAMPLERS))
-    sampler, spatial = _SAMPLERS[method]
-    if spatial:
-      shape = validation.spatial_shape_of(inputs_a, data_format, "inputs_a")
-      base = sampler(key, n, shape, pairing="roll", **method_kwargs)
-    else:
-      base = sampler(key, n, pairing="roll", **method_kwargs)
+    validation.check_choice("method", method, CROSS_METHODS)
+    spec = registry.lookup(method, argument="method", two_source=True)
+    shape = validation.spatial_shape_of(inputs_a, data_format, "inputs_a") if spec.spatial else None
+    base = spec.sample(key, n, shape, pairing="roll", **method_kwargs)
   if not isinstance(base, plan_lib.Plan):
     raise TypeError(f"method must produce a two-source jaxmix.Plan, got {type(base).__name__}.")
   base = jax.tree_util.tree_map(lambda v: v[:b_a] if v.shape[0] == n else v, base)

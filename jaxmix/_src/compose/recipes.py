@@ -22,7 +22,6 @@ the right target for a per-class sigmoid loss such as
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -35,9 +34,8 @@ from jaxmix._src.core import one_call
 from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import validation
-from jaxmix._src.methods import cutmix as cutmix_lib
-from jaxmix._src.methods import mixup as mixup_lib
 from jaxmix._src.methods import multiway
+from jaxmix._src.methods import registry
 
 
 def keep_larger_share(plan: Any) -> Any:
@@ -90,11 +88,13 @@ def with_plan_transform(
 
   The returned function has the usual contract ``fn(key, inputs, labels=None,
   *, num_classes=None, label_smoothing=0.0, data_format="NHWC", **options)``;
-  ``options`` go to `sample_fn`. The batch size (and, when `sample_fn` takes
-  ``spatial_shape``, the (H, W) of `inputs`) are read from `inputs`.
+  ``options`` go to `sample_fn`, which is called with the one sampler signature
+  ``sample_fn(key, batch_size, spatial_shape, **options)``: the batch size and,
+  for image batches (rank 3 or 4), their (H, W) are read from `inputs`
+  (``spatial_shape`` is None for other batches).
 
   Args:
-    sample_fn: any ``jaxmix.sample_*`` function.
+    sample_fn: any ``jaxmix.sample_*`` function (or one with the same signature).
     transform: ``plan -> plan``, e.g. :func:`keep_larger_share`.
 
   Returns:
@@ -104,8 +104,6 @@ def with_plan_transform(
     >>> mixmatch_cutmix = jaxmix.with_plan_transform(jaxmix.sample_cutmix, jaxmix.keep_larger_share)
     >>> images, targets = mixmatch_cutmix(key, images, labels, alpha=0.75, num_classes=10)
   """
-  needs_spatial = "spatial_shape" in inspect.signature(sample_fn).parameters
-
   def method(
     key: jax.Array,
     inputs: Any,
@@ -117,11 +115,7 @@ def with_plan_transform(
     **options: Any,
   ) -> tuple[Any, jax.Array | None]:
     batch_size = validation.batch_size_of(inputs)
-    if needs_spatial:
-      spatial = validation.spatial_shape_of(inputs, data_format)
-      plan = sample_fn(key, batch_size, spatial, **options)
-    else:
-      plan = sample_fn(key, batch_size, **options)
+    plan = sample_fn(key, batch_size, validation.image_shape_or_none(inputs, data_format), **options)
     return one_call.apply_with_labels(
       transform(plan),
       inputs,
@@ -178,7 +172,7 @@ def regmixup(
     >>> x2, y2 = jaxmix.regmixup(key, images, labels, num_classes=10)
     >>> loss = optax.softmax_cross_entropy(model(x2), y2).mean()
   """
-  mixed, targets = mixup_lib.mixup(
+  mixed, targets = registry.SAMPLERS["mixup"].mix(
     key,
     inputs,
     labels,
@@ -259,11 +253,7 @@ def remix_lam(
   return plan.replace(lam=label_lam)
 
 
-_REMIX_SAMPLERS = {
-  "mixup": (mixup_lib.sample_mixup, False),
-  "cutmix": (cutmix_lib.sample_cutmix, True),
-  "mixup_cutmix": (cutmix_lib.sample_mixup_cutmix, True),
-}
+REMIX_METHODS = ("mixup", "cutmix", "mixup_cutmix")
 
 
 def remix(
@@ -303,13 +293,11 @@ def remix(
   Example:
     >>> images, targets = jaxmix.remix(key, images, labels, class_counts=counts, num_classes=100)
   """
-  validation.check_choice("method", method, tuple(_REMIX_SAMPLERS))
-  sampler, spatial = _REMIX_SAMPLERS[method]
+  validation.check_choice("method", method, REMIX_METHODS)
+  spec = registry.lookup(method, argument="method", two_source=True)
   batch_size = validation.batch_size_of(inputs)
-  if spatial:
-    plan = sampler(key, batch_size, validation.spatial_shape_of(inputs, data_format), **method_kwargs)
-  else:
-    plan = sampler(key, batch_size, **method_kwargs)
+  spatial = validation.spatial_shape_of(inputs, data_format) if spec.spatial else None
+  plan = spec.sample(key, batch_size, spatial, **method_kwargs)
   plan = remix_lam(plan, labels, class_counts, kappa=kappa, tau=tau)
   return one_call.apply_with_labels(
     plan,

@@ -22,7 +22,7 @@ def take_partner(x: jax.Array, pairing: str, index: jax.Array, axis: int = 0) ->
   On a mesh with Explicit axes (``jax.make_mesh``'s default) a roll or gather
   along a sharded batch axis has no sharding rule under plain ``jit``; there it
   runs under ``jax.sharding.auto_axes`` so XLA picks the communication, and the
-  result keeps `x`'s sharding. (``jaxmix.local`` avoids the communication.)
+  result keeps `x`'s sharding. (``jaxmix.sharding.local`` avoids the communication.)
   """
   if pairing == "flip":
     return jnp.flip(x, axis)

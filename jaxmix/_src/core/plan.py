@@ -1,14 +1,18 @@
 """Plans, and applying them to any pytree.
 
 A plan says who mixes with whom and how much; applying it is deterministic.
-Every plan type provides ``lam`` (each sample's exact share of its own
-content, the label weight), ``mix_leaf`` and ``mix_labels``; :func:`apply`
-and :func:`mix_labels` below handle pytrees, dtypes and checks for all of them.
+Every plan type implements :class:`PlanLike` (each sample's exact own share
+``lam``, ``mix_leaf``, ``mix_labels``, ...); :func:`apply` and
+:func:`mix_labels` below handle pytrees, dtypes and checks for all of them,
+and the families (label maps, boxes) use only the protocol's members.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from typing import ClassVar
+from typing import Protocol
+from typing import runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +25,57 @@ from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
 
+@runtime_checkable
+class PlanLike(Protocol):
+  """What every plan provides. Plan types subclass it explicitly and inherit its defaults.
+
+  Members (data first, then behaviour; defaults in brackets):
+
+  * ``lam``: float32 `[B]`, each sample's exact share of its own content (the
+    label weight of sample-level labels).
+  * ``batch_size``: B.
+  * ``spatial_shape``: the (H, W) the plan's regions refer to, or None when it
+    fits leaves of any spatial size [None].
+  * ``selects_pixels``: True when every output pixel is a copy of one input
+    pixel (Mosaic), so leaves of any dtype, label maps included, are mixed
+    exactly with no float pass [False].
+  * ``mix_leaf(x, data_format)``: one mixed leaf, `x` already in its compute
+    dtype [a TypeError: the plan is not applied to inputs, e.g. Manifold Mixup's].
+  * ``mix_labels(y)``: soft labels `[B, K]` from `[B, K]`.
+  * ``for_integer_leaves()``: the plan to use on integer leaves, e.g. ResizeMix
+    with nearest resampling so class ids are never interpolated [the plan itself].
+  * ``own_weight()``: each sample's own-content weight `[B, H, W]` (or `[B, 1, 1]`
+    for a pure blend) for plans with one partner per sample (two-source);
+    label maps and boxes follow it [a TypeError: not a two-source plan].
+    Two-source plans also carry ``index`` (int32 `[B]`, each sample's partner)
+    and ``pairing`` (how ``index`` was drawn, see :mod:`jaxmix._src.core.pairing`).
+  """
+
+  lam: jax.Array
+  spatial_shape: tuple[int, int] | None = None
+  selects_pixels: ClassVar[bool] = False
+
+  @property
+  def batch_size(self) -> int:
+    return self.lam.shape[0]
+
+  def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
+    raise TypeError(f"a {type(self).__name__} is not applied to inputs with jaxmix.apply.")
+
+  def mix_labels(self, y: jax.Array) -> jax.Array: ...
+
+  def for_integer_leaves(self) -> PlanLike:
+    return self
+
+  def own_weight(self) -> jax.Array:
+    raise TypeError(
+      f"a {type(self).__name__} is not a two-source plan (one partner per sample): it has no own-content "
+      "weight, so label maps and boxes cannot follow it."
+    )
+
+
 @struct.dataclass
-class Plan:
+class Plan(PlanLike):
   """A two-source mix: each output is its own sample blended with one partner.
 
   The weight of a sample's own content at pixel (h, w) is::
@@ -51,10 +104,6 @@ class Plan:
   mask: jax.Array | None = None
   pairing: str = struct.field(pytree_node=False, default="flip")
   spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
-
-  @property
-  def batch_size(self) -> int:
-    return self.lam.shape[0]
 
   def own_weight(self) -> jax.Array:
     """Own-content weight `[B, H, W]` (or `[B, 1, 1]` for a pure blend), float32."""
@@ -119,6 +168,15 @@ def mask_plan(
   return keep_self_pairs(plan)
 
 
+def check_plan(plan: Any, name: str = "plan") -> None:
+  """A TypeError naming the argument unless `plan` implements :class:`PlanLike`."""
+  if not isinstance(plan, PlanLike):
+    raise TypeError(
+      f"{name} must be a jaxmix plan (a PlanLike, as the sample_* functions return), got "
+      f"{type(plan).__name__}."
+    )
+
+
 def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
   """Mixes every leaf of `tree` with the same partners, weights and masks.
 
@@ -126,7 +184,7 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
   integer leaves (e.g. uint8 images) are blended in float32, rounded and
   clipped to their dtype's range, as timm's fast collate does. Integer
   class-id maps are not intensities: blending them under a soft weight makes
-  nonsense ids, so mix per-pixel label maps with :func:`jaxmix.mix_label_maps`.
+  nonsense ids, so mix per-pixel label maps with :func:`jaxmix.segmentation.mix_label_maps`.
 
   Args:
     plan: a plan from any ``sample_*`` function.
@@ -142,11 +200,12 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
     >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32), alpha=1.0)
     >>> images, depth = jaxmix.apply(plan, (images, depth))
   """
+  check_plan(plan)
   validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
   batch = validation.batch_size_of(tree, "tree")
   if batch != plan.batch_size:
     raise ValueError(f"tree has batch size {batch} but the plan was sampled for {plan.batch_size}.")
-  spatial = getattr(plan, "spatial_shape", None)
+  spatial = plan.spatial_shape
   if spatial is not None:
     got = validation.spatial_shape_of(tree, data_format, "tree")
     if got != tuple(spatial):
@@ -157,7 +216,7 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
 def _mix_in_dtype(plan: Any, x: jax.Array, data_format: str) -> jax.Array:
   x = jnp.asarray(x)
   dtype = x.dtype
-  if getattr(plan, "selects_pixels", False):
+  if plan.selects_pixels:
     # Every output pixel is a copy of an input pixel (Mosaic): exact in any dtype, no float pass.
     return plan.mix_leaf(x, data_format)
   if jnp.issubdtype(dtype, jnp.floating):
@@ -166,8 +225,7 @@ def _mix_in_dtype(plan: Any, x: jax.Array, data_format: str) -> jax.Array:
   info = jnp.iinfo(dtype)
   # A plan that resamples (ResizeMix) says how integer leaves, e.g. class-id
   # maps, must be read: nearest, never interpolated.
-  if hasattr(plan, "for_integer_leaves"):
-    plan = plan.for_integer_leaves()
+  plan = plan.for_integer_leaves()
   out = jnp.round(plan.mix_leaf(x.astype(jnp.float32), data_format))
   return jnp.clip(out, info.min, info.max).astype(dtype)
 
@@ -196,6 +254,7 @@ def mix_labels(
   Example:
     >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
   """
+  check_plan(plan)
   if labels is None:
     return None
   y = labels_lib.soft_labels(labels, plan.batch_size, num_classes=num_classes, smoothing=label_smoothing)

@@ -7,9 +7,12 @@ broadcast result.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+from collections.abc import Iterator
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +20,52 @@ import numpy as np
 MODES = ("batch", "pair", "elem")
 PAIRINGS = ("flip", "roll", "permute")
 DATA_FORMATS = ("NHWC", "NCHW")
+
+
+@contextlib.contextmanager
+def _as_error(name: str, value: Any, error: type[Exception], expected: str) -> Iterator[None]:
+  """Runs chex assertions; a failure becomes `error` naming the argument and what it received."""
+  try:
+    yield
+  except AssertionError:
+    raise error(
+      f"{name} must be {expected}, got shape {np.shape(value)} and dtype {jnp.result_type(value)}."
+    ) from None
+
+
+def check_array(
+  name: str,
+  value: Any,
+  *,
+  expected: str,
+  rank: int | set[int] | None = None,
+  batch_size: int | None = None,
+  dtype: Any = None,
+) -> None:
+  """chex's trace-time checks on one array argument, re-raised as the public error contract.
+
+  A failed ``chex.assert_rank`` (`rank`) or ``chex.assert_axis_dimension`` on axis 0
+  (`batch_size`) raises ValueError, a failed ``chex.assert_type`` (`dtype`, a concrete
+  or abstract dtype such as ``jnp.integer``) TypeError; each names `name`, says what
+  was `expected` and what was received. Non-arrays are a TypeError.
+  """
+  if not hasattr(value, "shape") and not isinstance(value, (numbers.Number, list, tuple)):
+    raise TypeError(f"{name} must be {expected}, got {type(value).__name__}.")
+  try:
+    # A zero-stride stand-in with the value's shape and dtype: chex reads only those, and a traced
+    # value has no data to read.
+    spec = np.broadcast_to(np.zeros((), jnp.result_type(value)), np.shape(value))
+  except (TypeError, ValueError):
+    raise TypeError(f"{name} must be {expected}, got {type(value).__name__}.") from None
+  if dtype is not None:
+    with _as_error(name, value, TypeError, expected):
+      chex.assert_type(spec, dtype)
+  if rank is not None:
+    with _as_error(name, value, ValueError, expected):
+      chex.assert_rank(spec, rank)
+  if batch_size is not None:
+    with _as_error(name, value, ValueError, expected):
+      chex.assert_axis_dimension(spec, 0, batch_size)
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -89,6 +138,8 @@ def batch_size_of(tree: Any, name: str = "inputs") -> int:
 
 def check_spatial_shape(spatial_shape: Any, axes: str = "(H, W)") -> tuple[int, int]:
   """Two positive sizes as Python ints (static); a clear error otherwise."""
+  if spatial_shape is None:
+    raise ValueError(f"spatial_shape {axes} is required by this method, got None.")
   try:
     shape = tuple(int(s) for s in spatial_shape)
   except TypeError:
@@ -96,6 +147,14 @@ def check_spatial_shape(spatial_shape: Any, axes: str = "(H, W)") -> tuple[int, 
   if len(shape) != 2 or min(shape) < 1:
     raise ValueError(f"spatial_shape must be {axes} with positive sizes, got {spatial_shape!r}.")
   return shape
+
+
+def image_shape_or_none(inputs: Any, data_format: str) -> tuple[int, int] | None:
+  """The shared (H, W) of an image batch (every leaf of rank 3 or 4); None for other batches."""
+  ranks = {np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(inputs)}
+  if ranks and ranks <= {3, 4}:
+    return spatial_shape_of(inputs, data_format)
+  return None
 
 
 def spatial_axes(ndim: int, data_format: str) -> tuple[int, int]:

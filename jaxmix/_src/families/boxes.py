@@ -11,7 +11,7 @@ Detection targets in jaxmix are three arrays with a static box count `N`
 Formats (``box_format``), x along the width axis and y along the height axis:
 
 * ``"xyxy"``: (x1, y1, x2, y2), the corners (Pascal VOC after
-  :func:`jaxmix.read_voc`, torchvision);
+  :func:`jaxmix.detection.read_voc`, torchvision);
 * ``"xywh"``: (x1, y1, w, h), the top-left corner and size (COCO);
 * ``"cxcywh"``: (cx, cy, w, h), the centre and size (YOLO).
 
@@ -79,7 +79,7 @@ def convert_boxes(boxes: jax.typing.ArrayLike, src: str, dst: str) -> jax.Array:
     float `[..., 4]` in `dst` (float32 unless `boxes` is a wider float).
 
   Example:
-    >>> jaxmix.convert_boxes(jnp.array([[10., 20., 30., 60.]]), "xyxy", "cxcywh")
+    >>> jaxmix.detection.convert_boxes(jnp.array([[10., 20., 30., 60.]]), "xyxy", "cxcywh")
     Array([[20., 40., 20., 40.]], dtype=float32)
   """
   _check_format(src)

@@ -178,18 +178,19 @@ def mix_boxes(
       (YOLOv5: 2); boxes left whole are kept whatever their size. Traced.
 
   Returns:
-    :class:`jaxmix.BoxTargets` with `M = 2N` boxes: own ones, then the
+    :class:`jaxmix.detection.BoxTargets` with `M = 2N` boxes: own ones, then the
     partner's, in the input's format and normalisation.
 
   Example:
     >>> plan = jaxmix.sample_cutmix(key, 16, (512, 512))
     >>> images = jaxmix.apply(plan, images)
-    >>> targets = jaxmix.mix_boxes(plan, boxes, classes, valid)
+    >>> targets = jaxmix.detection.mix_boxes(plan, boxes, classes, valid)
   """
+  plan_lib.check_plan(plan)
   validation.check_unit_interval("min_visibility", min_visibility)
   validation.check_nonnegative("min_size", min_size)
   boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size)
-  plan_spatial = getattr(plan, "spatial_shape", None)
+  plan_spatial = plan.spatial_shape
   if spatial_shape is not None:
     spatial_shape = validation.check_spatial_shape(spatial_shape)
     if plan_spatial is not None and tuple(plan_spatial) != spatial_shape:
@@ -232,7 +233,7 @@ def mix_boxes(
         p_xyxy, 1.0 - outside, 1.0 - inside, rows_in, cols_in
       )
     else:
-      w = jnp.broadcast_to(segmentation.own_weight_map(plan), (b,) + spatial_shape)
+      w = jnp.broadcast_to(plan.own_weight(), (b,) + spatial_shape)
       own_box, own_frac, own_w = _visible(xyxy, w, spatial_shape)
       part_box, part_frac, part_w = _visible(p_xyxy, 1.0 - w, spatial_shape)
     own_valid = valid & (own_frac >= min_visibility) & _keep(own_box, xyxy, min_size)
@@ -292,7 +293,7 @@ def mixup_detection(
     ``(mixed_images, BoxTargets)`` with `2N` boxes per image.
 
   Example:
-    >>> images, t = jaxmix.mixup_detection(key, images, boxes, classes, valid)
+    >>> images, t = jaxmix.detection.mixup(key, images, boxes, classes, valid)
     >>> loss = (t.weights * per_box_loss(model(images), t.boxes, t.classes)).sum()
   """
   batch_size = validation.batch_size_of(images, "images")
@@ -342,7 +343,7 @@ def cutmix_detection(
     ``(mixed_images, BoxTargets)`` with `2N` boxes per image.
 
   Example:
-    >>> images, t = jaxmix.cutmix_detection(key, images, boxes, classes, valid)
+    >>> images, t = jaxmix.detection.cutmix(key, images, boxes, classes, valid)
   """
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")

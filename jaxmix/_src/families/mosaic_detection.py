@@ -5,7 +5,7 @@ by the same shift as the pixels, clipped to their slot, and dropped
 (``valid=False``) when less than `min_visibility` of their area survives or
 the crop cut them to less than `min_size` pixels wide or high (YOLOv5's
 ``box_candidates``: 10% and 2 px; unlike YOLOv5, a tiny box the crop left
-whole is kept, as in :func:`jaxmix.mix_boxes`). Output boxes are
+whole is kept, as in :func:`jaxmix.detection.mix_boxes`). Output boxes are
 `[B, 4N, ...]`, slot by slot.
 """
 
@@ -48,7 +48,7 @@ def mosaic_boxes(
       (YOLOv5: 2); whole boxes are kept whatever their size. Traced.
 
   Returns:
-    :class:`jaxmix.BoxTargets` with `4N` boxes, slot by slot, weights 1 for
+    :class:`jaxmix.detection.BoxTargets` with `4N` boxes, slot by slot, weights 1 for
     valid boxes.
   """
   if not isinstance(plan, mosaic_lib.MosaicPlan):
@@ -150,7 +150,8 @@ def mosaic(
     ``(mosaic_images, BoxTargets)`` with `4N` boxes per image.
 
   Example:
-    >>> images, t = jaxmix.mosaic(key, images, boxes, classes, valid, box_format="cxcywh", normalized=True)
+    >>> images, t = jaxmix.detection.mosaic(
+    ...     key, images, boxes, classes, valid, box_format="cxcywh", normalized=True)
   """
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")

@@ -42,30 +42,6 @@ def _check_ignore_index(ignore_index: Any) -> None:
     raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}.")
 
 
-def own_weight_map(plan: Any) -> jax.Array:
-  """Each sample's own-content weight, `[B, H, W]` or `[B, 1, 1]`, float32, for a two-source plan.
-
-  Uses ``plan.own_weight()`` when the plan has it (:class:`jaxmix.Plan`).
-  Any other two-source plan (with ``index``, ``pairing`` and ``mix_leaf``)
-  is probed by mixing a map that holds each sample's batch index: the
-  output ``w·i + (1 − w)·p`` gives ``w`` wherever the partner ``p ≠ i``.
-  """
-  if hasattr(plan, "own_weight"):
-    return plan.own_weight()
-  if not all(hasattr(plan, a) for a in ("index", "pairing", "mix_leaf")):
-    raise TypeError(
-      f"{type(plan).__name__} is not a two-source plan (no own_weight/index); label maps cannot be "
-      "mixed by the own/partner rule."
-    )
-  b = plan.batch_size
-  h, w = plan.spatial_shape
-  own = jnp.broadcast_to(jnp.arange(b, dtype=jnp.float32)[:, None, None], (b, h, w))
-  partner = jnp.broadcast_to(plan.index.astype(jnp.float32)[:, None, None], (b, h, w))
-  mixed = plan.mix_leaf(own, "NHWC")
-  diff = own - partner
-  return jnp.where(diff == 0, 1.0, (mixed - partner) / jnp.where(diff == 0, 1.0, diff))
-
-
 def _is_pure_blend(plan: Any) -> bool:
   return isinstance(plan, plan_lib.Plan) and plan.box is None and plan.mask is None
 
@@ -127,8 +103,9 @@ def mix_label_maps(
   Example:
     >>> plan = jaxmix.sample_cutmix(key, 8, (64, 64))
     >>> images = jaxmix.apply(plan, images)
-    >>> seg = jaxmix.mix_label_maps(plan, seg)          # int [8, 64, 64]
+    >>> seg = jaxmix.segmentation.mix_label_maps(plan, seg)          # int [8, 64, 64]
   """
+  plan_lib.check_plan(plan)
   _check_ignore_index(ignore_index)
   maps = jnp.asarray(maps)
   shape, dtype = maps.shape, maps.dtype
@@ -141,7 +118,7 @@ def mix_label_maps(
     raise ValueError(f"float label maps must be [B, H, W, K], got shape {shape}.")
   if shape[0] != plan.batch_size:
     raise ValueError(f"maps have batch size {shape[0]} but the plan was sampled for {plan.batch_size}.")
-  spatial = getattr(plan, "spatial_shape", None)
+  spatial = plan.spatial_shape
   if spatial is not None and tuple(shape[1:3]) != tuple(spatial):
     raise ValueError(f"maps have spatial shape {shape[1:3]} but the plan was sampled for {tuple(spatial)}.")
   if not is_int:
@@ -151,7 +128,7 @@ def mix_label_maps(
       raise ValueError("num_classes is required for soft=True with integer label maps.")
     hot = _one_hot(maps, _check_num_classes(num_classes), ignore_index)
     return plan_lib.apply(plan, hot, data_format="NHWC")
-  if getattr(plan, "selects_pixels", False):
+  if plan.selects_pixels:
     return plan_lib.apply(plan, maps)
   if _is_pure_blend(plan) and not dominant:
     raise ValueError(
@@ -159,7 +136,7 @@ def mix_label_maps(
       "(with num_classes) for per-pixel soft labels, or dominant=True to take the source with "
       "weight >= 0.5."
     )
-  w = own_weight_map(plan)
+  w = plan.own_weight()
   partner = pairing_lib.take_partner(maps, plan.pairing, plan.index)
   return jnp.where(w >= 0.5, maps, partner).astype(dtype)
 
@@ -202,17 +179,18 @@ def sample_classmix(
     where the sample keeps its own pixel) and ``lam`` its exact share.
 
   Example:
-    >>> plan = jaxmix.sample_classmix(key, seg, num_classes=21, ignore_index=255)
+    >>> plan = jaxmix.segmentation.sample_classmix(key, seg, num_classes=21, ignore_index=255)
     >>> images = jaxmix.apply(plan, images)
-    >>> seg = jaxmix.mix_label_maps(plan, seg)
+    >>> seg = jaxmix.segmentation.mix_label_maps(plan, seg)
   """
   validation.check_key(key)
   validation.check_unit_interval("prob", prob)
   num_classes = _check_num_classes(num_classes)
   _check_ignore_index(ignore_index)
+  validation.check_array("label_maps", label_maps, expected="int class ids [B, H, W]", rank=3)
   maps = jnp.asarray(label_maps)
-  if maps.ndim != 3 or not jnp.issubdtype(maps.dtype, jnp.integer):
-    raise ValueError(f"label_maps must be int [B, H, W], got shape {maps.shape} and dtype {maps.dtype}.")
+  if not jnp.issubdtype(maps.dtype, jnp.integer):
+    raise ValueError(f"label_maps must be int class ids [B, H, W], got dtype {maps.dtype}.")
   b, h, w = maps.shape
   k_pair, k_score, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, b, pairing)
@@ -274,7 +252,7 @@ def classmix(
     ``(mixed_inputs, mixed_label_maps)``.
 
   Example:
-    >>> images, seg = jaxmix.classmix(key, images, seg, num_classes=19, ignore_index=255)
+    >>> images, seg = jaxmix.segmentation.classmix(key, images, seg, num_classes=19, ignore_index=255)
   """
   plan = sample_classmix(
     key, label_maps, num_classes=num_classes, ignore_index=ignore_index, prob=prob, pairing=pairing

@@ -36,7 +36,7 @@ from jaxmix._src.methods import mixup as mixup_lib
 
 
 @struct.dataclass
-class SequencePlan:
+class SequencePlan(plan_lib.PlanLike):
   """A two-source token-wise blend of padded sequences.
 
   Attributes:
@@ -86,9 +86,8 @@ class SequencePlan:
 
 
 def _check_mask(mask: Any, name: str = "mask") -> tuple[int, int]:
+  validation.check_array(name, mask, expected="a padding mask [B, T] (True = valid token)", rank=2)
   shape = np.shape(mask)
-  if len(shape) != 2:
-    raise ValueError(f"{name} must be a padding mask [B, T] (True = valid token), got shape {shape}.")
   dtype = jnp.result_type(mask)
   if not (dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
     raise TypeError(f"{name} must be bool (or 0/1 numbers), got dtype {dtype}.")
@@ -118,7 +117,7 @@ def sample_sequence_mixup(
     A :class:`SequencePlan`; ``plan.mask`` is the output mask.
 
   Example:
-    >>> plan = jaxmix.sample_sequence_mixup(key, mask, alpha=0.4)
+    >>> plan = jaxmix.sequence.sample_mixup(key, mask, alpha=0.4)
     >>> emb = jaxmix.apply(plan, emb)           # [B, T, D], after the embedding layer
     >>> mask = plan.mask
   """
@@ -214,7 +213,7 @@ def sequence_mixup(
 
   Example:
     >>> emb = model.embed(tokens)                             # [B, T, D]
-    >>> emb, mask, targets = jaxmix.sequence_mixup(
+    >>> emb, mask, targets = jaxmix.sequence.mixup(
     ...     key, emb, labels, mask=tokens != PAD, alpha=0.4, num_classes=2)
     >>> logits = model.encode(emb, mask)
   """

@@ -75,7 +75,7 @@ def local_key(key: jax.Array, axis: str | tuple[str, ...] = "data") -> jax.Array
 
   Example:
     >>> def step(key, images, labels):  # already inside a shard_map
-    ...   return jaxmix.mixup(jaxmix.local_key(key, "data"), images, labels, num_classes=10)
+    ...   return jaxmix.mixup(jaxmix.sharding.local_key(key, "data"), images, labels, num_classes=10)
   """
   axes = _axes(axis)
   return jax.random.fold_in(key, jax.lax.axis_index(axes if len(axes) > 1 else axes[0]))
@@ -182,7 +182,7 @@ def local(
 
   Example:
     >>> mesh = jax.make_mesh((8,), ("data",))
-    >>> mix = jaxmix.local(jaxmix.cutmix, mesh, "data")
+    >>> mix = jaxmix.sharding.local(jaxmix.cutmix, mesh, "data")
     >>> images, targets = jax.jit(functools.partial(mix, num_classes=10))(key, images, labels)
   """
   validation.check_choice("randomness", randomness, RANDOMNESS)

@@ -79,7 +79,7 @@ def read_voc(
     ``filename`` (str).
 
   Example:
-    >>> ann = jaxmix.read_voc("VOC2012/Annotations/2007_000027.xml", max_boxes=50)
+    >>> ann = jaxmix.detection.read_voc("VOC2012/Annotations/2007_000027.xml", max_boxes=50)
   """
   text = os.fspath(source)
   where = "<string>"
@@ -161,8 +161,8 @@ def read_voc_batch(
     a list.
 
   Example:
-    >>> ann = jaxmix.read_voc_batch(paths, max_boxes=50)
-    >>> images, t = jaxmix.mosaic(key, images, ann["boxes"], ann["classes"], ann["valid"])
+    >>> ann = jaxmix.detection.read_voc_batch(paths, max_boxes=50)
+    >>> images, t = jaxmix.detection.mosaic(key, images, ann["boxes"], ann["classes"], ann["valid"])
   """
   if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 0:
     raise ValueError(f"max_boxes must be a non-negative int, got {max_boxes!r}.")

@@ -32,13 +32,12 @@ from jaxmix._src.core import validation
 
 
 def _check_features(features: Any, batch_size: int, spatial_shape: tuple[int, int], top_k: Any) -> None:
+  hint = " (average the channels first, e.g. features.mean(-1))" if np.ndim(features) == 4 else ""
+  expected = f"[B, h, w] maps with B = {batch_size}, one per sample in batch order{hint}"
+  validation.check_array("features", features, expected=expected, rank=3, batch_size=batch_size)
   shape = np.shape(features)
-  if len(shape) != 3 or shape[0] != batch_size or min(shape[1:]) < 1:
-    hint = " (average the channels first, e.g. features.mean(-1))" if len(shape) == 4 else ""
-    raise ValueError(
-      f"features must be [B, h, w] maps with B = {batch_size}, one per sample in batch order{hint}; "
-      f"got shape {shape}."
-    )
+  if min(shape[1:]) < 1:
+    raise ValueError(f"features must be {expected}; got the empty grid {shape[1:]}.")
   validation.check_numeric_leaf("features", features)
   h, w = spatial_shape
   if shape[1] > h or shape[2] > w:
@@ -102,7 +101,7 @@ def top_k_mask(features: jax.Array, top_k: int, spatial_shape: tuple[int, int]) 
 def sample_attentive_cutmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   features: jax.typing.ArrayLike,
   top_k: int = 6,

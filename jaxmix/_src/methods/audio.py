@@ -64,7 +64,7 @@ def band_indicator(
 def sample_specmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   gamma: jax.typing.ArrayLike = 0.3,
   max_time_bands: int = 3,

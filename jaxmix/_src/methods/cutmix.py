@@ -80,7 +80,7 @@ def draw_boxes(
 def sample_cutmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   alpha: jax.typing.ArrayLike = 1.0,
   prob: jax.typing.ArrayLike = 1.0,
@@ -196,7 +196,7 @@ def cutmix(
 def sample_mixup_cutmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None,
+  spatial_shape: tuple[int, int] | None = None,
   *,
   mixup_alpha: jax.typing.ArrayLike = 1.0,
   cutmix_alpha: jax.typing.ArrayLike = 0.0,

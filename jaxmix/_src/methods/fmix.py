@@ -184,7 +184,7 @@ def binarise(
 def sample_fmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   alpha: jax.typing.ArrayLike = 1.0,
   decay_power: jax.typing.ArrayLike = 3.0,

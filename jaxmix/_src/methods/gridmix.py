@@ -122,7 +122,7 @@ def _masks_and_counts(
 def sample_gridmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   grid_size: int | tuple[int, int] = (2, 7),
   p: jax.typing.ArrayLike = 0.5,

@@ -15,6 +15,7 @@ from jaxmix._src.core import validation
 def sample_mixup(
   key: jax.Array,
   batch_size: int,
+  spatial_shape: tuple[int, int] | None = None,
   *,
   alpha: jax.typing.ArrayLike = 1.0,
   prob: jax.typing.ArrayLike = 1.0,
@@ -26,6 +27,8 @@ def sample_mixup(
   Args:
     key: PRNG key.
     batch_size: B (static).
+    spatial_shape: unused (the plan does not depend on it); accepted so that every
+      sampler has the one signature ``sample_<m>(key, batch_size, spatial_shape=None, *, ...)``.
     alpha: Beta concentration; 0 turns mixing off (timm). Traced. The paper
       uses 0.2–0.4 on ImageNet and 1.0 on CIFAR.
     prob: probability that a batch (``batch`` mode) or a sample (``pair``/

@@ -27,7 +27,7 @@ Boxes are translated by the same shift, clipped to their slot, and dropped
 (``valid=False``) when less than `min_visibility` of their area survives or
 the crop cut them to less than `min_size` pixels wide or high (YOLOv5's
 ``box_candidates``: 10% and 2 px; unlike YOLOv5, a tiny box the crop left
-whole is kept, as in :func:`jaxmix.mix_boxes`). Output boxes are
+whole is kept, as in :func:`jaxmix.detection.mix_boxes`). Output boxes are
 `[B, 4N, ...]`, slot by slot.
 """
 
@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
@@ -45,7 +46,7 @@ MOSAIC_PAIRINGS = ("roll", "permute")
 
 
 @struct.dataclass
-class MosaicPlan:
+class MosaicPlan(plan_lib.PlanLike):
   """A four-source 2×2 mosaic.
 
   Attributes:
@@ -140,7 +141,7 @@ def _roll_per_sample(x: jax.Array, shift_h: jax.Array, shift_w: jax.Array, h_axi
 def sample_mosaic(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   center_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.0, 1.0),
   prob: jax.typing.ArrayLike = 1.0,
@@ -164,7 +165,7 @@ def sample_mosaic(
   Returns:
     A :class:`MosaicPlan`; use it with :func:`jaxmix.apply`,
     :func:`jaxmix.mix_labels` (area-weighted soft labels),
-    :func:`jaxmix.mix_label_maps` and :func:`mosaic_boxes`.
+    :func:`jaxmix.segmentation.mix_label_maps` and :func:`mosaic_boxes`.
 
   Example:
     >>> plan = jaxmix.sample_mosaic(key, 32, (480, 640))

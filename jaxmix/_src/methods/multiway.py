@@ -36,13 +36,14 @@ import numpy as np
 from flax import struct
 
 from jaxmix._src.core import one_call
+from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import validation
 
 MULTI_MODES = ("batch", "elem")
 
 
 @struct.dataclass
-class MultiPlan:
+class MultiPlan(plan_lib.PlanLike):
   """A k-way mix: each output is a weighted sum of k samples (itself first).
 
   Works with :func:`jaxmix.apply` and :func:`jaxmix.mix_labels` like any plan.
@@ -125,6 +126,7 @@ def _check_k(k: Any) -> int:
 def sample_multimix(
   key: jax.Array,
   batch_size: int,
+  spatial_shape: tuple[int, int] | None = None,
   *,
   k: int = 3,
   alpha: jax.typing.ArrayLike = 1.0,
@@ -138,6 +140,8 @@ def sample_multimix(
   Args:
     key: PRNG key.
     batch_size: B (static).
+    spatial_shape: unused (the plan does not depend on it); accepted so that every
+      sampler has the one signature ``sample_<m>(key, batch_size, spatial_shape=None, *, ...)``.
     k: number of mixed samples, >= 2 (static). k = 2 is MixUp.
     alpha: Dirichlet concentration (one value for every slot); 0 turns
       mixing off (weights (1, 0, ..., 0)). Traced. 1.0 draws uniformly from

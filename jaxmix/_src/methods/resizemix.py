@@ -30,6 +30,7 @@ from flax import struct
 
 from jaxmix._src.core import one_call
 from jaxmix._src.core import pairing as pairing_lib
+from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import regions
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
@@ -80,7 +81,7 @@ def _resample(x: jax.Array, coords: Any, axis: int, method: str) -> jax.Array:
 
 
 @struct.dataclass
-class ResizeMixPlan:
+class ResizeMixPlan(plan_lib.PlanLike):
   """A ResizeMix plan: each sample gets its whole partner shrunk into `box`.
 
   Outside the box a sample keeps its own pixels exactly; inside, pixel
@@ -150,7 +151,7 @@ def _check_scope(scope: Any) -> tuple[Any, Any]:
 def sample_resizemix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   scope: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.1, 0.8),
   prob: jax.typing.ArrayLike = 1.0,

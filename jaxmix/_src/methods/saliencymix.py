@@ -182,12 +182,10 @@ def spectral_residual_saliency(
 
 
 def _check_saliency(saliency: Any, batch_size: int) -> None:
-  shape = np.shape(saliency)
-  if len(shape) != 3 or shape[0] != batch_size or min(shape[1:]) < 1:
-    raise ValueError(
-      f"saliency must be [B, h, w] maps with B = {batch_size} (one per sample, in batch order); "
-      f"got shape {shape}."
-    )
+  expected = f"[B, h, w] maps with B = {batch_size} (one per sample, in batch order)"
+  validation.check_array("saliency", saliency, expected=expected, rank=3, batch_size=batch_size)
+  if min(np.shape(saliency)[1:]) < 1:
+    raise ValueError(f"saliency must be {expected}; got the empty grid {np.shape(saliency)[1:]}.")
   validation.check_numeric_leaf("saliency", saliency)
 
 
@@ -264,7 +262,7 @@ def _partner_peaks(
 def sample_saliencymix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   saliency: jax.typing.ArrayLike,
   alpha: jax.typing.ArrayLike = 1.0,

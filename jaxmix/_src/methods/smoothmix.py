@@ -103,7 +103,7 @@ def partner_masks(
 def sample_smoothmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, int] | None = None,
   *,
   shape: str = "gaussian",
   sigma: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),

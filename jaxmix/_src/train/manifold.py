@@ -42,7 +42,7 @@ from jaxmix._src.methods import mixup as mixup_lib
 
 
 @struct.dataclass
-class ManifoldPlan:
+class ManifoldPlan(plan_lib.PlanLike):
   """A mixing plan plus the layer at which it is applied this step.
 
   Behaves like its inner plan for labels: ``lam``, ``batch_size`` and
@@ -99,6 +99,7 @@ def _check_layers(layers: int | Sequence[int]) -> tuple[int, ...]:
 def sample_manifold(
   key: jax.Array,
   batch_size: int,
+  spatial_shape: tuple[int, int] | None = None,
   *,
   layers: int | Sequence[int] = 3,
   alpha: jax.typing.ArrayLike = 2.0,
@@ -115,6 +116,8 @@ def sample_manifold(
   Args:
     key: PRNG key.
     batch_size: B (static).
+    spatial_shape: unused (the plan does not depend on it); accepted so that every
+      sampler has the one signature ``sample_<m>(key, batch_size, spatial_shape=None, *, ...)``.
     layers: the eligible layers: an int ``n`` for ``0..n-1`` or a sequence
       of distinct ints (static). Layer 0 is the input by convention.
     alpha: Beta concentration of λ; 0 turns mixing off. Traced.

@@ -1,0 +1,146 @@
+"""The one name → method table.
+
+Every image/spectrogram method of jaxmix is one :class:`Method` here: its plan
+sampler, with the one signature ``sample_<m>(key, batch_size, spatial_shape=None,
+*, ...)``, and its one-call form ``<m>(key, inputs, labels=None, *, ...)``.
+:func:`jaxmix.choose`, :func:`jaxmix.mix_batches`, :func:`jaxmix.remix`, the
+examples, the benchmarks, the notebooks and the contract test suite
+(``tests/test_contract.py``) all read this table, so a method registered here is
+usable by name and tested against the whole contract with no other change.
+
+Family methods whose second argument is not a batch size (ClassMix takes label
+maps, sequence MixUp a padding mask) and the Flax-side Manifold Mixup live in
+their namespaces and are not registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+
+from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import validation
+from jaxmix._src.methods import attentive
+from jaxmix._src.methods import audio
+from jaxmix._src.methods import cutmix
+from jaxmix._src.methods import fmix
+from jaxmix._src.methods import gridmix
+from jaxmix._src.methods import mixup
+from jaxmix._src.methods import mosaic
+from jaxmix._src.methods import multiway
+from jaxmix._src.methods import resizemix
+from jaxmix._src.methods import saliencymix
+from jaxmix._src.methods import smoothmix
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One registered method.
+
+  Attributes:
+    name: the registry key, also the one-call function's public name.
+    sample: ``sample(key, batch_size, spatial_shape=None, *, ...) -> plan``.
+    mix: the one-call form ``mix(key, inputs, labels=None, *, ...)``, or None
+      when it lives in a family namespace (Mosaic's one-call carries boxes:
+      :func:`jaxmix.detection.mosaic`).
+    plan_type: the class of the plans ``sample`` returns. Only methods whose plans
+      are two-source :class:`jaxmix.Plan` can be chosen between by
+      :func:`jaxmix.choose` or used across batches by :func:`jaxmix.mix_batches`.
+    spatial: True when ``sample`` needs ``spatial_shape``.
+    modes: the ``mode`` values ``sample`` accepts; ``()`` when it takes no mode.
+    requires: keyword options without a default (data the plan is drawn from,
+      such as Attentive CutMix's ``features``).
+    citation: the paper (and official code) the method follows.
+  """
+
+  name: str
+  sample: Callable[..., Any]
+  mix: Callable[..., Any] | None
+  plan_type: type
+  spatial: bool
+  modes: tuple[str, ...]
+  requires: tuple[str, ...] = ()
+  citation: str = ""
+
+  @property
+  def two_source(self) -> bool:
+    """True when the plans are two-source :class:`jaxmix.Plan` (choose, cross-batch, Remix)."""
+    return self.plan_type is plan_lib.Plan
+
+
+_ALL_MODES = validation.MODES
+_METHODS = (
+  Method(
+    "mixup", mixup.sample_mixup, mixup.mixup, plan_lib.Plan, False, _ALL_MODES,
+    citation="Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018",
+  ),
+  Method(
+    "cutmix", cutmix.sample_cutmix, cutmix.cutmix, plan_lib.Plan, True, _ALL_MODES,
+    citation="Yun et al., CutMix, ICCV 2019 (clovaai/CutMix-PyTorch; timm's rand_bbox)",
+  ),
+  Method(
+    "mixup_cutmix", cutmix.sample_mixup_cutmix, cutmix.mixup_cutmix, plan_lib.Plan, True, _ALL_MODES,
+    citation="timm's Mixup switch (DeiT recipe: mixup 0.8, cutmix 1.0, switch 0.5)",
+  ),
+  Method(
+    "fmix", fmix.sample_fmix, fmix.fmix, plan_lib.Plan, True, _ALL_MODES,
+    citation="Harris et al., FMix: Enhancing Mixed Sample Data Augmentation, 2020 (ecs-vlc/FMix)",
+  ),
+  Method(
+    "gridmix", gridmix.sample_gridmix, gridmix.gridmix, plan_lib.Plan, True, _ALL_MODES,
+    citation="Baek, Bang, Shim, GridMix, Pattern Recognition 2021",
+  ),
+  Method(
+    "smoothmix", smoothmix.sample_smoothmix, smoothmix.smoothmix, plan_lib.Plan, True, _ALL_MODES,
+    citation="Lee et al., SmoothMix, CVPR Workshops 2020",
+  ),
+  Method(
+    "saliencymix", saliencymix.sample_saliencymix, saliencymix.saliencymix, plan_lib.Plan, True,
+    _ALL_MODES, requires=("saliency",),
+    citation="Uddin et al., SaliencyMix, ICLR 2021 (afm-shahab-uddin/SaliencyMix)",
+  ),
+  Method(
+    "attentive_cutmix", attentive.sample_attentive_cutmix, attentive.attentive_cutmix, plan_lib.Plan,
+    True, _ALL_MODES, requires=("features",),
+    citation="Walawalkar et al., Attentive CutMix, ICASSP 2020",
+  ),
+  Method(
+    "specmix", audio.sample_specmix, audio.specmix, plan_lib.Plan, True, _ALL_MODES,
+    citation="Kim, Han, Ko, SpecMix, Interspeech 2021",
+  ),
+  Method(
+    "resizemix", resizemix.sample_resizemix, resizemix.resizemix, resizemix.ResizeMixPlan, True,
+    _ALL_MODES, citation="Qin et al., ResizeMix, 2020 (OpenMixup)",
+  ),
+  Method(
+    "multimix", multiway.sample_multimix, multiway.multimix, multiway.MultiPlan, False,
+    multiway.MULTI_MODES,
+    citation="k-way MixUp with Dirichlet weights (Shimada et al. 2019; Venkataramanan et al. 2022)",
+  ),
+  Method(
+    "mosaic", mosaic.sample_mosaic, None, mosaic.MosaicPlan, True, (),
+    citation="Bochkovskiy et al., YOLOv4, 2020 (2x2 Mosaic)",
+  ),
+)
+
+SAMPLERS: Mapping[str, Method] = types.MappingProxyType({m.name: m for m in _METHODS})
+
+
+def lookup(name: str, *, argument: str = "methods", two_source: bool = False) -> Method:
+  """The registered method called `name`; a ValueError naming `argument` otherwise.
+
+  Args:
+    name: a registry key such as ``"cutmix"``.
+    argument: the caller's argument name, for the error message.
+    two_source: only accept methods whose plans are two-source :class:`jaxmix.Plan`.
+
+  Returns:
+    The :class:`Method`.
+  """
+  names = tuple(n for n, m in SAMPLERS.items() if m.two_source or not two_source)
+  if not isinstance(name, str) or name not in names:
+    raise ValueError(f"{argument}: unknown method {name!r}; registered methods are {', '.join(names)}.")
+  return SAMPLERS[name]

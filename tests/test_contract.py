@@ -1,0 +1,233 @@
+"""The contract every registered method keeps, tested once over ``jaxmix.SAMPLERS``.
+
+A method added to the registry is covered here with no new test code. Each test
+draws a plan with the method's sampler (the one signature ``sample(key,
+batch_size, spatial_shape, *, ...)``) and carries it out with :func:`jaxmix.apply`
+and :func:`jaxmix.mix_labels`; ``test_one_call_equals_plan_layer`` ties the
+one-call form to that path. Options a method cannot draw without (data such as
+SaliencyMix's ``saliency``) come from :func:`required`, keyed by option name.
+
+Properties: same key → same output and another key → another output; legacy and
+typed keys agree; jit equals eager; vmap over keys equals a loop; the gradient
+through ``apply`` is the linear map's; dtypes (f32, bf16, f16, uint8) are kept;
+every leaf of a pytree follows one plan; NCHW equals NHWC transposed; batches of
+1 and odd batches keep shapes and label mass; changing traced options does not
+retrace; labels are mixed with the plan's own sources.
+"""
+
+import inspect
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmix
+
+SHAPE = (6, 8, 9, 2)  # B, H, W, C: even B, non-square
+ODD = (5, 8, 9, 2)
+K = 6
+NAMES = tuple(jaxmix.SAMPLERS)
+# Defaults that leave a path untested: timm's switch defaults to MixUp only (cutmix_alpha = 0).
+EXERCISE = {"mixup_cutmix": dict(cutmix_alpha=1.0)}
+
+
+def required(option, batch_size, spatial_shape):
+  """Data for an option a sampler cannot draw without, for a batch of the given size."""
+  h, w = spatial_shape
+  key = jax.random.key(99)
+  if option == "saliency":
+    return jax.random.uniform(key, (batch_size, h, w))
+  if option == "features":
+    return jax.random.uniform(key, (batch_size, 3, 3))
+  raise AssertionError(f"no test data for required option {option!r}: add it to required()")
+
+
+def options(name, batch_size, spatial_shape, **kw):
+  spec = jaxmix.SAMPLERS[name]
+  opts = {o: required(o, batch_size, spatial_shape) for o in spec.requires}
+  opts.update(EXERCISE.get(name, {}))
+  if "elem" in spec.modes:
+    opts["mode"] = "elem"
+  opts.update(kw)
+  return opts
+
+
+def sample(name, key, batch_size, spatial_shape, **kw):
+  spec = jaxmix.SAMPLERS[name]
+  return spec.sample(key, batch_size, spatial_shape, **options(name, batch_size, spatial_shape, **kw))
+
+
+def mix(name, key, x, labels=None, data_format="NHWC", **kw):
+  """(mixed, soft labels) through the plan layer."""
+  b = x.shape[0]
+  hw = x.shape[2:4] if data_format == "NCHW" else x.shape[1:3]
+  plan = sample(name, key, b, tuple(hw), **kw)
+  out = jaxmix.apply(plan, x, data_format=data_format)
+  y = None if labels is None else jaxmix.mix_labels(plan, labels, num_classes=K)
+  return out, y
+
+
+def images(seed, shape=SHAPE):
+  return jax.random.uniform(jax.random.key(seed), shape) * 255.0
+
+
+def traced_options(name):
+  """The sampler's float options with defaults: traced, so changing them must not recompile."""
+  params = inspect.signature(jaxmix.SAMPLERS[name].sample).parameters.values()
+  return {
+    p.name: p.default
+    for p in params
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and type(p.default) is float
+  }
+
+
+def test_registry_entries_are_consistent():
+  for name, spec in jaxmix.SAMPLERS.items():
+    assert spec.name == name
+    assert spec.sample.__name__ == f"sample_{name}" and getattr(jaxmix, spec.sample.__name__) is spec.sample
+    params = list(inspect.signature(spec.sample).parameters.values())
+    assert [p.name for p in params[:3]] == ["key", "batch_size", "spatial_shape"], name
+    assert params[2].default is None, f"{name}: spatial_shape must default to None"
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[3:]), name
+    if spec.mix is not None:
+      assert getattr(jaxmix, name) is spec.mix
+    for o in spec.requires:
+      assert inspect.signature(spec.sample).parameters[o].default is inspect.Parameter.empty
+    assert spec.citation, name
+    if spec.spatial:
+      with pytest.raises(ValueError, match="spatial_shape"):
+        spec.sample(jax.random.key(0), 4, None, **options(name, 4, (8, 9)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_key_same_output_other_key_other_output(name):
+  x, labels = images(0), jnp.arange(6)
+  # Random partners, so that methods whose regions follow the data (Attentive CutMix) still vary.
+  a = mix(name, jax.random.key(1), x, labels, pairing="permute")
+  b = mix(name, jax.random.key(1), x, labels, pairing="permute")
+  chex.assert_trees_all_equal(a, b)
+  others = [mix(name, jax.random.key(k), x, labels, pairing="permute")[0] for k in (2, 3, 4)]
+  assert any(not np.array_equal(a[0], o) for o in others)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_legacy_and_typed_keys_agree(name):
+  x = images(1)
+  legacy = jax.random.PRNGKey(3)
+  typed = jax.random.wrap_key_data(legacy)
+  chex.assert_trees_all_equal(mix(name, legacy, x), mix(name, typed, x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jit_equals_eager_and_vmap_equals_loop(name):
+  x, labels = images(2), jnp.arange(6)
+  fn = lambda k: mix(name, k, x, labels)  # noqa: E731
+  keys = jax.random.split(jax.random.key(4), 3)
+  eager = [fn(k) for k in keys]
+  chex.assert_trees_all_close(jax.jit(fn)(keys[0]), eager[0], rtol=1e-5, atol=1e-4)
+  batched = jax.jit(jax.vmap(fn))(keys)
+  for i in range(3):
+    chex.assert_trees_all_close(jax.tree.map(lambda t, i=i: t[i], batched), eager[i], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_grad_through_apply_is_the_linear_map(name):
+  x, w = images(3), images(4)
+  plan = sample(name, jax.random.key(5), SHAPE[0], SHAPE[1:3])
+
+  def loss(x):
+    return jnp.sum(jaxmix.apply(plan, x) * w)
+
+  g = jax.grad(loss)(x)
+  assert g.shape == x.shape and bool(jnp.all(jnp.isfinite(g)))
+  # apply is linear in x, so <grad, x> = loss(x).
+  np.testing.assert_allclose(jnp.sum(g * x), loss(x), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.uint8])
+def test_dtype_kept(name, dtype):
+  x = jnp.round(images(5)).astype(dtype)
+  plan = sample(name, jax.random.key(6), SHAPE[0], SHAPE[1:3])
+  out = jaxmix.apply(plan, x)
+  assert out.dtype == dtype and out.shape == x.shape
+  ref = np.asarray(jaxmix.apply(plan, x.astype(jnp.float32)))
+  if dtype == jnp.uint8:
+    expected = np.clip(np.round(ref), 0, 255)
+    assert np.abs(np.asarray(out, np.float64) - expected).max() <= 1  # float32 ties at .5
+  else:
+    np.testing.assert_allclose(np.asarray(out, np.float32), ref, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pytree_leaves_follow_one_plan(name):
+  x = images(7)
+  seg = x[..., 0]
+  plan = sample(name, jax.random.key(8), SHAPE[0], SHAPE[1:3])
+  out = jaxmix.apply(plan, {"image": x, "seg": seg})
+  np.testing.assert_allclose(out["seg"], out["image"][..., 0], rtol=1e-6)
+  np.testing.assert_array_equal(out["image"], jaxmix.apply(plan, x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nchw_equals_nhwc_transposed(name):
+  x, labels = images(9), jnp.arange(6)
+  nhwc, y1 = mix(name, jax.random.key(9), x, labels)
+  nchw, y2 = mix(name, jax.random.key(9), jnp.transpose(x, (0, 3, 1, 2)), labels, data_format="NCHW")
+  np.testing.assert_allclose(jnp.transpose(nchw, (0, 2, 3, 1)), nhwc, rtol=1e-6, atol=1e-4)
+  np.testing.assert_array_equal(y1, y2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_of_one_and_odd_batch(name):
+  one = images(10, (1,) + SHAPE[1:])
+  out, y = mix(name, jax.random.key(1), one, jnp.array([2]))
+  assert out.shape == one.shape
+  # A lone sample can only be mixed with itself: its label is unchanged.
+  np.testing.assert_allclose(y, jaxmix.one_hot(jnp.array([2]), K), atol=1e-6)
+  odd, labels = images(11, ODD), jnp.arange(5)
+  out, y = mix(name, jax.random.key(2), odd, labels)
+  assert out.shape == odd.shape and y.shape == (5, K)
+  np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_labels_mixed_from_the_plans_sources(name):
+  # Each image is constant with its own label as value: the mixed image's mean is the label-weighted
+  # mean of its sources, so the soft label's expectation must equal it.
+  b, h, w, c = SHAPE
+  x = jnp.broadcast_to(jnp.arange(b, dtype=jnp.float32)[:, None, None, None], SHAPE)
+  plan = sample(name, jax.random.key(12), b, (h, w))
+  out = jaxmix.apply(plan, x)
+  y = jaxmix.mix_labels(plan, jnp.arange(b), num_classes=b)
+  np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), y @ jnp.arange(b, dtype=jnp.float32), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_retrace_when_traced_options_change(name):
+  x = images(13)
+  opts = traced_options(name)
+  assert "prob" in opts, f"{name}: every sampler takes a traced prob"
+  traces = []
+
+  def f(key, opts):
+    traces.append(1)
+    return mix(name, key, x, **opts)[0]
+
+  g = jax.jit(f)
+  g(jax.random.key(0), opts)
+  g(jax.random.key(1), {k: (v * 0.5 if v else 0.1) for k, v in opts.items()})
+  assert len(traces) == 1
+
+
+@pytest.mark.parametrize("name", [n for n, s in jaxmix.SAMPLERS.items() if s.mix is not None])
+def test_one_call_equals_plan_layer(name):
+  spec = jaxmix.SAMPLERS[name]
+  x, labels = images(14), jnp.arange(6)
+  key = jax.random.key(15)
+  out, y = spec.mix(key, x, labels, num_classes=K, **options(name, SHAPE[0], SHAPE[1:3]))
+  ref_out, ref_y = mix(name, key, x, labels)
+  np.testing.assert_allclose(out, ref_out, rtol=1e-6, atol=1e-4)
+  np.testing.assert_allclose(y, ref_y, atol=1e-6)
