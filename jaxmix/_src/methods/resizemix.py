@@ -11,6 +11,13 @@ sides ``int(τ·H)`` and ``int(τ·W)`` centred at a uniform pixel and clipped t
 the image, the partner resized to the clipped box with ``nearest``
 interpolation (``F.interpolate``'s default there; mmpretrain uses bilinear).
 
+The box follows jaxmix's one box rule (``regions.centered_box``, timm 1.0.31's
+``rand_bbox``): rows ``cy - cut_h//2`` to ``cy + (cut_h + 1)//2``, exactly
+``cut_h × cut_w`` before clipping. OpenMixup's ``rand_bbox_tao`` ends the box
+at ``cy + cut_h//2``, one row or column short on odd sides; jaxmix keeps the
+drawn size so that every box-drawing method shares one rule. Both report λ
+from the clipped box, so the labels match the pixels either way.
+
 Box sizes are traced, so the resize cannot be ``jax.image.resize`` (static
 output shape). Each output pixel inside the box reads the partner at its
 source coordinate with per-sample gathers (separable: rows, then columns).
@@ -163,7 +170,8 @@ def sample_resizemix(
   τ ~ U(scope) per batch (``mode="batch"``, the paper's and OpenMixup's
   behaviour), per mutual pair (``"pair"``) or per sample (``"elem"``); the
   box has sides ``int(τ·H)``, ``int(τ·W)``, a uniform centre, and is clipped
-  to the image; the partner is resized to the clipped box. ``lam`` is the
+  to the image (jaxmix's one box rule, see the module docstring); the
+  partner is resized to the clipped box. ``lam`` is the
   exact share of own pixels, ``1 - box area / (H·W)``.
 
   Args:
@@ -197,8 +205,7 @@ def sample_resizemix(
   tau = jax.random.uniform(
     k_tau, (n,), minval=jnp.asarray(lo, jnp.float32), maxval=jnp.asarray(hi, jnp.float32)
   )
-  cut_h = jnp.floor(h * tau).astype(jnp.int32)
-  cut_w = jnp.floor(w * tau).astype(jnp.int32)
+  cut_h, cut_w = regions.scaled_sides(tau, spatial_shape)
   cy = jax.random.randint(k_y, (n,), 0, h)
   cx = jax.random.randint(k_x, (n,), 0, w)
   box, lam = regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
