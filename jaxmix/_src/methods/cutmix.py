@@ -146,6 +146,7 @@ def sample_cutmix(
     box=sampling.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
+    selects_pixels=True,
   )
   return plan_lib.keep_self_pairs(plan)
 
@@ -291,6 +292,8 @@ def sample_mixup_cutmix(
     box=sampling.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
+    # Only boxes when MixUp is off by a static 0 (traced alphas may blend).
+    selects_pixels=static_off(mixup_alpha) and mixup_alpha == 0,
   )
   return plan_lib.keep_self_pairs(plan)
 

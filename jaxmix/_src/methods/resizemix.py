@@ -155,6 +155,12 @@ class ResizeMixPlan:
   def batch_size(self) -> int:
     return self.lam.shape[0]
 
+  @property
+  def selects_pixels(self) -> bool:
+    """True for the nearest methods: every output pixel is a copy of one input pixel,
+    so :func:`jaxmix.apply` mixes any dtype exactly, without a float pass."""
+    return self.method != "bilinear"
+
   def for_integer_leaves(self) -> ResizeMixPlan:
     """The plan for label maps: a nearest method, aligned with the images.
 

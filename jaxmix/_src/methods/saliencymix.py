@@ -246,6 +246,7 @@ def _plan_from_peaks(
     box=jnp.where(on[:, None], box, 0),
     pairing=pairing,
     spatial_shape=spatial_shape,
+    selects_pixels=True,
   )
   return plan_lib.keep_self_pairs(plan)
 
