@@ -133,6 +133,27 @@ def box_area(box):
   return np.maximum(box[:, 1] - box[:, 0], 0) * np.maximum(box[:, 3] - box[:, 2], 0)
 
 
+def timm_box(cy, cx, cut_h, cut_w, h, w):
+  """timm 1.0.31's ``rand_bbox`` for given centres and sides, restated in numpy:
+  ``(top, bottom, left, right)``, each clipped to the image."""
+  cy, cx, cut_h, cut_w = (np.asarray(a) for a in (cy, cx, cut_h, cut_w))
+  return (
+    np.clip(cy - cut_h // 2, 0, h),
+    np.clip(cy + (cut_h + 1) // 2, 0, h),
+    np.clip(cx - cut_w // 2, 0, w),
+    np.clip(cx + (cut_w + 1) // 2, 0, w),
+  )
+
+
+def ks_distance(a, b):
+  """Two-sample Kolmogorov-Smirnov statistic D (ties handled: ECDFs compared on the union)."""
+  a, b = np.sort(np.asarray(a)), np.sort(np.asarray(b))
+  grid = np.union1d(a, b)
+  fa = np.searchsorted(a, grid, side="right") / len(a)
+  fb = np.searchsorted(b, grid, side="right") / len(b)
+  return float(np.abs(fa - fb).max())
+
+
 def expected_index(pairing, batch_size):
   ar = np.arange(batch_size)
   if pairing == "flip":

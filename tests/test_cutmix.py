@@ -16,13 +16,16 @@ from core_helpers import box_area
 from core_helpers import call
 from core_helpers import constant_images
 from core_helpers import expected_index
+from core_helpers import ks_distance
 from core_helpers import method_and_plan
 from core_helpers import reference_mix
+from core_helpers import timm_box
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
+from jaxmix._src.core import regions
 from jaxmix._src.methods import cutmix as cutmix_lib
 
 SETTINGS = settings(max_examples=10, deadline=None)
@@ -153,6 +156,70 @@ def test_draw_boxes_geometry(h, w, lam, seed):
       assert np.all(np.abs(sides_h - np.floor(h * ratio)) <= 1)
       assert np.all(np.abs(sides_w - np.floor(w * ratio)) <= 1)
       assert np.all(box_area(box) <= (1 - np.asarray(lam)) * h * w + h + w + 1)
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (24, 40), (7, 5)])
+def test_centered_box_is_timms_rand_bbox(h, w):
+  """Every centre (and one step past each border) and every side: the box is timm 1.0.31's."""
+  grid = np.meshgrid(
+    np.arange(-1, h + 1), np.arange(-1, w + 1), np.arange(h + 1), np.arange(w + 1), indexing="ij"
+  )
+  cy, cx, cut_h, cut_w = (a.ravel().astype(np.int32) for a in grid)
+  box, lam = jax.jit(regions.centered_box, static_argnums=4)(cy, cx, cut_h, cut_w, (h, w))
+  expected = np.stack(timm_box(cy, cx, cut_h, cut_w, h, w), axis=-1)
+  np.testing.assert_array_equal(box, expected)
+  assert box.dtype == jnp.int32
+  np.testing.assert_allclose(lam, 1 - box_area(expected) / (h * w), atol=1e-6)
+  # Before clipping the box is exactly cut_h × cut_w (cy ± cut_h//2 was one short on odd sides).
+  whole = (cy - cut_h // 2 >= 0) & (cy - cut_h // 2 + cut_h <= h)
+  whole &= (cx - cut_w // 2 >= 0) & (cx - cut_w // 2 + cut_w <= w)
+  np.testing.assert_array_equal(box_area(box)[whole], (cut_h * cut_w)[whole])
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (24, 40), (7, 5)])
+def test_draw_boxes_for_fixed_lambda_are_timms_boxes(h, w):
+  """Sides int(H·√(1-λ)) and int(W·√(1-λ)) as timm's ``int()``; each box is the rule's box
+  for some centre pixel; boxes away from the borders have exactly the drawn sides."""
+  lams = np.repeat(np.asarray([0.05, 0.3, 0.55, 0.8, 0.93], np.float32), 400)
+  box, own = _draw_boxes(jax.random.key(5), jnp.asarray(lams), (h, w), correct_lam=True)
+  box, own = np.asarray(box), np.asarray(own)
+  ratio = np.sqrt(1 - lams.astype(np.float64))
+  for size in (h, w):  # away from integers, where float32 and float64 could floor differently
+    assert np.min(np.abs(size * ratio - np.round(size * ratio))) > 1e-3
+  cut_h, cut_w = (h * ratio).astype(int), (w * ratio).astype(int)
+  assert np.any(cut_h % 2) and np.any(cut_w % 2) and np.any(cut_h % 2 == 0)
+  top, bottom, _, _ = timm_box(np.arange(h)[None], 0, cut_h[:, None], 0, h, w)  # [n, H]: every centre row
+  _, _, left, right = timm_box(0, np.arange(w)[None], 0, cut_w[:, None], h, w)
+  assert np.all(np.any((top == box[:, :1]) & (bottom == box[:, 1:2]), axis=1))
+  assert np.all(np.any((left == box[:, 2:3]) & (right == box[:, 3:4]), axis=1))
+  rows_whole = (box[:, 0] > 0) & (box[:, 1] < h)
+  cols_whole = (box[:, 2] > 0) & (box[:, 3] < w)
+  assert rows_whole.any() or h < 8
+  np.testing.assert_array_equal((box[:, 1] - box[:, 0])[rows_whole], cut_h[rows_whole])
+  np.testing.assert_array_equal((box[:, 3] - box[:, 2])[cols_whole], cut_w[cols_whole])
+  np.testing.assert_allclose(own, 1 - box_area(box) / (h * w), atol=1e-6)
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (24, 40)])
+def test_lambda_distribution_matches_timms_rand_bbox(h, w):
+  """λ of jaxmix's CutMix against timm 1.0.31's rand_bbox with correct_lam, restated in numpy
+  (α = 1, 100 000 draws each): two-sample KS D < 0.015. Compared on box areas, which λ is
+  a function of, so float32 and float64 roundings of one λ do not count as a difference."""
+  n = 100_000
+  plan = jaxmix.sample_cutmix(jax.random.key(0), n, (h, w), alpha=1.0, mode="elem")
+  area = np.round((1 - np.asarray(plan.lam, np.float64)) * h * w).astype(int)
+  rng = np.random.default_rng(0)
+  ratio = np.sqrt(1 - rng.beta(1.0, 1.0, n))
+  cut_h, cut_w = (h * ratio).astype(int), (w * ratio).astype(int)
+  cy, cx = rng.integers(0, h, n), rng.integers(0, w, n)
+  top, bottom, left, right = timm_box(cy, cx, cut_h, cut_w, h, w)
+  timm_area = (bottom - top) * (right - left)
+  assert ks_distance(area, timm_area) < 0.015
+  assert abs(area.mean() - timm_area.mean()) / (h * w) < 0.005
+  # The old box (rows cy ± cut_h//2) is told apart by the same statistic.
+  old_rows = np.clip(cy + cut_h // 2, 0, h) - top
+  old_cols = np.clip(cx + cut_w // 2, 0, w) - left
+  assert ks_distance(old_rows * old_cols, timm_area) > 0.02
 
 
 @settings(max_examples=10, deadline=None)

@@ -58,20 +58,81 @@ def test_box_follows_scope_and_is_clipped():
   plan = jaxmix.sample_resizemix(jax.random.key(3), 512, (h, w), mode="elem", scope=(0.25, 0.5))
   box = np.asarray(plan.box)
   heights, widths = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
-  assert heights.max() <= 2 * (int(0.5 * h) // 2) and widths.max() <= 2 * (int(0.5 * w) // 2)
+  assert heights.max() <= int(0.5 * h) and widths.max() <= int(0.5 * w)
   assert (
     (box[:, 0] >= 0).all() and (box[:, 1] <= h).all() and (box[:, 2] >= 0).all() and (box[:, 3] <= w).all()
   )
   # Boxes whose centre is far from the borders keep their full drawn size.
-  assert heights.min() < 2 * (int(0.5 * h) // 2) and np.median(heights) >= 2 * (int(0.25 * h) // 2) - 1
-  # The side ratio is shared by both axes (same τ).
+  assert heights.min() < int(0.5 * h) and np.median(heights) >= int(0.25 * h) - 1
+  # Away from the borders the box has exactly the drawn sides (int(τ·H), int(τ·W)) for
+  # one τ in the scope (jaxmix's one box rule; OpenMixup's c ± cut//2 box only has even sides).
   inner = (box[:, 0] > 0) & (box[:, 1] < h) & (box[:, 2] > 0) & (box[:, 3] < w)
-  tau_h = heights[inner] / h
-  tau_w = widths[inner] / w
-  assert np.all(np.abs(tau_h - tau_w) < 2.5 / min(h, w))
+  hi_h, hi_w = heights[inner], widths[inner]
+  low = np.maximum(np.maximum(hi_h / h, hi_w / w), 0.25)
+  high = np.minimum(np.minimum((hi_h + 1) / h, (hi_w + 1) / w), 0.5)
+  assert inner.sum() > 100 and np.all(low < high + 1e-6)
+  assert np.any(hi_h % 2) and np.any(hi_w % 2)
 
 
-@pytest.mark.parametrize("method", ["nearest", "bilinear"])
+def _torch_nearest_index(out, size, exact):
+  """Source indices of torch's ``F.interpolate`` resizing ``size`` to ``out`` samples,
+  restated in numpy as torch computes them: float32 scale ``size / out``,
+  ``floor(i·s)`` for ``mode="nearest"``, ``floor((i + 0.5)·s)`` for ``"nearest-exact"``."""
+  scale = np.float32(size) / np.float32(out)
+  i = np.arange(out, dtype=np.float32)
+  pos = (i + np.float32(0.5)) * scale if exact else i * scale
+  return np.minimum(np.floor(pos).astype(np.int64), size - 1)
+
+
+@pytest.mark.parametrize("method", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("size", [7, 24, 26, 37])
+def test_nearest_source_indices_are_torchs(method, size):
+  """Every box extent 1..size at every offset inside the image."""
+  extents = np.arange(1, size + 1)
+  starts = np.asarray([(size - e) // 2 for e in extents])
+  coords = np.asarray(rm._source_coords(jnp.asarray(starts), jnp.asarray(starts + extents), size, method))
+  for e, t, row in zip(extents, starts, coords, strict=True):
+    np.testing.assert_array_equal(row[t : t + e], _torch_nearest_index(e, size, method == "nearest-exact"))
+
+
+def test_nearest_is_floor_of_i_times_scale_in_float32():
+  """26 -> 22: torch's float32 scale 1.1818181 puts position 11 on source 12 (exactly 13 in
+  real arithmetic); nearest-exact reads 13 there."""
+  start, stop = jnp.asarray([0]), jnp.asarray([22])
+  nearest = np.asarray(rm._source_coords(start, stop, 26, "nearest"))[0, :22]
+  exact = np.asarray(rm._source_coords(start, stop, 26, "nearest-exact"))[0, :22]
+  assert nearest[11] == 12 and exact[11] == 13
+  assert nearest[0] == 0 and nearest[21] == 24
+
+
+@pytest.mark.parametrize("method", ["nearest", "nearest-exact"])
+def test_painted_partner_is_pasted_with_torchs_nearest_indexing(method):
+  """Each partner pixel holds its (sample, row, column), so every pasted pixel names its
+  source; the expected paste is built by numpy indexing with torch's source indices."""
+  b, h, w = 12, 24, 26
+  paint = np.arange(b)[:, None, None] * 10_000 + np.arange(h)[:, None] * 100 + np.arange(w)
+  x = jnp.asarray(paint[..., None].astype(np.float32))
+  plan = jaxmix.sample_resizemix(jax.random.key(11), b, (h, w), mode="elem", method=method, scope=(0.2, 1.0))
+  out = np.asarray(jaxmix.apply(plan, x))[..., 0]
+  index = np.asarray(plan.index)
+  pasted = 0
+  for i, (t, bo, le, r) in enumerate(_boxes(plan)):
+    expected = paint[i].astype(np.float32)
+    if bo > t and r > le:
+      rows = _torch_nearest_index(bo - t, h, method == "nearest-exact")
+      cols = _torch_nearest_index(r - le, w, method == "nearest-exact")
+      expected[t:bo, le:r] = paint[index[i]][np.ix_(rows, cols)]
+      pasted += 1
+    np.testing.assert_array_equal(out[i], expected)
+  assert pasted == b
+  # The two methods differ on most pastes (the issue's 24 x 24 case: 12 of 12).
+  other = "nearest-exact" if method == "nearest" else "nearest"
+  plan_other = plan.replace(method=other)
+  differ = np.any(out != np.asarray(jaxmix.apply(plan_other, x))[..., 0], axis=(1, 2))
+  assert differ.sum() >= b // 2
+
+
+@pytest.mark.parametrize("method", rm.METHODS)
 def test_pasted_region_is_the_whole_partner_resized(method):
   b, h, w = 4, 24, 18
   x = _images(b, h, w, seed=1)
@@ -85,8 +146,11 @@ def test_pasted_region_is_the_whole_partner_resized(method):
     if bo == t or r == le:
       continue
     partner = x[index[i]]
-    if method == "nearest":
+    if method == "nearest-exact":
+      # jax.image's nearest uses half-pixel centres, torch's "nearest-exact".
       ref = jax.image.resize(partner, (bo - t, r - le, 3), "nearest")
+    elif method == "nearest":
+      ref = partner[_torch_nearest_index(bo - t, h, False)][:, _torch_nearest_index(r - le, w, False)]
     else:
       scale = jnp.array([(bo - t) / h, (r - le) / w])
       ref = jax.image.scale_and_translate(
@@ -223,7 +287,7 @@ def test_bad_arguments():
     jaxmix.apply(plan, jnp.zeros((4, 9, 8, 3)))
 
 
-@pytest.mark.parametrize("method", ["nearest", "bilinear"])
+@pytest.mark.parametrize("method", rm.METHODS)
 def test_grad_wrt_inputs(method):
   x = _images(4, 12, 12, seed=14)
   key = jax.random.key(1)

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import timm_box
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -130,19 +131,37 @@ def test_box_is_centred_on_a_user_maps_argmax():
     if index[i] == i or bo == t or r == le:
       continue
     cy, cx = peaks[index[i]]
-    # Half-open box [c - k, c + k) before clipping: equal reach on both sides
-    # unless a border clipped it.
+    # Half-open box [c - cut//2, c - cut//2 + cut) before clipping (jaxmix's one box
+    # rule, timm's rand_bbox): the far side reaches as far or one further, unless a
+    # border clipped it.
     up, down, left, right = cy - t, bo - cy, cx - le, r - cx
     assert up >= 0 and down >= 1 and left >= 0 and right >= 1
     if t > 0 and bo < h:
-      assert up == down
+      assert down - up in (0, 1)
     if le > 0 and r < w:
-      assert left == right
+      assert right - left in (0, 1)
     if t == 0 and bo < h:
       assert up <= down
     if le == 0 and r < w:
       assert left <= right
     assert np.isclose(float(plan.lam[i]), 1 - (bo - t) * (r - le) / (h * w))
+
+
+def test_box_has_the_drawn_sides_around_a_central_peak():
+  """A peak at (H/2, W/2) never clips the box, so each box is timm's box of sides
+  (int(H·r), int(W·r)) for one r = √(1-λ), odd sides included (the official code's
+  c ± cut//2 box only has even sides)."""
+  b, h, w = 64, 30, 26
+  sal = np.zeros((b, h, w), np.float32)
+  sal[:, h // 2, w // 2] = 1.0
+  plan = jaxmix.sample_saliencymix(jax.random.key(2), b, (h, w), saliency=sal, mode="elem")
+  box = np.asarray(plan.box)
+  box = box[box[:, 1] > box[:, 0]]
+  side_h, side_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
+  np.testing.assert_array_equal(box, np.stack(timm_box(h // 2, w // 2, side_h, side_w, h, w), axis=-1))
+  # floor(H r) = side_h and floor(W r) = side_w for one r: the intervals of r meet.
+  assert np.all(np.maximum(side_h / h, side_w / w) < np.minimum((side_h + 1) / h, (side_w + 1) / w) + 1e-6)
+  assert np.any(side_h % 2) and np.any(side_w % 2)
 
 
 def test_low_resolution_map_peaks_at_the_cell_centre():

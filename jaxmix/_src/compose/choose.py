@@ -87,8 +87,10 @@ def _common(
   mask_lead: int | None,
   spatial_shape: tuple[int, int] | None,
   pairing: str,
+  selects_pixels: bool,
 ) -> plan_lib.Plan:
-  """The candidate as a Plan with the union of fields (empty box, all-ones mask where absent)."""
+  """The candidate as a Plan with the union of fields (empty box, all-ones mask where absent);
+  `selects_pixels` only when every candidate selects, so all branches share one structure."""
   b = plan.batch_size
   box = None
   if with_box:
@@ -106,6 +108,7 @@ def _common(
     mask=mask,
     pairing=pairing,
     spatial_shape=spatial_shape if (with_box or mask_lead is not None) else None,
+    selects_pixels=selects_pixels,
   )
 
 
@@ -180,8 +183,17 @@ def sample_choose(
   if (with_box or masks) and spatial_shape is None:
     raise ValueError("spatial_shape (H, W) is required: a chosen method has boxes or masks.")
 
+  selects = all(s.selects_pixels for s in shapes)
+
   def common(plan: plan_lib.Plan) -> plan_lib.Plan:
-    return _common(plan, with_box=with_box, mask_lead=mask_lead, spatial_shape=spatial_shape, pairing=pairing)
+    return _common(
+      plan,
+      with_box=with_box,
+      mask_lead=mask_lead,
+      spatial_shape=spatial_shape,
+      pairing=pairing,
+      selects_pixels=selects,
+    )
 
   n = sampling.num_draws(mode, batch_size)
   logits = jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)

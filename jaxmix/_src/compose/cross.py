@@ -156,6 +156,7 @@ def _stacked_plan(plan: plan_lib.Plan, batch_size: int) -> plan_lib.Plan:
     mask=mask,
     pairing="flip",
     spatial_shape=plan.spatial_shape,
+    selects_pixels=plan.selects_pixels,
   )
 
 

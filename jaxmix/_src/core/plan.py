@@ -86,6 +86,12 @@ class Plan(PlanLike):
   which covers MixUp (blend = λ), CutMix (a box, blend = 1), their per-sample
   switch, and every mask method (a `mask`).
 
+  A sampler whose own weights are only ever 0 or 1 (CutMix, a binary mask)
+  says so with ``selects_pixels=True``: :func:`apply` then copies each
+  output pixel from one source in the leaf's own dtype, with no float pass,
+  so int32 ids above 2**24 stay exact and a NaN or inf pixel reaches only
+  the outputs that copy it.
+
   Attributes:
     lam: float32 `[B]`, each sample's exact share of its own content.
     index: int32 `[B]`, each sample's partner.
@@ -95,6 +101,8 @@ class Plan(PlanLike):
     mask: float32 `[B, H, W]` or `[1, H, W]` own-content weight, or None.
     pairing: "flip", "roll" or "permute" (static).
     spatial_shape: (H, W) the box/mask refers to, or None (static).
+    selects_pixels: True when every own weight is exactly 0 or 1, so mixing
+      selects instead of blending (static; default False).
   """
 
   lam: jax.Array
@@ -104,6 +112,7 @@ class Plan(PlanLike):
   mask: jax.Array | None = None
   pairing: str = struct.field(pytree_node=False, default="flip")
   spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
+  selects_pixels: bool = struct.field(pytree_node=False, default=False)
 
   def own_weight(self) -> jax.Array:
     """Own-content weight `[B, H, W]` (or `[B, 1, 1]` for a pure blend), float32."""
@@ -122,6 +131,9 @@ class Plan(PlanLike):
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf (already in its compute dtype)."""
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
+    if self.selects_pixels:
+      own = regions.expand_spatial(self.own_weight() > 0.5, x.ndim, data_format)
+      return jnp.where(own, x, partner)
     if self.mask is None:
       blend = self.blend.reshape((-1,) + (1,) * (x.ndim - 1))
       mixed = x * blend + partner * (1 - blend)
@@ -145,14 +157,21 @@ def keep_self_pairs(plan: Plan) -> Plan:
 
 
 def mask_plan(
-  own: jax.Array, index: jax.Array, *, mode: str, pairing: str, own_share: jax.Array | None = None
+  own: jax.Array,
+  index: jax.Array,
+  *,
+  mode: str,
+  pairing: str,
+  own_share: jax.Array | None = None,
+  selects_pixels: bool = False,
 ) -> Plan:
   """A plan from own-content masks drawn per batch (`[1, H, W]`) or per sample (`[B, H, W]`).
 
   λ is each mask's mean, the exact own share, or `own_share` where the
   sampler knows it without reading the mask (then XLA can fuse the mask's
   computation into the blend); pair mode gives both members of a pair the
-  lower index's mask (:func:`sampling.per_sample`).
+  lower index's mask (:func:`sampling.per_sample`). `selects_pixels`: the
+  sampler guarantees a binary mask (see :class:`Plan`).
   """
   lam = own.mean(axis=(1, 2)) if own_share is None else own_share
   if mode != "batch":
@@ -164,6 +183,7 @@ def mask_plan(
     mask=own,
     pairing=pairing,
     spatial_shape=tuple(own.shape[1:]),
+    selects_pixels=selects_pixels,
   )
   return keep_self_pairs(plan)
 
@@ -180,11 +200,18 @@ def check_plan(plan: Any, name: str = "plan") -> None:
 def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
   """Mixes every leaf of `tree` with the same partners, weights and masks.
 
-  Float leaves keep their dtype (bf16 is blended in float32 and cast back);
-  integer leaves (e.g. uint8 images) are blended in float32, rounded and
-  clipped to their dtype's range, as timm's fast collate does. Integer
-  class-id maps are not intensities: blending them under a soft weight makes
-  nonsense ids, so mix per-pixel label maps with :func:`jaxmix.segmentation.mix_label_maps`.
+  Plans that select pixels (CutMix, SaliencyMix, FMix with ``max_soft=0``,
+  GridMix, Attentive CutMix, SpecMix, ClassMix, Mosaic, ResizeMix with a
+  nearest method) copy every output pixel from one source in the leaf's own
+  dtype: exact for any dtype, int32 ids above 2**24 included. Plans that
+  blend keep float leaves in their dtype (bf16 is blended in float32 and
+  cast back) and blend 8- and 16-bit integer leaves (e.g. uint8 images) in
+  float32, rounded and clipped to the dtype's range, as timm's fast collate
+  does. Wider integer leaves (int32, uint32, int64) are refused under a
+  blending plan with a ValueError, since float32 would round values above
+  2**24. Integer class-id maps are not intensities: blending them under a
+  soft weight makes nonsense ids, so mix per-pixel label maps with
+  :func:`jaxmix.segmentation.mix_label_maps`.
 
   Args:
     plan: a plan from any ``sample_*`` function.
@@ -213,19 +240,33 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
   return jax.tree_util.tree_map(lambda x: _mix_in_dtype(plan, x, data_format), tree)
 
 
+# Integers of at most this many bits are exact in float32 (|v| < 2**24).
+_EXACT_INT_BITS = 16
+
+
 def _mix_in_dtype(plan: Any, x: jax.Array, data_format: str) -> jax.Array:
   x = jnp.asarray(x)
   dtype = x.dtype
+  floating = jnp.issubdtype(dtype, jnp.floating)
+  # A plan that resamples (ResizeMix) says how integer leaves, e.g. class-id
+  # maps, must be read: nearest, never interpolated.
+  if not floating:
+    plan = plan.for_integer_leaves()
   if plan.selects_pixels:
-    # Every output pixel is a copy of an input pixel (Mosaic): exact in any dtype, no float pass.
+    # Every output pixel is a copy of one input pixel: exact in any dtype, no float pass.
     return plan.mix_leaf(x, data_format)
-  if jnp.issubdtype(dtype, jnp.floating):
+  if floating:
     compute = jnp.promote_types(dtype, jnp.float32)
     return plan.mix_leaf(x.astype(compute), data_format).astype(dtype)
   info = jnp.iinfo(dtype)
-  # A plan that resamples (ResizeMix) says how integer leaves, e.g. class-id
-  # maps, must be read: nearest, never interpolated.
-  plan = plan.for_integer_leaves()
+  if info.bits > _EXACT_INT_BITS:
+    raise ValueError(
+      f"apply: a {dtype} leaf of shape {x.shape} cannot be mixed exactly by this {type(plan).__name__}: "
+      "it blends pixels, in float32, which rounds integers above 2**24. Cast the leaf to a float "
+      "dtype first if rounding is acceptable, store intensities as uint8/uint16, mix class-id maps "
+      "with jaxmix.segmentation.mix_label_maps, or use a method that selects pixels (CutMix, FMix with "
+      "max_soft=0, GridMix, ...), which keeps int32 exact."
+    )
   out = jnp.round(plan.mix_leaf(x.astype(jnp.float32), data_format))
   return jnp.clip(out, info.min, info.max).astype(dtype)
 

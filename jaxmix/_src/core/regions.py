@@ -1,4 +1,4 @@
-"""Regions of an image a plan refers to: boxes as iota masks, centred boxes."""
+"""Regions of an image a plan refers to: boxes as iota masks, and the one rule that draws boxes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,17 @@ def box_mask(box: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:
   return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
 
 
+def scaled_sides(ratio: jax.Array, spatial_shape: tuple[int, int]) -> tuple[jax.Array, jax.Array]:
+  """int32 box sides ``(int(H·ratio), int(W·ratio))``, floored as Python's ``int`` does.
+
+  CutMix and SaliencyMix pass ``ratio = √(1 - λ)`` (timm's ``rand_bbox``,
+  the CutMix and SaliencyMix code); ResizeMix passes its side ratio τ.
+  """
+  h, w = spatial_shape
+  ratio = jnp.asarray(ratio, jnp.float32)
+  return jnp.floor(h * ratio).astype(jnp.int32), jnp.floor(w * ratio).astype(jnp.int32)
+
+
 def centered_box(
   cy: jax.Array,
   cx: jax.Array,
@@ -22,19 +33,39 @@ def centered_box(
   cut_w: jax.Array,
   spatial_shape: tuple[int, int],
 ) -> tuple[jax.Array, jax.Array]:
-  """A box of about ``cut_h × cut_w`` centred at (cy, cx), clipped to the image.
+  """The one box rule of jaxmix: a ``cut_h × cut_w`` box around (cy, cx), clipped to the image.
 
-  As in the CutMix/SaliencyMix/ResizeMix reference code, the box spans
-  ``[c - cut//2, c + cut//2)`` on each axis before clipping.
+  Rows ``[cy - cut_h//2, cy - cut_h//2 + cut_h)``, i.e. up to
+  ``cy + (cut_h + 1)//2``, and likewise columns, then clipped to
+  ``[0, H)`` and ``[0, W)``. Before clipping the box is exactly
+  ``cut_h × cut_w``: this is timm's current ``rand_bbox`` (timm 1.0.31,
+  ``data/mixup.py``). The CutMix paper's code, older timm releases, the
+  SaliencyMix code and OpenMixup end the box at ``c + cut//2``, which drops
+  the last row (column) of every odd side, so the box is smaller than drawn
+  and λ is biased upwards (at 32 × 32, α = 1: mean λ about 0.701 against 0.689).
+  Every box-drawing method in jaxmix (CutMix and timm's switch, SaliencyMix,
+  ResizeMix, and ``cutmix_detection`` through CutMix) draws its box here, so
+  one rule holds everywhere. A box placed wholly inside the image is the
+  case ``cut_h//2 <= cy <= H - (cut_h + 1)//2``.
+
+  Args:
+    cy, cx: int `[n]` centres (any integer; clipping handles the borders).
+    cut_h, cut_w: int `[n]` unclipped sides, >= 0.
+    spatial_shape: (H, W).
 
   Returns:
-    ``(box, lam)``: int32 `[n, 4]` (top, bottom, left, right) and float32
-    `[n]`, the exact share of pixels outside the box.
+    ``(box, lam)``: int32 `[n, 4]` (top, bottom, left, right), half-open,
+    and float32 `[n]`, the exact share of pixels outside the clipped box
+    (timm's ``correct_lam``: ``1 - clipped area / (H·W)``).
   """
   h, w = spatial_shape
-  top, bottom = jnp.clip(cy - cut_h // 2, 0, h), jnp.clip(cy + cut_h // 2, 0, h)
-  left, right = jnp.clip(cx - cut_w // 2, 0, w), jnp.clip(cx + cut_w // 2, 0, w)
-  box = jnp.stack([top, bottom, left, right], axis=-1).astype(jnp.int32)
+  cy, cx = jnp.asarray(cy, jnp.int32), jnp.asarray(cx, jnp.int32)
+  cut_h, cut_w = jnp.asarray(cut_h, jnp.int32), jnp.asarray(cut_w, jnp.int32)
+  top, left = cy - cut_h // 2, cx - cut_w // 2
+  bottom, right = top + cut_h, left + cut_w
+  top, bottom = jnp.clip(top, 0, h), jnp.clip(bottom, 0, h)
+  left, right = jnp.clip(left, 0, w), jnp.clip(right, 0, w)
+  box = jnp.stack([top, bottom, left, right], axis=-1)
   area = (bottom - top) * (right - left)
   return box, 1.0 - area.astype(jnp.float32) / (h * w)
 

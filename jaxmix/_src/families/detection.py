@@ -329,6 +329,13 @@ def cutmix_detection(
   (rule in :mod:`jaxmix._src.families.detection`). For FMix or any other mask plan,
   call :func:`mix_boxes` with that plan.
 
+  The pasted rectangle is :func:`jaxmix.sample_cutmix`'s box (jaxmix's one box
+  rule, timm 1.0.31's ``rand_bbox``: exactly ``int(H·√(1-λ))`` ×
+  ``int(W·√(1-λ))`` before clipping). Ultralytics' ``CutMix`` ends its box at
+  ``c + cut//2`` (one pixel short on odd sides) and keeps, out of
+  ``num_areas`` candidate boxes, one that covers no object; jaxmix does not
+  search for an empty area.
+
   Args:
     key: PRNG key.
     images: `[B, H, W, C]` (or a pytree sharing batch and spatial axes).

@@ -220,6 +220,7 @@ def sample_classmix(
     mask=mask,
     pairing=pairing,
     spatial_shape=(h, w),
+    selects_pixels=True,
   )
 
 

@@ -167,6 +167,7 @@ def sample_attentive_cutmix(
     mask=own,
     pairing=pairing,
     spatial_shape=spatial_shape,
+    selects_pixels=True,
   )
   return plan_lib.keep_self_pairs(plan)
 

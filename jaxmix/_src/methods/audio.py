@@ -114,7 +114,7 @@ def sample_specmix(
   on = sampling.gate(k_gate, prob, (n,))
   taken = (in_time[:, :, None] | in_freq[:, None, :]) & on[:, None, None]
   mask = 1.0 - taken.astype(jnp.float32)
-  return plan_lib.mask_plan(mask, index, mode=mode, pairing=pairing)
+  return plan_lib.mask_plan(mask, index, mode=mode, pairing=pairing, selects_pixels=True)
 
 
 def specmix(

@@ -1,5 +1,11 @@
 """CutMix (Yun et al. 2019, "CutMix: Regularization Strategy to Train Strong
-Classifiers with Localizable Features") and timm's MixUp/CutMix switch."""
+Classifiers with Localizable Features") and timm's MixUp/CutMix switch.
+
+Boxes follow timm's current ``rand_bbox`` (timm 1.0.31): the unclipped box is
+exactly ``cut_h × cut_w``, rows ``cy - cut_h//2`` to ``cy + (cut_h + 1)//2``.
+The paper's code and timm before 1.0.31 end it at ``cy + cut_h//2``, one row
+(column) short on odd sides, which makes λ slightly larger on average.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import jax.numpy as jnp
 
 from jaxmix._src.core import one_call
 from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import regions
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
@@ -31,15 +38,21 @@ def draw_boxes(
 ) -> tuple[jax.Array, jax.Array]:
   """Boxes for drawn λ values and the exact own share they leave.
 
-  * default (timm ``rand_bbox``): sides ``int(√(1-λ)·H)``, ``int(√(1-λ)·W)``,
-    centre uniform over the image, the box clipped to the image.
+  Every box comes from :func:`jaxmix._src.core.regions.centered_box`, the one
+  box rule of jaxmix: rows ``cy - cut_h//2`` to ``cy + (cut_h + 1)//2``
+  (likewise columns), so before clipping the box is exactly
+  ``cut_h × cut_w``, as in timm's current ``rand_bbox`` (1.0.31).
+
+  * default (timm ``rand_bbox`` with ``correct_lam=True``): sides
+    ``int(H·√(1-λ))``, ``int(W·√(1-λ))``, centre uniform over the pixels,
+    the box clipped to the image; λ becomes ``1 - clipped area / (H·W)``.
   * ``correct_lam=False``: the box keeps its drawn size and is placed wholly
     inside the image, so the drawn λ holds up to pixel rounding. (timm would
     clip the box and report the drawn λ; jaxmix never reports a weight the
     pixels do not carry.)
   * ``cutmix_minmax=(lo, hi)`` (timm ``rand_bbox_minmax``): sides uniform in
-    ``[lo·H, hi·H)`` and ``[lo·W, hi·W)``, the box placed inside the image;
-    λ is ignored.
+    ``[int(lo·H), int(hi·H))`` and ``[int(lo·W), int(hi·W))``, the box placed
+    anywhere it fits wholly inside the image; λ is ignored.
 
   Args:
     key: PRNG key.
@@ -60,21 +73,15 @@ def draw_boxes(
     cut_h = jax.random.randint(k_h, (n,), int(h * lo), max(int(h * hi), int(h * lo) + 1))
     cut_w = jax.random.randint(k_w, (n,), int(w * lo), max(int(w * hi), int(w * lo) + 1))
   else:
-    ratio = jnp.sqrt(1.0 - lam)
-    cut_h = jnp.floor(h * ratio).astype(jnp.int32)
-    cut_w = jnp.floor(w * ratio).astype(jnp.int32)
+    cut_h, cut_w = regions.scaled_sides(jnp.sqrt(1.0 - lam), spatial_shape)
   if correct_lam and cutmix_minmax is None:
     cy = jax.random.randint(k_y, (n,), 0, h)
     cx = jax.random.randint(k_x, (n,), 0, w)
-    top, bottom = jnp.clip(cy - cut_h // 2, 0, h), jnp.clip(cy + cut_h // 2, 0, h)
-    left, right = jnp.clip(cx - cut_w // 2, 0, w), jnp.clip(cx + cut_w // 2, 0, w)
   else:
-    top = jax.random.randint(k_y, (n,), 0, h - cut_h + 1)
-    left = jax.random.randint(k_x, (n,), 0, w - cut_w + 1)
-    bottom, right = top + cut_h, left + cut_w
-  box = jnp.stack([top, bottom, left, right], axis=-1).astype(jnp.int32)
-  area = (bottom - top) * (right - left)
-  return box, 1.0 - area.astype(jnp.float32) / (h * w)
+    # Centres that keep the whole box inside: top uniform in [0, H - cut_h].
+    cy = jax.random.randint(k_y, (n,), 0, h - cut_h + 1) + cut_h // 2
+    cx = jax.random.randint(k_x, (n,), 0, w - cut_w + 1) + cut_w // 2
+  return regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
 
 
 def sample_cutmix(
@@ -91,8 +98,11 @@ def sample_cutmix(
 ) -> plan_lib.Plan:
   """Samples a CutMix plan: a box of each sample is replaced by its partner's.
 
-  λ ~ Beta(α, α) sets the box area to about ``(1 - λ)·H·W``; the returned
-  ``lam`` is always the exact share of the sample's own pixels.
+  λ ~ Beta(α, α) sets a box of sides ``int(H·√(1-λ))`` × ``int(W·√(1-λ))``
+  centred on a uniform pixel and clipped to the image, exactly as timm's
+  current ``rand_bbox`` (1.0.31; see :func:`draw_boxes`), so with
+  ``correct_lam=True`` the boxes and the returned λ have timm's distribution.
+  The returned ``lam`` is always the exact share of the sample's own pixels.
 
   Args:
     key: PRNG key.
@@ -136,6 +146,7 @@ def sample_cutmix(
     box=sampling.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
+    selects_pixels=True,
   )
   return plan_lib.keep_self_pairs(plan)
 
@@ -281,6 +292,8 @@ def sample_mixup_cutmix(
     box=sampling.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
+    # Only boxes when MixUp is off by a static 0 (traced alphas may blend).
+    selects_pixels=static_off(mixup_alpha) and mixup_alpha == 0,
   )
   return plan_lib.keep_self_pairs(plan)
 

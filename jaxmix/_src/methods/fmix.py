@@ -231,7 +231,7 @@ def sample_fmix(
   validation.check_unit_interval("prob", prob)
   validation.check_choice("mode", mode, validation.MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
-  return _sample_fmix(
+  plan = _sample_fmix(
     key,
     alpha,
     decay_power,
@@ -243,6 +243,8 @@ def sample_fmix(
     mode=mode,
     pairing=pairing,
   )
+  # Binary masks select pixels; a traced or positive max_soft may blend at the edges.
+  return plan.replace(selects_pixels=validation.is_static_number(max_soft) and max_soft == 0)
 
 
 # One compiled program per static configuration, also for eager calls.

@@ -199,7 +199,7 @@ def _sample_gridmix(
   on = sampling.gate(k_gate, prob, (n,))
   own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
   own_share = jnp.where(on, 1.0 - count / (h * w), 1.0)
-  return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing, own_share=own_share)
+  return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing, own_share=own_share, selects_pixels=True)
 
 
 def gridmix(

@@ -8,8 +8,27 @@ sample's own pixels left outside the box.
 Defaults follow OpenMixup's ``resizemix`` (the code the paper's numbers are
 usually reproduced with): the side ratio τ ~ U(0.1, 0.8) (``scope``), box
 sides ``int(τ·H)`` and ``int(τ·W)`` centred at a uniform pixel and clipped to
-the image, the partner resized to the clipped box with ``nearest``
-interpolation (``F.interpolate``'s default there; mmpretrain uses bilinear).
+the image, the partner resized to the clipped box with ``F.interpolate``'s
+``mode="nearest"`` (OpenMixup's default; mmpretrain uses bilinear).
+
+Three resampling methods, each reproducing ``torch.nn.functional.interpolate``
+(``align_corners=False``), with torch's float32 scale ``s = in / out``:
+
+* ``"nearest"`` (torch ``mode="nearest"``, OpenMixup's default): output
+  position ``i`` of the box reads source ``min(floor(i·s), in - 1)``, the
+  legacy OpenCV ``INTER_NEAREST`` rule; computed as torch computes it, in
+  float32 (so for 26 → 22 position 11 reads 12, where exact arithmetic
+  would give 13).
+* ``"nearest-exact"`` (torch ``mode="nearest-exact"``, PIL and
+  ``jax.image.resize``): half-pixel centres, ``min(floor((i + 0.5)·s), in - 1)``.
+* ``"bilinear"`` (mmpretrain's choice): half-pixel centres, two taps per axis.
+
+The box follows jaxmix's one box rule (``regions.centered_box``, timm 1.0.31's
+``rand_bbox``): rows ``cy - cut_h//2`` to ``cy + (cut_h + 1)//2``, exactly
+``cut_h × cut_w`` before clipping. OpenMixup's ``rand_bbox_tao`` ends the box
+at ``cy + cut_h//2``, one row or column short on odd sides; jaxmix keeps the
+drawn size so that every box-drawing method shares one rule. Both report λ
+from the clipped box, so the labels match the pixels either way.
 
 Box sizes are traced, so the resize cannot be ``jax.image.resize`` (static
 output shape). Each output pixel inside the box reads the partner at its
@@ -26,6 +45,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jaxmix._src.core import one_call
@@ -35,24 +55,44 @@ from jaxmix._src.core import regions
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
-METHODS = ("nearest", "bilinear")
+METHODS = ("nearest", "nearest-exact", "bilinear")
+
+
+def _scales(size: int) -> jax.Array:
+  """float32 ``size / n`` for n = 1 … size, computed on the host.
+
+  torch's resize scale is the float32 quotient ``float(in) / out``; taking it
+  from a correctly rounded table keeps source indices identical to torch's
+  on every backend, whatever its division does.
+  """
+  return jnp.asarray(np.float32(size) / np.arange(1, size + 1, dtype=np.float32))
 
 
 def _source_coords(start: jax.Array, stop: jax.Array, size: int, method: str):
   """Where each output row (or column) samples the partner, per sample.
 
   Output position ``i`` inside ``[start, stop)`` samples the full partner
-  axis of length ``size`` at ``(i - start + 0.5)·size/(stop - start) - 0.5``
-  (half-pixel centres, PyTorch's ``align_corners=False``). Positions outside
-  the box get valid but unused indices.
+  axis of length ``size``; with ``k = i - start`` and torch's float32 scale
+  ``s = size / (stop - start)``:
+
+  * ``"nearest"``: ``floor(k·s)`` (torch ``mode="nearest"``);
+  * ``"nearest-exact"``: ``floor((k + 0.5)·s)`` (torch ``mode="nearest-exact"``);
+  * ``"bilinear"``: ``max((k + 0.5)·s - 0.5, 0)`` split into two taps (torch
+    ``mode="bilinear", align_corners=False``).
+
+  Indices are clipped to ``[0, size)``. Positions outside the box get valid
+  but unused indices.
 
   Returns:
-    nearest: int32 `[B, size]`; bilinear: ``(i0, i1, frac)`` `[B, size]`.
+    nearest modes: int32 `[B, size]`; bilinear: ``(i0, i1, frac)`` `[B, size]`.
   """
-  extent = jnp.maximum(stop - start, 1).astype(jnp.float32)[:, None]
-  i = jnp.arange(size, dtype=jnp.float32)[None, :]
-  scaled = (i - start[:, None].astype(jnp.float32) + 0.5) * (size / extent)
+  extent = jnp.clip(stop - start, 1, size)
+  scale = jnp.take(_scales(size), extent - 1)[:, None]
+  k = (jnp.arange(size, dtype=jnp.int32)[None, :] - start[:, None]).astype(jnp.float32)
   if method == "nearest":
+    return jnp.clip(jnp.floor(k * scale), 0, size - 1).astype(jnp.int32)
+  scaled = (k + 0.5) * scale
+  if method == "nearest-exact":
     return jnp.clip(jnp.floor(scaled), 0, size - 1).astype(jnp.int32)
   src = jnp.maximum(scaled - 0.5, 0.0)
   i0 = jnp.clip(jnp.floor(src), 0, size - 1)
@@ -71,7 +111,7 @@ def _take(x: jax.Array, index: jax.Array, axis: int) -> jax.Array:
 
 def _resample(x: jax.Array, coords: Any, axis: int, method: str) -> jax.Array:
   """Resamples `x` along one spatial axis (separable resize)."""
-  if method == "nearest":
+  if method != "bilinear":
     return _take(x, coords, axis)
   i0, i1, frac = coords
   shape = [1] * x.ndim
@@ -84,11 +124,13 @@ def _resample(x: jax.Array, coords: Any, axis: int, method: str) -> jax.Array:
 class ResizeMixPlan(plan_lib.PlanLike):
   """A ResizeMix plan: each sample gets its whole partner shrunk into `box`.
 
-  Outside the box a sample keeps its own pixels exactly; inside, pixel
-  ``(h, w)`` is the partner sampled at ``((h - top + 0.5)·H/box_h - 0.5,
-  (w - left + 0.5)·W/box_w - 0.5)`` (half-pixel centres, as
-  ``torch.nn.functional.interpolate(..., align_corners=False)`` and
-  ``jax.image`` do).
+  Outside the box a sample keeps its own pixels exactly; inside, the whole
+  partner is resized to the box as ``torch.nn.functional.interpolate`` does
+  with ``mode=method``: pixel ``(h, w)`` reads partner row
+  ``floor((h - top)·H/box_h)`` for ``"nearest"``, ``floor((h - top +
+  0.5)·H/box_h)`` for ``"nearest-exact"``, and interpolates around
+  ``(h - top + 0.5)·H/box_h - 0.5`` for ``"bilinear"`` (likewise columns;
+  scales in float32, as torch computes them).
 
   Attributes:
     lam: float32 `[B]`, the exact share of own pixels (1 - box area / HW).
@@ -97,9 +139,10 @@ class ResizeMixPlan(plan_lib.PlanLike):
       resized partner; an empty box means no mixing.
     pairing: "flip", "roll" or "permute" (static).
     spatial_shape: (H, W) (static).
-    method: ``"nearest"`` or ``"bilinear"`` (static). Integer leaves (label
-      maps) are always resampled with ``"nearest"``: :func:`jaxmix.apply`
-      reads them through :meth:`for_integer_leaves`.
+    method: ``"nearest"``, ``"nearest-exact"`` or ``"bilinear"`` (static).
+      Integer leaves (label maps) are never interpolated: :func:`jaxmix.apply`
+      reads them through :meth:`for_integer_leaves`, which turns
+      ``"bilinear"`` into ``"nearest-exact"`` (the same half-pixel centres).
   """
 
   lam: jax.Array
@@ -113,9 +156,19 @@ class ResizeMixPlan(plan_lib.PlanLike):
   def batch_size(self) -> int:
     return self.lam.shape[0]
 
+  @property
+  def selects_pixels(self) -> bool:
+    """True for the nearest methods: every output pixel is a copy of one input pixel,
+    so :func:`jaxmix.apply` mixes any dtype exactly, without a float pass."""
+    return self.method != "bilinear"
+
   def for_integer_leaves(self) -> ResizeMixPlan:
-    """The same plan resampling with ``"nearest"`` (for label maps)."""
-    return self.replace(method="nearest")
+    """The plan for label maps: a nearest method, aligned with the images.
+
+    ``"nearest"`` and ``"nearest-exact"`` are kept; ``"bilinear"`` becomes
+    ``"nearest-exact"``, which samples at the same half-pixel centres.
+    """
+    return self.replace(method="nearest-exact") if self.method == "bilinear" else self
 
   def own_weight(self) -> jax.Array:
     """Own-content weight float32 `[B, H, W]`: 0 inside the box, 1 outside."""
@@ -164,7 +217,8 @@ def sample_resizemix(
   τ ~ U(scope) per batch (``mode="batch"``, the paper's and OpenMixup's
   behaviour), per mutual pair (``"pair"``) or per sample (``"elem"``); the
   box has sides ``int(τ·H)``, ``int(τ·W)``, a uniform centre, and is clipped
-  to the image; the partner is resized to the clipped box. ``lam`` is the
+  to the image (jaxmix's one box rule, see the module docstring); the
+  partner is resized to the clipped box. ``lam`` is the
   exact share of own pixels, ``1 - box area / (H·W)``.
 
   Args:
@@ -175,8 +229,10 @@ def sample_resizemix(
     prob: probability that a batch/pair/sample is mixed at all. Traced.
     mode: ``"batch"``, ``"pair"`` or ``"elem"``. Static.
     pairing: ``"flip"``, ``"roll"`` or ``"permute"``. Static.
-    method: ``"nearest"`` (OpenMixup's default) or ``"bilinear"``
-      (mmpretrain's). Static.
+    method: ``"nearest"`` (torch ``F.interpolate``'s ``mode="nearest"``,
+      source index ``floor(i·in/out)``: OpenMixup's default),
+      ``"nearest-exact"`` (half-pixel centres, torch's ``"nearest-exact"``)
+      or ``"bilinear"`` (mmpretrain's). Static.
 
   Returns:
     A :class:`ResizeMixPlan`.
@@ -198,8 +254,7 @@ def sample_resizemix(
   tau = jax.random.uniform(
     k_tau, (n,), minval=jnp.asarray(lo, jnp.float32), maxval=jnp.asarray(hi, jnp.float32)
   )
-  cut_h = jnp.floor(h * tau).astype(jnp.int32)
-  cut_w = jnp.floor(w * tau).astype(jnp.int32)
+  cut_h, cut_w = regions.scaled_sides(tau, spatial_shape)
   cy = jax.random.randint(k_y, (n,), 0, h)
   cx = jax.random.randint(k_x, (n,), 0, w)
   box, lam = regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
@@ -235,7 +290,8 @@ def resizemix(
   """ResizeMix: paste the whole partner, shrunk, into a random box.
 
   Qin et al. 2020. Every leaf of `inputs` gets the same box and partner;
-  integer leaves (label maps) are always resampled with nearest.
+  integer leaves (label maps) are never interpolated (``"bilinear"`` reads
+  them with ``"nearest-exact"``, see :meth:`ResizeMixPlan.for_integer_leaves`).
 
   Args:
     key: PRNG key.

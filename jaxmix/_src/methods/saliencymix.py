@@ -12,6 +12,14 @@ batch, found on the partner of the first sample, and mixes with probability
 ``cutmix_prob=0.5``. It finds the peak with OpenCV's fine-grained static
 saliency (Montabone & Soto 2010); jaxmix ships the spectral-residual map,
 which runs as FFTs inside the jit, and accepts any user-supplied map.
+
+The box follows jaxmix's one box rule (``regions.centered_box``, timm
+1.0.31's ``rand_bbox``): rows ``cy - cut_h//2`` to ``cy + (cut_h + 1)//2``,
+exactly ``cut_h × cut_w`` before clipping. The official code ends the box at
+``cy + cut_h//2`` (the CutMix code's rule), one row or column short when a
+side is odd. jaxmix keeps the drawn size so that every box-drawing method
+shares one rule; both recompute λ from the clipped box, so the labels match
+the pixels either way.
 """
 
 from __future__ import annotations
@@ -221,15 +229,12 @@ def _plan_from_peaks(
   pairing: str,
 ) -> plan_lib.Plan:
   """The plan, given each sample's box centre `[B]` (or `[1]` in batch mode)."""
-  h, w = spatial_shape
   n = sampling.num_draws(mode, batch_size)
   k_lam, k_gate = jax.random.split(key)
   drawn = sampling.per_sample(sampling.beta(k_lam, alpha, (n,)), mode, index)
   on = sampling.per_sample(sampling.gate(k_gate, prob, (n,)), mode, index)
   on = on & (jnp.asarray(alpha, jnp.float32) > 0)
-  ratio = jnp.sqrt(1.0 - drawn)
-  cut_h = jnp.floor(h * ratio).astype(jnp.int32)
-  cut_w = jnp.floor(w * ratio).astype(jnp.int32)
+  cut_h, cut_w = regions.scaled_sides(jnp.sqrt(1.0 - drawn), spatial_shape)
   cy, cx = (jnp.broadcast_to(p, (batch_size,)) for p in peaks)
   box, lam = regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
   plan = plan_lib.Plan(
@@ -239,6 +244,7 @@ def _plan_from_peaks(
     box=jnp.where(on[:, None], box, 0),
     pairing=pairing,
     spatial_shape=spatial_shape,
+    selects_pixels=True,
   )
   return plan_lib.keep_self_pairs(plan)
 
@@ -274,8 +280,10 @@ def sample_saliencymix(
 
   λ ~ Beta(α, α) sets a box of sides ``int(H·√(1-λ))``, ``int(W·√(1-λ))``
   centred on the most salient pixel of the sample's **partner** (the image
-  the patch comes from), clipped to the image; ``lam`` is the exact share of
-  own pixels left.
+  the patch comes from) by jaxmix's one box rule (rows ``cy - cut_h//2`` to
+  ``cy + (cut_h + 1)//2``, as timm's ``rand_bbox``; the official code's box
+  is one row or column shorter on odd sides), clipped to the image; ``lam``
+  is the exact share of own pixels left.
 
   ``mode="elem"`` (the default here) gives every sample its own λ and a box
   on its own partner's peak. ``mode="batch"`` is the official code's
