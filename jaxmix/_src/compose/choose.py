@@ -264,24 +264,19 @@ def choose(
     ...     key, images, labels, methods=("mixup", "cutmix", "fmix"),
     ...     weights=jnp.array([0.5, 0.3, 0.2]), num_classes=1000)
   """
-  batch_size = validation.batch_size_of(inputs)
   validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
-  spatial = validation.image_shape_or_none(inputs, data_format)
-  plan = sample_choose(
+  return one_call.mix(
+    sample_choose,
     key,
-    batch_size,
-    spatial,
+    inputs,
+    labels,
+    spatial=None,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     methods=methods,
     weights=weights,
     prob=prob,
     mode=mode,
     pairing=pairing,
-  )
-  return one_call.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )

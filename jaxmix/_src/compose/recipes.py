@@ -114,15 +114,17 @@ def with_plan_transform(
     data_format: str = "NHWC",
     **options: Any,
   ) -> tuple[Any, jax.Array | None]:
-    batch_size = validation.batch_size_of(inputs)
-    plan = sample_fn(key, batch_size, validation.image_shape_or_none(inputs, data_format), **options)
-    return one_call.apply_with_labels(
-      transform(plan),
+    return one_call.mix(
+      sample_fn,
+      key,
       inputs,
       labels,
+      spatial=None,
+      transform=transform,
       num_classes=num_classes,
       label_smoothing=label_smoothing,
       data_format=data_format,
+      **options,
     )
 
   name = getattr(sample_fn, "__name__", "sample").removeprefix("sample_")
@@ -295,15 +297,15 @@ def remix(
   """
   validation.check_choice("method", method, REMIX_METHODS)
   spec = registry.lookup(method, argument="method", two_source=True)
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format) if spec.spatial else None
-  plan = spec.sample(key, batch_size, spatial, **method_kwargs)
-  plan = remix_lam(plan, labels, class_counts, kappa=kappa, tau=tau)
-  return one_call.apply_with_labels(
-    plan,
+  return one_call.mix(
+    spec.sample,
+    key,
     inputs,
     labels,
+    spatial=spec.spatial,
+    transform=lambda plan: remix_lam(plan, labels, class_counts, kappa=kappa, tau=tau),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
+    **method_kwargs,
   )

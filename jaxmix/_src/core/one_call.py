@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -10,36 +11,50 @@ from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import validation
 
 
-def mix_spatial(
-  sampler: Any,
+def mix(
+  sampler: Callable[..., Any],
   key: jax.Array,
   inputs: Any,
   labels: jax.typing.ArrayLike | None,
   *,
+  spatial: bool | None,
   num_classes: int | None,
   label_smoothing: jax.typing.ArrayLike,
   data_format: str,
+  transform: Callable[[Any], Any] | None = None,
   **options: Any,
 ) -> tuple[Any, jax.Array | None]:
-  """The body of every one-call spatial method: read B and (H, W) off `inputs`,
-  sample ``sampler(key, B, (H, W), **options)``, then mix inputs and labels."""
+  """Every one-call method is ``return one_call.mix(sample_<m>, key, inputs, labels, ...)``.
+
+  Reads the batch size B and, as `spatial` says, the (H, W) of `inputs`; samples
+  ``sampler(key, B, spatial_shape, **options)`` (the one sampler signature);
+  passes the plan through `transform` when given (a label rule such as Remix's);
+  then mixes the labels and every leaf of `inputs` with it.
+
+  Args:
+    sampler: a plan sampler with the one signature.
+    key, inputs, labels: the one-call method's arguments.
+    spatial: True when the method needs (H, W) (read with a clear error when the
+      leaves are not images); False when it needs none (``spatial_shape=None``);
+      None for either: (H, W) of image batches (every leaf rank 3 or 4), else None.
+    num_classes, label_smoothing, data_format: as in :func:`jaxmix.mix_labels`
+      and :func:`jaxmix.apply`.
+    transform: ``plan -> plan`` applied before mixing, or None.
+    **options: the sampler's keyword options.
+
+  Returns:
+    ``(mixed_inputs, soft_labels)``; the labels are None when `labels` is None.
+  """
   batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sampler(key, batch_size, spatial, **options)
-  return apply_with_labels(
-    plan, inputs, labels, num_classes=num_classes, label_smoothing=label_smoothing, data_format=data_format
-  )
-
-
-def apply_with_labels(
-  plan: Any,
-  inputs: Any,
-  labels: jax.typing.ArrayLike | None,
-  *,
-  num_classes: int | None,
-  label_smoothing: jax.typing.ArrayLike,
-  data_format: str,
-) -> tuple[Any, jax.Array | None]:
-  """The second half of every one-call method: mix the inputs, then the labels."""
+  if spatial:
+    shape = validation.spatial_shape_of(inputs, data_format)
+  elif spatial is None:
+    shape = validation.image_shape_or_none(inputs, data_format)
+  else:
+    validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
+    shape = None
+  plan = sampler(key, batch_size, shape, **options)
+  if transform is not None:
+    plan = transform(plan)
   targets = plan_lib.mix_labels(plan, labels, num_classes=num_classes, label_smoothing=label_smoothing)
   return plan_lib.apply(plan, inputs, data_format=data_format), targets

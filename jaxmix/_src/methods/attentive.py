@@ -88,16 +88,6 @@ def _cells_area(chosen: jax.Array, grid: tuple[int, int], spatial_shape: tuple[i
   return jnp.sum(area[chosen], axis=-1)
 
 
-def top_k_mask(features: jax.Array, top_k: int, spatial_shape: tuple[int, int]) -> jax.Array:
-  """float32 `[B, H, W]`: 1 on pixels of each map's `top_k` highest cells.
-
-  The ``[B, h, w]`` grid is laid over the image with cell boundaries
-  ``i·H//h`` and ``j·W//w``. Ties are broken by ``jax.lax.top_k`` (lowest flat
-  index first).
-  """
-  return _cells_mask(_top_cells(features, top_k), features.shape[1:], spatial_shape)
-
-
 def sample_attentive_cutmix(
   key: jax.Array,
   batch_size: int,
@@ -208,11 +198,18 @@ def attentive_cutmix(
     >>> feats = jax.lax.stop_gradient(backbone(images).mean(-1))   # [B, 7, 7]
     >>> images, targets = jaxmix.attentive_cutmix(key, images, labels, features=feats, num_classes=1000)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  plan = sample_attentive_cutmix(
-    key, batch_size, spatial, features=features, top_k=top_k, prob=prob, mode=mode, pairing=pairing
-  )
-  return one_call.apply_with_labels(
-    plan, inputs, labels, num_classes=num_classes, label_smoothing=label_smoothing, data_format=data_format
+  return one_call.mix(
+    sample_attentive_cutmix,
+    key,
+    inputs,
+    labels,
+    spatial=True,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
+    features=features,
+    top_k=top_k,
+    prob=prob,
+    mode=mode,
+    pairing=pairing,
   )

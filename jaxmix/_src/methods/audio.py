@@ -153,11 +153,12 @@ def specmix(
   Example:
     >>> specs, targets = jaxmix.specmix(key, log_mels, labels, num_classes=50)
   """
-  return one_call.mix_spatial(
+  return one_call.mix(
     sample_specmix,
     key,
     inputs,
     labels,
+    spatial=True,
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

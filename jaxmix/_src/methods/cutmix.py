@@ -187,11 +187,12 @@ def cutmix(
   Example:
     >>> images, targets = jaxmix.cutmix(key, images, labels, num_classes=10)
   """
-  return one_call.mix_spatial(
+  return one_call.mix(
     sample_cutmix,
     key,
     inputs,
     labels,
+    spatial=True,
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
@@ -339,15 +340,18 @@ def mixup_cutmix(
     >>> images, targets = jaxmix.mixup_cutmix(
     ...     key, images, labels, mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=1000)
   """
-  batch_size = validation.batch_size_of(inputs)
   cutmix_possible = not (
     validation.is_static_number(cutmix_alpha) and cutmix_alpha == 0 and cutmix_minmax is None
   )
-  spatial = validation.spatial_shape_of(inputs, data_format) if cutmix_possible else None
-  plan = sample_mixup_cutmix(
+  return one_call.mix(
+    sample_mixup_cutmix,
     key,
-    batch_size,
-    spatial,
+    inputs,
+    labels,
+    spatial=cutmix_possible,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     mixup_alpha=mixup_alpha,
     cutmix_alpha=cutmix_alpha,
     cutmix_minmax=cutmix_minmax,
@@ -356,12 +360,4 @@ def mixup_cutmix(
     mode=mode,
     pairing=pairing,
     correct_lam=correct_lam,
-  )
-  return one_call.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )

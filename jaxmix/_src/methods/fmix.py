@@ -315,11 +315,12 @@ def fmix(
   Example:
     >>> images, targets = jaxmix.fmix(key, images, labels, num_classes=10)
   """
-  return one_call.mix_spatial(
+  return one_call.mix(
     sample_fmix,
     key,
     inputs,
     labels,
+    spatial=True,
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

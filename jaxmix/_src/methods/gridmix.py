@@ -42,33 +42,6 @@ def _check_grid_size(grid_size: Any, spatial_shape: tuple[int, int]) -> tuple[in
   return lo, hi
 
 
-@functools.partial(jax.jit, static_argnames=("num", "spatial_shape", "grid_size"))
-def partner_masks(
-  key: jax.Array,
-  num: int,
-  spatial_shape: tuple[int, int],
-  *,
-  grid_size: tuple[int, int] = (2, 7),
-  p: jax.typing.ArrayLike = 0.5,
-  hole: jax.typing.ArrayLike = 1.0,
-) -> jax.Array:
-  """float32 `[num, H, W]` binary GridMix masks: 1 where the partner's pixels go.
-
-  Args:
-    key: PRNG key.
-    num: how many masks (static).
-    spatial_shape: (H, W) (static).
-    grid_size: (low, high), n drawn uniformly from low..high inclusive.
-    p: probability that a cell is taken from the partner. Traced.
-    hole: side of the partner's square in a chosen cell, as a fraction of
-      the cell side (1 = the whole cell). Traced.
-
-  Returns:
-    float32 `[num, H, W]` in {0, 1}.
-  """
-  return _masks_and_counts(key, num, spatial_shape, grid_size=grid_size, p=p, hole=hole)[0]
-
-
 def _masks_and_counts(
   key: jax.Array,
   num: int,
@@ -78,7 +51,12 @@ def _masks_and_counts(
   p: jax.typing.ArrayLike,
   hole: jax.typing.ArrayLike,
 ) -> tuple[jax.Array, jax.Array]:
-  """(:func:`partner_masks`, float32 `[num]` count of partner pixels in each).
+  """float32 `[num, H, W]` binary GridMix masks (1 where the partner's pixels go) and float32 `[num]`
+  counts of partner pixels in each.
+
+  n cells a side is drawn uniformly from ``grid_size`` = (low, high); each cell is
+  taken from the partner with probability `p`, as a square of side `hole` × the
+  cell side (1 = the whole cell).
 
   The mask is an elementwise expression of per-row and per-column vectors
   (each pixel compares its column's cell with every cell index), so XLA
@@ -236,11 +214,12 @@ def gridmix(
   Example:
     >>> images, targets = jaxmix.gridmix(key, images, labels, num_classes=10)
   """
-  return one_call.mix_spatial(
+  return one_call.mix(
     sample_gridmix,
     key,
     inputs,
     labels,
+    spatial=True,
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

@@ -92,13 +92,17 @@ def mixup(
     >>> images, targets = jaxmix.mixup(key, images, labels, alpha=0.2, num_classes=1000)
     >>> loss = optax.softmax_cross_entropy(model(images), targets).mean()
   """
-  batch_size = validation.batch_size_of(inputs)
-  plan = sample_mixup(key, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
-  return one_call.apply_with_labels(
-    plan,
+  return one_call.mix(
+    sample_mixup,
+    key,
     inputs,
     labels,
+    spatial=False,
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
+    alpha=alpha,
+    prob=prob,
+    mode=mode,
+    pairing=pairing,
   )

@@ -233,22 +233,19 @@ def multimix(
   Example:
     >>> images, targets = jaxmix.multimix(key, images, labels, k=3, num_classes=10)
   """
-  batch_size = validation.batch_size_of(inputs)
-  plan = sample_multimix(
+  return one_call.mix(
+    sample_multimix,
     key,
-    batch_size,
+    inputs,
+    labels,
+    spatial=False,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
     k=k,
     alpha=alpha,
     prob=prob,
     mode=mode,
     pairing=pairing,
     sort_weights=sort_weights,
-  )
-  return one_call.apply_with_labels(
-    plan,
-    inputs,
-    labels,
-    num_classes=num_classes,
-    label_smoothing=label_smoothing,
-    data_format=data_format,
   )

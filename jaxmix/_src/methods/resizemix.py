@@ -308,11 +308,12 @@ def resizemix(
   Example:
     >>> images, targets = jaxmix.resizemix(key, images, labels, num_classes=10)
   """
-  return one_call.mix_spatial(
+  return one_call.mix(
     sample_resizemix,
     key,
     inputs,
     labels,
+    spatial=True,
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

@@ -373,13 +373,8 @@ def saliencymix(
   Example:
     >>> images, targets = jaxmix.saliencymix(key, images, labels, num_classes=10)
   """
-  batch_size = validation.batch_size_of(inputs)
-  spatial = validation.spatial_shape_of(inputs, data_format)
-  if saliency is not None:
-    plan = sample_saliencymix(
-      key, batch_size, spatial, saliency=saliency, alpha=alpha, prob=prob, mode=mode, pairing=pairing
-    )
-  else:
+  def sample_from_inputs(key, batch_size, spatial, *, alpha, prob, mode, pairing):
+    """The sampler with the built-in map: computed only for the partners that are pasted."""
     validation.check_key(key)
     validation.check_nonnegative("alpha", alpha)
     validation.check_unit_interval("prob", prob)
@@ -393,9 +388,25 @@ def saliencymix(
       return saliency_peaks(_saliency_at_work_size(batch, data_format, saliency_size), spatial)
 
     peaks = _partner_peaks(images, index, mode, pairing, peaks_of)
-    plan = _plan_from_peaks(
+    return _plan_from_peaks(
       k_rest, batch_size, spatial, index, peaks, alpha=alpha, prob=prob, mode=mode, pairing=pairing
     )
-  return one_call.apply_with_labels(
-    plan, inputs, labels, num_classes=num_classes, label_smoothing=label_smoothing, data_format=data_format
+
+  sampler, given = sample_from_inputs, {}
+  if saliency is not None:
+    sampler, given = sample_saliencymix, {"saliency": saliency}
+  return one_call.mix(
+    sampler,
+    key,
+    inputs,
+    labels,
+    spatial=True,
+    num_classes=num_classes,
+    label_smoothing=label_smoothing,
+    data_format=data_format,
+    alpha=alpha,
+    prob=prob,
+    mode=mode,
+    pairing=pairing,
+    **given,
   )

@@ -225,11 +225,12 @@ def smoothmix(
   Example:
     >>> images, targets = jaxmix.smoothmix(key, images, labels, num_classes=10)
   """
-  return one_call.mix_spatial(
+  return one_call.mix(
     sample_smoothmix,
     key,
     inputs,
     labels,
+    spatial=True,
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
