@@ -355,6 +355,7 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], corrupted: dict[
       "optax": optax.__version__,
       "jaxmix": jaxmix.__version__,
       "backend": jax.default_backend(),
+      "commit": code_commit(),
     },
   }
   record["corrupt_mean"] = float(np.mean(list(record["corrupt"].values())))
@@ -366,6 +367,26 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], corrupted: dict[
 
 
 # ----------------------------------------------------------------------------- the grid
+
+
+def code_commit() -> str:
+  """The commit of this checkout; ``+dirty`` when jaxmix/ or the study code differ ("unknown" outside git)."""
+  import subprocess
+
+  root = os.path.dirname(HERE)
+  try:
+    head = subprocess.run(
+      ["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+      ["git", "-C", root, "status", "--porcelain", "--", "jaxmix", "examples/study.py", "examples/models.py"],
+      capture_output=True,
+      text=True,
+      check=True,
+    ).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+  return head + ("+dirty" if dirty else "")
 
 
 def load_results(out: str) -> dict[str, dict]:
@@ -554,6 +575,18 @@ def report(args: argparse.Namespace) -> int:
       lines.append("|" + "---|" * len(head))
       lines += ["| " + " | ".join(r) + " |" for r in rows]
       lines.append("")
+  figures = plots(results, args.out, args.seeds)
+  if figures:
+    lines.append("## Figures")
+    lines.append("")
+    for name, caption in figures:
+      lines.append(f"![{caption}]({name})")
+      lines.append("")
+      lines.append(caption)
+      lines.append("")
+  commits = sorted({r.get("versions", {}).get("commit", "unknown") for r in results.values()})
+  lines.append(f"Runs stored: {len(results)}; made on jaxmix commit(s): {', '.join(commits)}.")
+  lines.append("")
   if missing:
     lines.append(
       f"Cells not yet complete ({len(missing)}, fewer than {args.seeds} seeds or α search unfinished): "
@@ -566,6 +599,117 @@ def report(args: argparse.Namespace) -> int:
   print(text)
   print(f"wrote {path}")
   return 0
+
+
+def _paired(results: dict, size: int, noise: float, method: str, seeds: int, name: str, scale: float):
+  """(mean, s.e.) of the paired difference method − aug, or None while either cell is incomplete."""
+  runs, base = cell_runs(results, size, noise, method, seeds), cell_runs(results, size, noise, "aug", seeds)
+  if runs is None or base is None:
+    return None
+  d = (np.array([_metric(r, name) for r in runs]) - np.array([_metric(r, name) for r in base])) * scale
+  return d.mean(), d.std(ddof=1) / np.sqrt(len(d))
+
+
+def plots(results: dict[str, dict], out: str, seeds: int) -> list[tuple[str, str]]:
+  """PNG figures next to study.md from the stored runs; returns (file name, caption) pairs.
+
+  * ``gain.png``: paired Δ test accuracy and Δ ECE against ``aug`` versus training-set size, one
+    column per noise level, one line per mixing method (error bars: s.e. of the paired difference);
+  * ``reliability.png``: reliability diagrams of ``aug`` and the best mixing method in the cell with
+    the largest accuracy gain (all seeds' bins pooled).
+  """
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  figures = []
+  fig, axes = plt.subplots(2, len(NOISES), figsize=(4.2 * len(NOISES), 6.4), sharex=True, squeeze=False)
+  drawn = False
+  best = None  # (gain, size, noise, method)
+  for j, noise in enumerate(NOISES):
+    for row, (name, scale, label) in enumerate(
+      (("accuracy", 100, "Δ accuracy (pts)"), ("ece", 100, "Δ ECE (pts)"))
+    ):
+      ax = axes[row, j]
+      for method in MIXERS:
+        pts = [(size, _paired(results, size, noise, method, seeds, name, scale)) for size in SIZES]
+        pts = [(size, v) for size, v in pts if v is not None]
+        if not pts:
+          continue
+        drawn = True
+        xs = [p[0] for p in pts]
+        ax.errorbar(
+          xs, [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", capsize=3, label=method
+        )
+        if name == "accuracy":
+          for size, (gain, _) in pts:
+            if best is None or gain > best[0]:
+              best = (gain, size, noise, method)
+      ax.axhline(0.0, color="k", lw=0.8)
+      ax.set_xscale("log")
+      ax.set_xticks(list(SIZES), [f"{s:,}" for s in SIZES])
+      if row == 0:
+        ax.set_title(f"{100 * noise:.0f} % label noise")
+      if j == 0:
+        ax.set_ylabel(label)
+      if row == 1:
+        ax.set_xlabel("training images")
+  if drawn:
+    axes[0, -1].legend(fontsize=7, loc="best")
+    fig.suptitle(
+      "Mixing minus ERM + augmentation (paired over seeds); above 0 on top / below 0 below is better"
+    )
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "gain.png"), dpi=110)
+    figures.append(
+      (
+        "gain.png",
+        "Paired Δ against `aug`: test accuracy (top, higher is better) and ECE (bottom, lower is "
+        "better) versus training-set size, per noise level; error bars: s.e. of the paired difference.",
+      )
+    )
+  plt.close(fig)
+  if best is not None:
+    gain, size, noise, method = best
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), sharey=True)
+    for ax, m in zip(axes, ("aug", method), strict=True):
+      runs = cell_runs(results, size, noise, m, seeds)
+      counts = np.sum([r["test"]["bins"]["count"] for r in runs], axis=0)
+      acc = np.sum([np.multiply(r["test"]["bins"]["accuracy"], r["test"]["bins"]["count"]) for r in runs], 0)
+      conf = np.sum(
+        [np.multiply(r["test"]["bins"]["confidence"], r["test"]["bins"]["count"]) for r in runs], 0
+      )
+      keep = counts > 0
+      edges = np.linspace(0, 1, len(counts) + 1)
+      centres = (edges[:-1] + edges[1:]) / 2
+      ax.bar(
+        centres[keep],
+        acc[keep] / counts[keep],
+        width=1 / len(counts),
+        edgecolor="k",
+        alpha=0.7,
+        label="accuracy",
+      )
+      ax.plot(conf[keep] / counts[keep], acc[keep] / counts[keep], "r.", label="mean confidence")
+      ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+      ece = 100 * np.mean([r["test"]["ece"] for r in runs])
+      ax.set_title(f"{m}: ECE {ece:.1f} %")
+      ax.set_xlabel("confidence")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{size:,} images, {100 * noise:.0f} % label noise ({len(runs)} seeds pooled)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "reliability.png"), dpi=110)
+    plt.close(fig)
+    figures.append(
+      (
+        "reliability.png",
+        f"Reliability diagrams in the cell with the largest accuracy gain ({size:,} images, "
+        f"{100 * noise:.0f} % noise: {method} {gain:+.2f} pts): bars above the diagonal are under-confident.",
+      )
+    )
+  return figures
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -65,7 +65,12 @@ def test_calibration_on_hand_computed_input():
 def _fake(cfg, acc=0.5):
   return {
     "config": {"key": cfg.key, "alpha": cfg.alpha},
-    "test": {"accuracy": acc, "nll": 1.0, "ece": 0.1},
+    "test": {
+      "accuracy": acc,
+      "nll": 1.0,
+      "ece": 0.1,
+      "bins": {"count": [10, 30], "accuracy": [0.4, acc], "confidence": [0.3, 0.8]},
+    },
     "val": {"accuracy": acc},
     "corrupt_mean": acc,
     "memorised": 0.1,
@@ -106,3 +111,17 @@ def test_report_refuses_cells_with_too_few_seeds(tmp_path, capsys):
   assert not any(line.startswith("| resizemix |") for line in table)
   assert "n=1000 noise=0 resizemix" in text
   json.dumps(text)  # plain text
+
+
+def test_report_draws_gain_and_reliability_figures(tmp_path):
+  out = str(tmp_path)
+  for s in range(3):
+    _store(out, study.Config(1000, 0.4, "aug", None, s), 0.50 + 0.01 * s)
+    _store(out, study.Config(1000, 0.4, "resizemix", None, s), 0.60 + 0.01 * s)  # +10 pts, paired
+  study.report(argparse.Namespace(out=out, seeds=3))
+  text = open(os.path.join(out, "study.md")).read()
+  assert "![" in text and "gain.png" in text and "reliability.png" in text
+  assert "1,000 images, 40 % noise: resizemix +10.00 pts" in text
+  for name in ("gain.png", "reliability.png"):
+    with open(os.path.join(out, name), "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
