@@ -1,4 +1,5 @@
 import pathlib
+import re
 
 import jax
 import numpy as np
@@ -100,3 +101,109 @@ def test_too_many_boxes_and_custom_classes():
   np.testing.assert_array_equal(ann["classes"], [1, 0])
   with pytest.raises(ValueError, match="max_boxes"):
     jaxmix.read_voc_batch([DATA / "000001.xml"], max_boxes=-1)
+
+
+# --- malformed values: refused with the file (or "the given text") and the field ---------------------
+
+
+def _voc(width="9", height="9", box=("1", "1", "2", "2")):
+  xml = f"<annotation><size><width>{width}</width><height>{height}</height></size>"
+  xml += "<object><name>cat</name><bndbox>"
+  xml += "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True))
+  return xml + "</bndbox></object></annotation>"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t \n"])
+def test_empty_text_is_refused(text):
+  with pytest.raises(ValueError, match="the given text: empty"):
+    jaxmix.read_voc(text)
+
+
+def test_empty_file_is_refused(tmp_path):
+  path = tmp_path / "blank.xml"
+  path.write_text("  \n")
+  with pytest.raises(ValueError, match=re.escape(f"{path}: empty")):
+    jaxmix.read_voc(path)
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e39", "-1e39", "1e400", "3.5e38"])
+@pytest.mark.parametrize("field", range(4))
+def test_non_finite_or_float32_overflowing_coordinates(value, field):
+  box = ["1", "1", "2", "2"]
+  box[field] = value
+  tag = ("xmin", "ymin", "xmax", "ymax")[field]
+  with pytest.raises(
+    ValueError, match=rf"the given text object 0 <bndbox>: <{tag}> must be a finite float32"
+  ):
+    jaxmix.read_voc(_voc(box=box))
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "0.0", "12.5", "nan", "inf", "1e39", "1e400", "3e9"])
+@pytest.mark.parametrize("tag", ["width", "height"])
+def test_sizes_must_be_positive_whole_numbers(value, tag):
+  kwargs = {tag: value}
+  with pytest.raises(ValueError, match=rf"the given text.*<{tag}>") as e:
+    jaxmix.read_voc(_voc(**kwargs))
+  assert "positive whole number" in str(e.value) or "finite float32" in str(e.value)
+
+
+def test_sizes_written_as_whole_floats_are_read():
+  ann = jaxmix.read_voc(_voc(width="9.0", height="7"))
+  np.testing.assert_array_equal(ann["size"], [7, 9])
+
+
+@pytest.mark.parametrize(
+  "box, tag",
+  [
+    (("-1", "1", "2", "2"), "xmin"),
+    (("1", "-0.5", "2", "2"), "ymin"),
+    (("1", "1", "10.5", "2"), "xmax"),
+    (("1", "1", "2", "11"), "ymax"),
+    (("1", "1", "400", "2"), "xmax"),
+  ],
+)
+def test_boxes_outside_the_image_by_more_than_a_pixel(box, tag):
+  with pytest.raises(ValueError, match=rf"the given text object 0: <bndbox><{tag}> = .* outside the image"):
+    jaxmix.read_voc(_voc(box=box))
+
+
+def test_boxes_within_a_pixel_are_clipped_to_the_image():
+  ann = jaxmix.read_voc(_voc(box=("0", "0", "10", "10")))
+  np.testing.assert_array_equal(ann["boxes"], [[0, 0, 9, 9]])
+
+
+def test_errors_in_a_file_name_the_file(tmp_path):
+  path = tmp_path / "bad.xml"
+  path.write_text(_voc(box=("1", "1", "nan", "2")))
+  with pytest.raises(ValueError, match=re.escape(f"{path} object 0 <bndbox>: <xmax>")):
+    jaxmix.read_voc(path)
+  with pytest.raises(ValueError, match=re.escape(f"{path} object 0")):
+    jaxmix.read_voc_batch([DATA / "000001.xml", path], max_boxes=4)
+
+
+def test_entities_are_never_expanded():
+  """A small internal entity used to be expanded silently; now any DTD is refused before parsing."""
+  doc = '<?xml version="1.0"?><!DOCTYPE annotation [<!ENTITY pet "cat">]>' + _voc().replace("cat", "&pet;")
+  with pytest.raises(ValueError, match="the given text: has a DOCTYPE or ENTITY declaration"):
+    jaxmix.read_voc(doc)
+
+
+def test_billion_laughs_is_refused_quickly(tmp_path):
+  import time
+  import tracemalloc
+
+  # Ten levels of ten references each: 10^9 copies of "lol" once expanded.
+  entities = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)]
+  lol = '<?xml version="1.0"?>\n<!DOCTYPE annotation [\n' + "\n".join(entities) + "\n]>\n"
+  lol += _voc().replace("<name>cat</name>", "<name>&lol9;</name>")
+  path = tmp_path / "lolz.xml"
+  path.write_text(lol)
+  tracemalloc.start()
+  start = time.perf_counter()
+  for source in (lol, path):
+    with pytest.raises(ValueError, match="DOCTYPE or ENTITY"):
+      jaxmix.read_voc(source)
+  elapsed = time.perf_counter() - start
+  _, peak = tracemalloc.get_traced_memory()
+  tracemalloc.stop()
+  assert elapsed < 0.5 and peak < 1_000_000, (elapsed, peak)
