@@ -218,7 +218,7 @@ def _local_equals_per_shard(randomness, mode, fold, pairings):
   x, y = data()
   xs, ys = put(MESH, P("data"), x, y)
   fn = methods_with(pairings)
-  g = jax.jit(functools.partial(jaxmix.local(fn, MESH, "data", randomness=randomness), mode=mode))
+  g = jax.jit(functools.partial(jaxmix.sharding.local(fn, MESH, "data", randomness=randomness), mode=mode))
   compiled = g.lower(KEY, xs, ys).compile()
   found = collectives(compiled.as_text())
   assert not found, f"collectives in local mode ({pairings}, {mode}): {found}"
@@ -271,7 +271,7 @@ def _trace_in_user_shard_map(names):
     for mode in ("batch", "elem"):
 
       def step(key, x, y, fn=fn, mode=mode):
-        return fn(jaxmix.local_key(key, "data"), x, y, num_classes=NUM_CLASSES, mode=mode)
+        return fn(jaxmix.sharding.local_key(key, "data"), x, y, num_classes=NUM_CLASSES, mode=mode)
 
       mapped = jax.shard_map(step, mesh=MESH, in_specs=(P(), P("data"), P("data")), out_specs=P("data"))
       try:
@@ -304,7 +304,7 @@ def local_shared_batch_has_one_lambda():
       plan = jaxmix.sample_mixup(key, inputs.shape[0], mode=mode)
       return plan.lam, None
 
-    g = jaxmix.local(lam_of, MESH, "data", randomness=randomness)
+    g = jaxmix.sharding.local(lam_of, MESH, "data", randomness=randomness)
     lams[randomness] = np.asarray(jax.jit(g)(KEY, xs, None)[0])
   assert np.unique(lams["shared"]).size == 1, lams["shared"]
   assert np.unique(lams["independent"]).size == 8, lams["independent"]
@@ -315,7 +315,7 @@ def local_labels_none_and_float_labels():
   x, y = data()
   soft = jax.nn.one_hot(y, NUM_CLASSES) * 0.9 + 0.02
   xs, ys = put(MESH, P("data"), x, soft)
-  g = jaxmix.local(jaxmix.cutmix, MESH, "data")
+  g = jaxmix.sharding.local(jaxmix.cutmix, MESH, "data")
   (mixed, targets), (mixed2, targets2) = jax.jit(lambda k, a, b: (g(k, a, None), g(k, a, b)))(KEY, xs, ys)
   assert targets is None
   assert_close(mixed, mixed2, "labels=None vs float labels")
@@ -328,7 +328,7 @@ def local_pytree_and_uint8():
   img = jnp.clip(x * 60 + 128, 0, 255).astype(jnp.uint8)
   seg = (y[:, None, None] * jnp.ones((B, H, W), jnp.int32)).astype(jnp.int32)
   imgs, segs, ys = put(MESH, P("data"), img, seg, y)
-  g = jaxmix.local(jaxmix.cutmix, MESH, "data")
+  g = jaxmix.sharding.local(jaxmix.cutmix, MESH, "data")
   (mi, ms), _ = jax.jit(functools.partial(g, num_classes=NUM_CLASSES))(KEY, (imgs, segs), ys)
   assert mi.dtype == jnp.uint8 and ms.dtype == jnp.int32
   assert mi.sharding.is_equivalent_to(imgs.sharding, 4) and ms.sharding.is_equivalent_to(segs.sharding, 3)
@@ -347,7 +347,7 @@ def local_traced_alpha_no_retrace():
     traces.append(1)
     return jaxmix.mixup(key, inputs, labels, mode=mode, **kw)
 
-  g = jaxmix.local(counted, MESH, "data")
+  g = jaxmix.sharding.local(counted, MESH, "data")
   f = jax.jit(lambda k, a, b, alpha: g(k, a, b, alpha=alpha, num_classes=NUM_CLASSES))
   out1 = f(KEY, xs, ys, jnp.float32(0.2))
   out2 = f(KEY, xs, ys, jnp.float32(2.0))
@@ -363,7 +363,7 @@ def local_2d_mesh_model_peers_agree():
   mesh = jax.make_mesh((4, 2), ("data", "model"))
   x, y = data()
   xs, ys = put(mesh, P("data"), x, y)
-  g = jaxmix.local(jaxmix.cutmix, mesh, "data", randomness="independent")
+  g = jaxmix.sharding.local(jaxmix.cutmix, mesh, "data", randomness="independent")
   compiled = jax.jit(functools.partial(g, num_classes=NUM_CLASSES)).lower(KEY, xs, ys).compile()
   found = collectives(compiled.as_text())
   assert not found, found
@@ -384,7 +384,7 @@ def local_2d_mesh_batch_over_both_axes():
   mesh = jax.make_mesh((4, 2), ("data", "model"))
   x, y = data()
   xs, ys = put(mesh, P(("data", "model")), x, y)
-  g = jaxmix.local(jaxmix.mixup, mesh, ("data", "model"), randomness="independent")
+  g = jaxmix.sharding.local(jaxmix.mixup, mesh, ("data", "model"), randomness="independent")
   mixed, targets = jax.jit(functools.partial(g, num_classes=NUM_CLASSES))(KEY, xs, ys)
   ref = _per_shard_reference(jaxmix.mixup, KEY, x, y, True, num_classes=NUM_CLASSES)
   assert_close((mixed, targets), ref, "batch over (data, model)")
@@ -396,7 +396,7 @@ def local_uses_context_mesh():
   x = jax.random.normal(KEY, (B, 5))
   (xs,) = put(MESH, P("data"), x)
   with jax.set_mesh(MESH):
-    got, _ = jax.jit(jaxmix.local(jaxmix.mixup, None, "data"))(KEY, xs)
+    got, _ = jax.jit(jaxmix.sharding.local(jaxmix.mixup, None, "data"))(KEY, xs)
   want, _ = _per_shard_reference(jaxmix.mixup, KEY, x, None, False)
   assert_close(got, want, "context mesh")
 
@@ -405,7 +405,7 @@ def local_uses_context_mesh():
 def local_rejects_uneven_batch():
   x = jnp.zeros((12, H, W, C))
   try:
-    jaxmix.local(jaxmix.mixup, MESH, "data")(KEY, x, None)
+    jaxmix.sharding.local(jaxmix.mixup, MESH, "data")(KEY, x, None)
   except ValueError as e:
     assert "12" in str(e) and "8" in str(e), str(e)
     return str(e)
@@ -430,7 +430,7 @@ def flax_train_step_with_local_mixing():
   mesh = jax.make_mesh((8,), ("data",))
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
-  mix = jaxmix.local(jaxmix.mixup_cutmix, mesh, "data")
+  mix = jaxmix.sharding.local(jaxmix.mixup_cutmix, mesh, "data")
 
   model = Net()
   params = model.init(jax.random.key(0), jnp.zeros((1, H, W, C)))

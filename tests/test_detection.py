@@ -74,7 +74,7 @@ def check_against_pixels(mixed, targets, boxes, classes, index, min_visibility=0
         assert targets.weights[i, m] == 0.0
 
 
-_cutmix_det = jax.jit(jaxmix.cutmix_detection, static_argnames="pairing")
+_cutmix_det = jax.jit(jaxmix.detection.cutmix, static_argnames="pairing")
 _sample_cutmix = jax.jit(jaxmix.sample_cutmix, static_argnums=(1, 2), static_argnames=("mode", "pairing"))
 
 
@@ -111,7 +111,7 @@ def test_mask_plan_boxes_match_the_pixels(shape):
   )
   mixed = jaxmix.apply(plan, images)
   for vis in (0.1, 0.5):
-    t = jaxmix.mix_boxes(plan, boxes, classes, min_visibility=vis)
+    t = jaxmix.detection.mix_boxes(plan, boxes, classes, min_visibility=vis)
     check_against_pixels(mixed, t, boxes, classes, plan.index, min_visibility=vis)
 
 
@@ -119,13 +119,13 @@ def test_classmix_plan_boxes_match_the_pixels():
   b, h, w = 4, 9, 14
   images, boxes, classes = painted(2, b, h, w)
   seg = jax.random.randint(jax.random.key(0), (b, h, w), 0, 3)
-  plan = jaxmix.sample_classmix(jax.random.key(1), seg, num_classes=3)
+  plan = jaxmix.segmentation.sample_classmix(jax.random.key(1), seg, num_classes=3)
   check_against_pixels(
-    jaxmix.apply(plan, images), jaxmix.mix_boxes(plan, boxes, classes), boxes, classes, plan.index
+    jaxmix.apply(plan, images), jaxmix.detection.mix_boxes(plan, boxes, classes), boxes, classes, plan.index
   )
 
 
-_mix_boxes = jax.jit(jaxmix.mix_boxes)
+_mix_boxes = jax.jit(jaxmix.detection.mix_boxes)
 
 
 @settings(max_examples=10, deadline=None)
@@ -170,7 +170,7 @@ def test_mixup_detection_weights_equal_image_weights(b):
   images = jnp.broadcast_to(jnp.arange(1, b + 1, dtype=jnp.float32)[:, None, None, None], (b, h, w, 3))
   _, boxes, classes = painted(3, b, h, w)
   key = jax.random.key(4)
-  mixed, t = jaxmix.mixup_detection(key, images, boxes, classes)
+  mixed, t = jaxmix.detection.mixup(key, images, boxes, classes)
   plan = jaxmix.sample_mixup(key, b, alpha=1.5, mode="elem")
   index = np.asarray(plan.index)
   own = np.arange(1, b + 1, dtype=np.float32)
@@ -200,7 +200,7 @@ def test_mixup_cutmix_switch_plan():
   plan = jaxmix.sample_mixup_cutmix(
     jax.random.key(2), b, (h, w), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem"
   )
-  t = jaxmix.mix_boxes(plan, boxes, classes)
+  t = jaxmix.detection.mix_boxes(plan, boxes, classes)
   is_mix = np.asarray(plan.blend < 1)
   valid = np.asarray(classes >= 0)
   # MixUp samples keep every box with weights λ and 1 − λ.
@@ -214,14 +214,16 @@ def test_formats_and_normalisation_agree():
   b, h, w = 4, 10, 14
   images, boxes, classes = painted(6, b, h, w)
   plan = jaxmix.sample_cutmix(jax.random.key(3), b, (h, w), mode="elem")
-  ref = jaxmix.mix_boxes(plan, boxes, classes)
-  cxcywh = jaxmix.normalize_boxes(jaxmix.convert_boxes(boxes, "xyxy", "cxcywh"), (h, w))
-  got = jaxmix.mix_boxes(plan, cxcywh, classes, box_format="cxcywh", normalized=True)
+  ref = jaxmix.detection.mix_boxes(plan, boxes, classes)
+  cxcywh = jaxmix.detection.normalize_boxes(jaxmix.detection.convert_boxes(boxes, "xyxy", "cxcywh"), (h, w))
+  got = jaxmix.detection.mix_boxes(plan, cxcywh, classes, box_format="cxcywh", normalized=True)
   np.testing.assert_array_equal(got.valid, ref.valid)
-  back = jaxmix.convert_boxes(jaxmix.denormalize_boxes(got.boxes, (h, w)), "cxcywh", "xyxy")
+  back = jaxmix.detection.convert_boxes(
+    jaxmix.detection.denormalize_boxes(got.boxes, (h, w)), "cxcywh", "xyxy"
+  )
   np.testing.assert_allclose(np.asarray(back)[ref.valid], np.asarray(ref.boxes)[ref.valid], atol=1e-4)
   # A MixUp plan knows no image size: normalised boxes pass through in their own units.
-  mix = jaxmix.mix_boxes(
+  mix = jaxmix.detection.mix_boxes(
     jaxmix.sample_mixup(jax.random.key(0), b), cxcywh, classes, box_format="cxcywh", normalized=True
   )
   np.testing.assert_allclose(mix.boxes[:, :N], cxcywh, atol=1e-6)
@@ -230,7 +232,7 @@ def test_formats_and_normalisation_agree():
 def test_jit_vmap_and_traced_thresholds():
   b, h, w = 4, 8, 12
   images, boxes, classes = painted(7, b, h, w)
-  fn = lambda k, v: jaxmix.cutmix_detection(k, images, boxes, classes, min_visibility=v)  # noqa: E731
+  fn = lambda k, v: jaxmix.detection.cutmix(k, images, boxes, classes, min_visibility=v)  # noqa: E731
   key = jax.random.key(9)
   jitted = jax.jit(fn)
   chex.assert_trees_all_close(jitted(key, 0.3), fn(key, 0.3))
@@ -240,8 +242,8 @@ def test_jit_vmap_and_traced_thresholds():
   out = jax.vmap(lambda k: fn(k, 0.1))(keys)
   for i in range(3):
     chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], out), jitted(keys[i], 0.1))
-  mix = jax.jit(jaxmix.mixup_detection)(key, images, boxes, classes)
-  chex.assert_trees_all_close(mix, jaxmix.mixup_detection(key, images, boxes, classes))
+  mix = jax.jit(jaxmix.detection.mixup)(key, images, boxes, classes)
+  chex.assert_trees_all_close(mix, jaxmix.detection.mixup(key, images, boxes, classes))
 
 
 def test_errors():
@@ -249,17 +251,17 @@ def test_errors():
   boxes, classes = jnp.zeros((2, 3, 4)), jnp.zeros((2, 3), jnp.int32)
   key = jax.random.key(0)
   with pytest.raises(ValueError, match=r"\[B, N, 4\]"):
-    jaxmix.mixup_detection(key, images, jnp.zeros((2, 3, 5)), classes)
+    jaxmix.detection.mixup(key, images, jnp.zeros((2, 3, 5)), classes)
   with pytest.raises(ValueError, match=r"\[B, N, 4\]"):
-    jaxmix.cutmix_detection(key, images, jnp.zeros((2, 4)), classes)
+    jaxmix.detection.cutmix(key, images, jnp.zeros((2, 4)), classes)
   with pytest.raises(ValueError, match="disagree"):
-    jaxmix.cutmix_detection(key, images, boxes, jnp.zeros((2, 2), jnp.int32))
+    jaxmix.detection.cutmix(key, images, boxes, jnp.zeros((2, 2), jnp.int32))
   with pytest.raises(ValueError, match="box_format"):
-    jaxmix.mixup_detection(key, images, boxes, classes, box_format="xyxy_abs")
+    jaxmix.detection.mixup(key, images, boxes, classes, box_format="xyxy_abs")
   with pytest.raises(ValueError, match="batch size"):
-    jaxmix.mixup_detection(key, images, jnp.zeros((3, 3, 4)), jnp.zeros((3, 3), jnp.int32))
+    jaxmix.detection.mixup(key, images, jnp.zeros((3, 3, 4)), jnp.zeros((3, 3), jnp.int32))
   with pytest.raises(ValueError, match="min_visibility"):
-    jaxmix.cutmix_detection(key, images, boxes, classes, min_visibility=1.5)
+    jaxmix.detection.cutmix(key, images, boxes, classes, min_visibility=1.5)
   plan = jaxmix.sample_cutmix(key, 2, (4, 4))
   with pytest.raises(ValueError, match="differs"):
-    jaxmix.mix_boxes(plan, boxes, classes, spatial_shape=(4, 5))
+    jaxmix.detection.mix_boxes(plan, boxes, classes, spatial_shape=(4, 5))

@@ -51,7 +51,7 @@ SELECTING = {
   "resizemix_nearest": lambda k, t: jaxmix.resizemix(k, t, mode="elem", method="nearest"),
   "resizemix_nearest_exact": lambda k, t: jaxmix.resizemix(k, t, mode="elem", method="nearest-exact"),
   "choose_cutmix_fmix": lambda k, t: jaxmix.choose(k, t, methods=("cutmix", "fmix"), mode="elem"),
-  "classmix": lambda k, t: jaxmix.classmix(
+  "classmix": lambda k, t: jaxmix.segmentation.classmix(
     k, t, (jnp.arange(B * H * W).reshape(B, H, W) // 37) % 3, num_classes=3
   ),
 }

@@ -86,7 +86,7 @@ def test_keep_larger_share_on_multiplan_and_bad_plan():
   w, w2 = np.asarray(plan.weights), np.asarray(new.weights)
   np.testing.assert_allclose(w2[:, 0], w.max(1))
   np.testing.assert_allclose(np.sort(w2, 1), np.sort(w, 1))
-  seq = jaxmix.sample_sequence_mixup(KEY, jnp.ones((4, 5), bool))
+  seq = jaxmix.sequence.sample_mixup(KEY, jnp.ones((4, 5), bool))
   with pytest.raises(TypeError, match="keep_larger_share"):
     jaxmix.keep_larger_share(seq)
 

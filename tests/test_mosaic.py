@@ -53,7 +53,7 @@ def canvas_reference(images, index, center):
   return out
 
 
-_mosaic = jax.jit(jaxmix.mosaic, static_argnames=("pairing",))
+_mosaic = jax.jit(jaxmix.detection.mosaic, static_argnames=("pairing",))
 _sample = jax.jit(jaxmix.sample_mosaic, static_argnums=(1, 2), static_argnames=("pairing",))
 
 
@@ -115,16 +115,16 @@ def test_labels_are_area_weighted_and_maps_exact():
   np.testing.assert_allclose(y, expected, atol=1e-6)
   # The soft labels equal each class's share of the output pixels.
   label_image = jnp.broadcast_to(labels[:, None, None], (b, h, w)).astype(jnp.int32)
-  mixed = jaxmix.mix_label_maps(plan, label_image)
+  mixed = jaxmix.segmentation.mix_label_maps(plan, label_image)
   pixel_share = np.stack([(np.asarray(mixed) == c).mean((1, 2)) for c in range(4)], axis=1)
   np.testing.assert_allclose(y, pixel_share, atol=1e-6)
   maps = jax.random.randint(jax.random.key(2), (b, h, w), 0, 1000)
-  out = jaxmix.mix_label_maps(plan, maps)
+  out = jaxmix.segmentation.mix_label_maps(plan, maps)
   np.testing.assert_array_equal(out, jaxmix.apply(plan, maps))
   idx = np.asarray(plan.index)
   for i in range(b):
     assert np.isin(np.asarray(out[i]), np.asarray(maps)[idx[i]]).all()
-  soft = jaxmix.mix_label_maps(plan, maps % 5, soft=True, num_classes=5)
+  soft = jaxmix.segmentation.mix_label_maps(plan, maps % 5, soft=True, num_classes=5)
   np.testing.assert_array_equal(soft, jax.nn.one_hot(out % 5, 5))
 
 
@@ -132,18 +132,18 @@ def test_prob_zero_is_identity_and_layouts():
   b, h, w = 4, 6, 10
   images, boxes, classes = painted(3, b, h, w)
   key = jax.random.key(0)
-  out, t = jaxmix.mosaic(key, images, boxes, classes, prob=0.0)
+  out, t = jaxmix.detection.mosaic(key, images, boxes, classes, prob=0.0)
   np.testing.assert_array_equal(out, images)
   np.testing.assert_array_equal(t.boxes[:, :N], boxes)
   np.testing.assert_array_equal(t.valid[:, :N], classes >= 0)
   assert not t.valid[:, N:].any()
-  nchw, _ = jaxmix.mosaic(key, images.transpose(0, 3, 1, 2), boxes, classes, data_format="NCHW")
-  nhwc, _ = jaxmix.mosaic(key, images, boxes, classes)
+  nchw, _ = jaxmix.detection.mosaic(key, images.transpose(0, 3, 1, 2), boxes, classes, data_format="NCHW")
+  nhwc, _ = jaxmix.detection.mosaic(key, images, boxes, classes)
   np.testing.assert_array_equal(nchw.transpose(0, 2, 3, 1), nhwc)
-  u8, _ = jaxmix.mosaic(key, images.astype(jnp.uint8), boxes, classes)
+  u8, _ = jaxmix.detection.mosaic(key, images.astype(jnp.uint8), boxes, classes)
   assert u8.dtype == jnp.uint8
   np.testing.assert_array_equal(u8, nhwc.astype(jnp.uint8))
-  bf, _ = jaxmix.mosaic(key, images.astype(jnp.bfloat16), boxes, classes)
+  bf, _ = jaxmix.detection.mosaic(key, images.astype(jnp.bfloat16), boxes, classes)
   assert bf.dtype == jnp.bfloat16
 
 
@@ -151,7 +151,9 @@ def test_jit_vmap_traced_options_and_formats():
   b, h, w = 4, 8, 12
   images, boxes, classes = painted(4, b, h, w)
   key = jax.random.key(5)
-  fn = lambda k, lo, v: jaxmix.mosaic(k, images, boxes, classes, center_range=(lo, 0.9), min_visibility=v)  # noqa: E731
+  fn = lambda k, lo, v: jaxmix.detection.mosaic(
+    k, images, boxes, classes, center_range=(lo, 0.9), min_visibility=v
+  )  # noqa: E731
   jitted = jax.jit(fn)
   chex.assert_trees_all_close(jitted(key, 0.1, 0.2), fn(key, 0.1, 0.2))
   jitted(key, 0.5, 0.4)
@@ -162,11 +164,13 @@ def test_jit_vmap_traced_options_and_formats():
     chex.assert_trees_all_close(
       jax.tree_util.tree_map(lambda x, i=i: x[i], batched), jitted(keys[i], 0.1, 0.2)
     )
-  ref = jaxmix.mosaic(key, images, boxes, classes)[1]
-  yolo = jaxmix.normalize_boxes(jaxmix.convert_boxes(boxes, "xyxy", "cxcywh"), (h, w))
-  got = jaxmix.mosaic(key, images, yolo, classes, box_format="cxcywh", normalized=True)[1]
+  ref = jaxmix.detection.mosaic(key, images, boxes, classes)[1]
+  yolo = jaxmix.detection.normalize_boxes(jaxmix.detection.convert_boxes(boxes, "xyxy", "cxcywh"), (h, w))
+  got = jaxmix.detection.mosaic(key, images, yolo, classes, box_format="cxcywh", normalized=True)[1]
   np.testing.assert_array_equal(got.valid, ref.valid)
-  back = jaxmix.convert_boxes(jaxmix.denormalize_boxes(got.boxes, (h, w)), "cxcywh", "xyxy")
+  back = jaxmix.detection.convert_boxes(
+    jaxmix.detection.denormalize_boxes(got.boxes, (h, w)), "cxcywh", "xyxy"
+  )
   np.testing.assert_allclose(np.asarray(back)[ref.valid], np.asarray(ref.boxes)[ref.valid], atol=1e-4)
 
 
@@ -174,14 +178,14 @@ def test_output_size_resizes_images_and_boxes():
   b, h, w = 3, 6, 8
   images, boxes, classes = painted(6, b, h, w)
   key = jax.random.key(1)
-  out, t = jaxmix.mosaic(key, images, boxes, classes, output_size=(12, 24), prob=0.0)
+  out, t = jaxmix.detection.mosaic(key, images, boxes, classes, output_size=(12, 24), prob=0.0)
   assert out.shape == (b, 12, 24, 2)
   np.testing.assert_allclose(t.boxes[:, :N], np.asarray(boxes) * np.array([3, 2, 3, 2]))
   # Nearest-neighbour upscaling by whole factors keeps every box on its colour.
-  same = jaxmix.mosaic(key, images, boxes, classes, output_size=(h, w))
-  chex.assert_trees_all_close(same, jaxmix.mosaic(key, images, boxes, classes))
+  same = jaxmix.detection.mosaic(key, images, boxes, classes, output_size=(h, w))
+  chex.assert_trees_all_close(same, jaxmix.detection.mosaic(key, images, boxes, classes))
   maps = jnp.zeros((b, h, w), jnp.int32) + 7
-  (_, m), _ = jaxmix.mosaic(key, (images, maps), boxes, classes, output_size=(9, 9))
+  (_, m), _ = jaxmix.detection.mosaic(key, (images, maps), boxes, classes, output_size=(9, 9))
   assert m.shape == (b, 9, 9) and (m == 7).all()
 
 
@@ -197,12 +201,14 @@ def test_errors():
     jaxmix.sample_mosaic(key, 4, (8,))
   plan = jaxmix.sample_cutmix(key, 2, (4, 4))
   with pytest.raises(TypeError, match="MosaicPlan"):
-    jaxmix.mosaic_boxes(plan, jnp.zeros((2, 1, 4)), jnp.zeros((2, 1), jnp.int32))
+    jaxmix.detection.mosaic_boxes(plan, jnp.zeros((2, 1, 4)), jnp.zeros((2, 1), jnp.int32))
   images = jnp.zeros((2, 4, 4, 3))
   with pytest.raises(ValueError, match="disagree"):
-    jaxmix.mosaic(key, images, jnp.zeros((2, 3, 4)), jnp.zeros((2, 2), jnp.int32))
+    jaxmix.detection.mosaic(key, images, jnp.zeros((2, 3, 4)), jnp.zeros((2, 2), jnp.int32))
   with pytest.raises(ValueError, match="box_format"):
-    jaxmix.mosaic(key, images, jnp.zeros((2, 3, 4)), jnp.zeros((2, 3), jnp.int32), box_format="yolo")
+    jaxmix.detection.mosaic(
+      key, images, jnp.zeros((2, 3, 4)), jnp.zeros((2, 3), jnp.int32), box_format="yolo"
+    )
   with pytest.raises(ValueError, match="spatial shape"):
     jaxmix.apply(jaxmix.sample_mosaic(key, 2, (4, 5)), images)
 

@@ -33,7 +33,7 @@ def _plan(i, b, h, w):
   if i == 1:
     return jaxmix.sample_cutmix(key, b, (h, w), pairing="permute", mode="elem")
   if i == 3:
-    return jaxmix.sample_classmix(key, _maps(1, b, h, w), num_classes=K)
+    return jaxmix.segmentation.sample_classmix(key, _maps(1, b, h, w), num_classes=K)
   # A hand-made binary mask plan (an FMix-like blob): a disk from the partner.
   rows, cols = np.mgrid[:h, :w]
   disk = ((rows - h / 2) ** 2 + (cols - w / 3) ** 2 > (h / 3) ** 2).astype(np.float32)
@@ -58,13 +58,13 @@ def test_hard_maps_follow_the_image_mask(plan_i):
   partner_ids = jnp.take(ids, plan.index, axis=0)
   from_partner = (mixed_ids == partner_ids) & (partner_ids != ids)
   assert (from_partner | (mixed_ids == ids)).all()  # binary plans copy pixels
-  out = jaxmix.mix_label_maps(plan, maps)
+  out = jaxmix.segmentation.mix_label_maps(plan, maps)
   assert out.dtype == maps.dtype
   expected = jnp.where(from_partner, jnp.take(maps, plan.index, axis=0), maps)
   np.testing.assert_array_equal(out, expected)
-  np.testing.assert_array_equal(jax.jit(jaxmix.mix_label_maps)(plan, maps), out)
+  np.testing.assert_array_equal(jax.jit(jaxmix.segmentation.mix_label_maps)(plan, maps), out)
   # Soft maps of a binary plan are the one-hot of the hard map.
-  soft = jaxmix.mix_label_maps(plan, maps, num_classes=K, soft=True)
+  soft = jaxmix.segmentation.mix_label_maps(plan, maps, num_classes=K, soft=True)
   np.testing.assert_allclose(soft, jax.nn.one_hot(out, K))
 
 
@@ -76,9 +76,9 @@ def test_hard_values_come_from_a_source(seed, alpha):
   maps = _maps(seed, b, h, w, k=50) * 3 + 1  # sparse values: a blend would invent new ones
   for plan in (
     jaxmix.sample_mixup_cutmix(key, b, (h, w), mixup_alpha=alpha, cutmix_alpha=alpha, mode="elem"),
-    jaxmix.sample_classmix(key, maps, num_classes=200),
+    jaxmix.segmentation.sample_classmix(key, maps, num_classes=200),
   ):
-    out = jaxmix.mix_label_maps(plan, maps, dominant=True)
+    out = jaxmix.segmentation.mix_label_maps(plan, maps, dominant=True)
     partner = jnp.take(maps, plan.index, axis=0)
     assert ((out == maps) | (out == partner)).all()
 
@@ -88,11 +88,11 @@ def test_mixup_plan_hard_map_is_an_error_unless_dominant():
   maps = _maps(0, b, h, w)
   plan = jaxmix.sample_mixup(jax.random.key(0), b, alpha=1.0, mode="elem")
   with pytest.raises(ValueError, match="soft=True"):
-    jaxmix.mix_label_maps(plan, maps)
-  out = jaxmix.mix_label_maps(plan, maps, dominant=True)
+    jaxmix.segmentation.mix_label_maps(plan, maps)
+  out = jaxmix.segmentation.mix_label_maps(plan, maps, dominant=True)
   expected = jnp.where((plan.lam >= 0.5)[:, None, None], maps, jnp.take(maps, plan.index, axis=0))
   np.testing.assert_array_equal(out, expected)
-  soft = jaxmix.mix_label_maps(plan, maps, soft=True, num_classes=K)
+  soft = jaxmix.segmentation.mix_label_maps(plan, maps, soft=True, num_classes=K)
   hot = jax.nn.one_hot(maps, K)
   lam = plan.lam[:, None, None, None]
   np.testing.assert_allclose(soft, lam * hot + (1 - lam) * jnp.take(hot, plan.index, axis=0), atol=1e-6)
@@ -103,17 +103,17 @@ def test_ignore_index_soft_and_float_maps():
   b, h, w = 4, 6, 8
   maps = _maps(0, b, h, w, ignore=255)
   plan = jaxmix.sample_cutmix(jax.random.key(1), b, (h, w), mode="elem")
-  soft = jaxmix.mix_label_maps(plan, maps, soft=True, num_classes=K, ignore_index=255)
-  hard = jaxmix.mix_label_maps(plan, maps, ignore_index=255)
+  soft = jaxmix.segmentation.mix_label_maps(plan, maps, soft=True, num_classes=K, ignore_index=255)
+  hard = jaxmix.segmentation.mix_label_maps(plan, maps, ignore_index=255)
   # Ignored pixels stay ignored in hard maps and carry no mass in soft ones.
   np.testing.assert_allclose(soft.sum(-1), (hard != 255).astype(np.float32))
   # An ignore_index inside [0, K) is zeroed too.
-  soft0 = jaxmix.mix_label_maps(plan, maps, soft=True, num_classes=K, ignore_index=0)
+  soft0 = jaxmix.segmentation.mix_label_maps(plan, maps, soft=True, num_classes=K, ignore_index=0)
   np.testing.assert_allclose(soft0.sum(-1), ((hard != 0) & (hard != 255)).astype(np.float32))
   probs = jax.nn.softmax(jax.random.normal(jax.random.key(2), (b, h, w, K)))
-  mixed = jaxmix.mix_label_maps(plan, probs.astype(jnp.bfloat16))
+  mixed = jaxmix.segmentation.mix_label_maps(plan, probs.astype(jnp.bfloat16))
   assert mixed.dtype == jnp.bfloat16 and mixed.shape == probs.shape
-  np.testing.assert_allclose(jaxmix.mix_label_maps(plan, probs), jaxmix.apply(plan, probs))
+  np.testing.assert_allclose(jaxmix.segmentation.mix_label_maps(plan, probs), jaxmix.apply(plan, probs))
 
 
 def test_plan_types_follow_the_plan_protocol():
@@ -138,33 +138,33 @@ def test_plan_types_follow_the_plan_protocol():
   maps = _maps(4, b, h, w)
   for plan in (_plan(i, b, h, w) for i in range(3)):
     np.testing.assert_array_equal(
-      jaxmix.mix_label_maps(Wrapped(plan), maps), jaxmix.mix_label_maps(plan, maps)
+      jaxmix.segmentation.mix_label_maps(Wrapped(plan), maps), jaxmix.segmentation.mix_label_maps(plan, maps)
     )
   with pytest.raises(TypeError, match="plan must be a jaxmix plan"):
-    jaxmix.mix_label_maps(Duck(_plan(0, b, h, w)), maps)
+    jaxmix.segmentation.mix_label_maps(Duck(_plan(0, b, h, w)), maps)
   for bad in (None, {"lam": jnp.ones(b)}):
     with pytest.raises(TypeError, match="got (NoneType|dict)"):
-      jaxmix.mix_label_maps(bad, maps)
+      jaxmix.segmentation.mix_label_maps(bad, maps)
   # A k-way plan has no single partner: its missing own weight is a clear error, not a probe.
   multi = jaxmix.sample_multimix(jax.random.key(0), b, k=3)
   with pytest.raises(TypeError, match="not a two-source plan"):
-    jaxmix.mix_label_maps(multi, maps)
+    jaxmix.segmentation.mix_label_maps(multi, maps)
 
 
 def test_label_map_errors():
   plan = jaxmix.sample_cutmix(jax.random.key(0), 2, (4, 4))
   with pytest.raises(ValueError, match=r"\[B, H, W\]"):
-    jaxmix.mix_label_maps(plan, jnp.zeros((2, 4, 4, 1), jnp.int32))
+    jaxmix.segmentation.mix_label_maps(plan, jnp.zeros((2, 4, 4, 1), jnp.int32))
   with pytest.raises(ValueError, match=r"\[B, H, W, K\]"):
-    jaxmix.mix_label_maps(plan, jnp.zeros((2, 4, 4)))
+    jaxmix.segmentation.mix_label_maps(plan, jnp.zeros((2, 4, 4)))
   with pytest.raises(ValueError, match="spatial shape"):
-    jaxmix.mix_label_maps(plan, jnp.zeros((2, 4, 5), jnp.int32))
+    jaxmix.segmentation.mix_label_maps(plan, jnp.zeros((2, 4, 5), jnp.int32))
   with pytest.raises(ValueError, match="batch size"):
-    jaxmix.mix_label_maps(plan, jnp.zeros((3, 4, 4), jnp.int32))
+    jaxmix.segmentation.mix_label_maps(plan, jnp.zeros((3, 4, 4), jnp.int32))
   with pytest.raises(ValueError, match="num_classes"):
-    jaxmix.mix_label_maps(plan, jnp.zeros((2, 4, 4), jnp.int32), soft=True)
+    jaxmix.segmentation.mix_label_maps(plan, jnp.zeros((2, 4, 4), jnp.int32), soft=True)
   with pytest.raises(TypeError, match="maps must be"):
-    jaxmix.mix_label_maps(plan, jnp.zeros((2, 4, 4), bool))
+    jaxmix.segmentation.mix_label_maps(plan, jnp.zeros((2, 4, 4), bool))
 
 
 # ClassMix ---------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_classmix_pastes_half_the_partner_classes(seed, pairing):
   ignore = 255
   maps = np.array(_maps(seed, b, h, w, ignore=ignore))
   maps[0] = ignore  # a map with no class at all pastes nothing
-  plan = jaxmix.sample_classmix(
+  plan = jaxmix.segmentation.sample_classmix(
     jax.random.key(seed), jnp.asarray(maps), num_classes=K, ignore_index=ignore, pairing=pairing
   )
   mask = np.asarray(plan.mask)
@@ -200,7 +200,7 @@ def test_classmix_pastes_half_the_partner_classes(seed, pairing):
   images = jnp.asarray(np.random.default_rng(seed).random((b, h, w, 3)), jnp.float32)
   mixed = jaxmix.apply(plan, images)
   np.testing.assert_allclose(mixed, np.where(mask[..., None] == 1, images, np.asarray(images)[index]))
-  out = jaxmix.mix_label_maps(plan, jnp.asarray(maps), ignore_index=ignore)
+  out = jaxmix.segmentation.mix_label_maps(plan, jnp.asarray(maps), ignore_index=ignore)
   np.testing.assert_array_equal(out, np.where(mask == 1, maps, maps[index]))
 
 
@@ -209,7 +209,7 @@ def test_classmix_one_call_jit_vmap_prob_and_traces():
   maps = _maps(7, b, h, w)
   images = jax.random.uniform(jax.random.key(0), (b, h, w, 3))
   key = jax.random.key(5)
-  fn = lambda k, p: jaxmix.classmix(k, images, maps, num_classes=K, prob=p)  # noqa: E731
+  fn = lambda k, p: jaxmix.segmentation.classmix(k, images, maps, num_classes=K, prob=p)  # noqa: E731
   out = fn(key, 1.0)
   jitted = jax.jit(fn)
   chex.assert_trees_all_close(jitted(key, 1.0), out)
@@ -221,20 +221,20 @@ def test_classmix_one_call_jit_vmap_prob_and_traces():
   np.testing.assert_array_equal(maps0, maps)
   np.testing.assert_allclose(img0, images)
   assert jitted._cache_size() == 1
-  soft_images, soft = jaxmix.classmix(key, images, maps, num_classes=K, soft=True)
+  soft_images, soft = jaxmix.segmentation.classmix(key, images, maps, num_classes=K, soft=True)
   np.testing.assert_allclose(soft, jax.nn.one_hot(out[1], K))
 
 
 def test_classmix_errors():
   key = jax.random.key(0)
   with pytest.raises(ValueError, match="label_maps"):
-    jaxmix.sample_classmix(key, jnp.zeros((2, 4, 4)), num_classes=3)
+    jaxmix.segmentation.sample_classmix(key, jnp.zeros((2, 4, 4)), num_classes=3)
   with pytest.raises(ValueError, match="num_classes"):
-    jaxmix.sample_classmix(key, jnp.zeros((2, 4, 4), jnp.int32), num_classes=0)
+    jaxmix.segmentation.sample_classmix(key, jnp.zeros((2, 4, 4), jnp.int32), num_classes=0)
   with pytest.raises(TypeError, match="ignore_index"):
-    jaxmix.sample_classmix(key, jnp.zeros((2, 4, 4), jnp.int32), num_classes=3, ignore_index=1.5)
+    jaxmix.segmentation.sample_classmix(key, jnp.zeros((2, 4, 4), jnp.int32), num_classes=3, ignore_index=1.5)
   with pytest.raises(ValueError, match="prob"):
-    jaxmix.sample_classmix(key, jnp.zeros((2, 4, 4), jnp.int32), num_classes=3, prob=2.0)
+    jaxmix.segmentation.sample_classmix(key, jnp.zeros((2, 4, 4), jnp.int32), num_classes=3, prob=2.0)
 
 
 # Paired targets ----------------------------------------------------------------------------------

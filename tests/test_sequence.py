@@ -29,7 +29,7 @@ def _seqs(lengths, t=7, d=3, seed=0):
 def test_union_mask_and_padding_never_read(lengths, pairing, mode, seed):
   emb, mask = _seqs(lengths, seed=seed)
   key = jax.random.key(seed)
-  plan = jaxmix.sample_sequence_mixup(key, mask, alpha=1.0, mode=mode, pairing=pairing)
+  plan = jaxmix.sequence.sample_mixup(key, mask, alpha=1.0, mode=mode, pairing=pairing)
   out = np.asarray(jaxmix.apply(plan, emb))
   own = np.asarray(mask)
   other = own[np.asarray(plan.index)]
@@ -59,8 +59,8 @@ def test_padding_content_is_not_read():
   # Garbage in padded positions must not leak into valid output positions.
   emb, mask = _seqs([7, 3, 5, 2])
   garbage = jnp.where(mask[..., None], emb, 1e6)
-  out_a, m_a, _ = jaxmix.sequence_mixup(KEY, emb, mask=mask)
-  out_b, m_b, _ = jaxmix.sequence_mixup(KEY, garbage, mask=mask)
+  out_a, m_a, _ = jaxmix.sequence.mixup(KEY, emb, mask=mask)
+  out_b, m_b, _ = jaxmix.sequence.mixup(KEY, garbage, mask=mask)
   np.testing.assert_array_equal(m_a, m_b)
   np.testing.assert_allclose(
     np.asarray(out_a)[np.asarray(m_a)], np.asarray(out_b)[np.asarray(m_b)], rtol=1e-6
@@ -70,24 +70,24 @@ def test_padding_content_is_not_read():
 def test_token_labels_mix_with_token_weights_and_keep_mass():
   emb, mask = _seqs([7, 2, 4, 0, 6])
   tags = jax.random.randint(KEY, (5, 7), 0, 3)
-  out, m, t = jaxmix.sequence_mixup(KEY, emb, tags, mask=mask, alpha=1.0, mode="elem", num_classes=3)
+  out, m, t = jaxmix.sequence.mixup(KEY, emb, tags, mask=mask, alpha=1.0, mode="elem", num_classes=3)
   assert t.shape == (5, 7, 3)
   np.testing.assert_allclose(t.sum(-1), 1.0, atol=1e-6)
-  plan = jaxmix.sample_sequence_mixup(KEY, mask, alpha=1.0, mode="elem")
+  plan = jaxmix.sequence.sample_mixup(KEY, mask, alpha=1.0, mode="elem")
   y = jax.nn.one_hot(tags, 3)
   w = plan.token_weight[..., None]
   want = w * y + (1 - w) * jnp.flip(y, 0)
   np.testing.assert_allclose(t, want, rtol=1e-6)
   # Float [B, T, K] gives the same.
-  _, _, t2 = jaxmix.sequence_mixup(KEY, emb, y, mask=mask, alpha=1.0, mode="elem")
+  _, _, t2 = jaxmix.sequence.mixup(KEY, emb, y, mask=mask, alpha=1.0, mode="elem")
   np.testing.assert_allclose(t, t2, rtol=1e-6)
 
 
 def test_sequence_labels_weighted_by_token_share():
   emb, mask = _seqs([7, 7, 1, 7])
   labels = jnp.array([0, 1, 2, 3])
-  _, m, t = jaxmix.sequence_mixup(KEY, emb, labels, mask=mask, alpha=1.0, num_classes=4)
-  plan = jaxmix.sample_sequence_mixup(KEY, mask, alpha=1.0)
+  _, m, t = jaxmix.sequence.mixup(KEY, emb, labels, mask=mask, alpha=1.0, num_classes=4)
+  plan = jaxmix.sequence.sample_mixup(KEY, mask, alpha=1.0)
   np.testing.assert_allclose(t[np.arange(4), labels], plan.lam, rtol=1e-6)
   np.testing.assert_allclose(t.sum(1), 1.0, atol=1e-6)
   assert m.dtype == mask.dtype
@@ -96,7 +96,7 @@ def test_sequence_labels_weighted_by_token_share():
 def test_jit_vmap_pytree_and_dtype():
   emb, mask = _seqs([7, 3, 5, 2])
   tree = (emb.astype(jnp.bfloat16), emb[..., :1])
-  fn = lambda key, alpha: jaxmix.sequence_mixup(
+  fn = lambda key, alpha: jaxmix.sequence.mixup(
     key, tree, jnp.arange(4) % 2, mask=mask, alpha=alpha, num_classes=2
   )
   out, m, t = fn(KEY, 0.4)
@@ -114,15 +114,15 @@ def test_jit_vmap_pytree_and_dtype():
 def test_bad_inputs():
   emb, mask = _seqs([7, 3, 5, 2])
   with pytest.raises(ValueError, match="mask"):
-    jaxmix.sequence_mixup(KEY, emb, mask=mask[:, :5])
+    jaxmix.sequence.mixup(KEY, emb, mask=mask[:, :5])
   with pytest.raises(ValueError, match="mask"):
-    jaxmix.sequence_mixup(KEY, emb, mask=mask[:3])
+    jaxmix.sequence.mixup(KEY, emb, mask=mask[:3])
   with pytest.raises(ValueError, match="mask"):
-    jaxmix.sample_sequence_mixup(KEY, mask[0])
+    jaxmix.sequence.sample_mixup(KEY, mask[0])
   with pytest.raises(ValueError, match="num_classes"):
-    jaxmix.sequence_mixup(KEY, emb, jnp.zeros((4, 7), jnp.int32), mask=mask)
+    jaxmix.sequence.mixup(KEY, emb, jnp.zeros((4, 7), jnp.int32), mask=mask)
   with pytest.raises(ValueError, match="per-token labels"):
-    jaxmix.sequence_mixup(KEY, emb, jnp.zeros((4, 6, 2)), mask=mask)
-  plan = jaxmix.sample_sequence_mixup(KEY, mask)
+    jaxmix.sequence.mixup(KEY, emb, jnp.zeros((4, 6, 2)), mask=mask)
+  plan = jaxmix.sequence.sample_mixup(KEY, mask)
   with pytest.raises(ValueError, match="T = 7"):
     jaxmix.apply(plan, emb[:, :6])

@@ -1,4 +1,4 @@
-"""Tests for jaxmix.local / jaxmix.local_key and for mixing sharded batches.
+"""Tests for jaxmix.sharding.local / jaxmix.sharding.local_key and for mixing sharded batches.
 
 The multi-device checks need 8 simulated CPU devices, which must be requested
 before jax is imported, so they run in a subprocess (tests/sharding_checks.py)
@@ -103,7 +103,7 @@ def test_single_device_mesh_matches_fn(randomness):
   y = jnp.arange(4) % 3
   xs = jax.device_put(x, NamedSharding(mesh, P("data")))
   key = jax.random.key(7)
-  wrapped = jaxmix.local(jaxmix.cutmix, mesh, "data", randomness=randomness)
+  wrapped = jaxmix.sharding.local(jaxmix.cutmix, mesh, "data", randomness=randomness)
   got = jax.jit(functools.partial(wrapped, num_classes=3))(key, xs, y)
   used = key if randomness == "shared" else jax.random.fold_in(key, 0)
   want = jax.jit(functools.partial(jaxmix.cutmix, num_classes=3))(used, x, y)
@@ -115,11 +115,13 @@ def test_per_sample_mode_folds_key_even_when_shared():
   mesh = _one_device_mesh()
   x = jax.random.normal(jax.random.key(1), (4, 5))
   key = jax.random.key(3)
-  got, _ = jax.jit(functools.partial(jaxmix.local(jaxmix.mixup, mesh, "data"), mode="elem"))(key, x)
+  got, _ = jax.jit(functools.partial(jaxmix.sharding.local(jaxmix.mixup, mesh, "data"), mode="elem"))(key, x)
   want, _ = jax.jit(functools.partial(jaxmix.mixup, mode="elem"))(jax.random.fold_in(key, 0), x)
   np.testing.assert_allclose(got, want, atol=1e-6)
   # mode preset with functools.partial is seen too
-  got_p, _ = jax.jit(jaxmix.local(functools.partial(jaxmix.mixup, mode="elem"), mesh, "data"))(key, x)
+  got_p, _ = jax.jit(jaxmix.sharding.local(functools.partial(jaxmix.mixup, mode="elem"), mesh, "data"))(
+    key, x
+  )
   np.testing.assert_allclose(got_p, want, atol=1e-6)
 
 
@@ -127,7 +129,7 @@ def test_local_key_is_fold_in_of_axis_index():
   mesh = _one_device_mesh()
   key = jax.random.key(5)
   f = jax.shard_map(
-    lambda k: jax.random.key_data(jaxmix.local_key(k, "data"))[None],
+    lambda k: jax.random.key_data(jaxmix.sharding.local_key(k, "data"))[None],
     mesh=mesh,
     in_specs=P(),
     out_specs=P("data"),
@@ -136,7 +138,7 @@ def test_local_key_is_fold_in_of_axis_index():
 
 
 def test_wrapper_keeps_name_and_signature():
-  wrapped = jaxmix.local(jaxmix.mixup, _one_device_mesh())
+  wrapped = jaxmix.sharding.local(jaxmix.mixup, _one_device_mesh())
   assert wrapped.__name__ == "mixup"
   assert "alpha" in str(__import__("inspect").signature(wrapped))
 
@@ -145,14 +147,14 @@ def test_bad_arguments():
   mesh = _one_device_mesh()
   x = jnp.zeros((4, 5))
   with pytest.raises(ValueError, match="randomness"):
-    jaxmix.local(jaxmix.mixup, mesh, randomness="per_device")
+    jaxmix.sharding.local(jaxmix.mixup, mesh, randomness="per_device")
   with pytest.raises(TypeError, match="axis"):
-    jaxmix.local(jaxmix.mixup, mesh, axis=("data", 3))
+    jaxmix.sharding.local(jaxmix.mixup, mesh, axis=("data", 3))
   with pytest.raises(ValueError, match="model"):
-    jaxmix.local(jaxmix.mixup, mesh, axis="model")(jax.random.key(0), x)
+    jaxmix.sharding.local(jaxmix.mixup, mesh, axis="model")(jax.random.key(0), x)
   with pytest.raises(ValueError, match="labels"):
-    jaxmix.local(jaxmix.mixup, mesh)(jax.random.key(0), x, jnp.zeros(3, jnp.int32), num_classes=2)
+    jaxmix.sharding.local(jaxmix.mixup, mesh)(jax.random.key(0), x, jnp.zeros(3, jnp.int32), num_classes=2)
   with pytest.raises(TypeError, match="key"):
-    jaxmix.local(jaxmix.mixup, mesh)(0, x)
+    jaxmix.sharding.local(jaxmix.mixup, mesh)(0, x)
   with pytest.raises(ValueError, match="mesh"):
-    jaxmix.local(jaxmix.mixup, None)(jax.random.key(0), x)
+    jaxmix.sharding.local(jaxmix.mixup, None)(jax.random.key(0), x)

@@ -161,6 +161,8 @@ def regmixup(
     inputs: an array or pytree of arrays with a shared batch axis.
     labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
     alpha: Beta concentration, default 10 (the paper uses 10-20). Traced.
+      Edges as in :func:`jaxmix.sample_mixup` (≤ 0 or NaN: the mixed half
+      equals the clean one; +inf: λ = 0.5).
     prob, mode, pairing: as in :func:`jaxmix.sample_mixup`.
     num_classes: K for integer labels (static).
     label_smoothing: applied to both halves. Traced.

@@ -1,4 +1,19 @@
-"""Random draws shared by the samplers: λ, the mixing gate, per-mode layout."""
+"""Random draws shared by the samplers: λ, the mixing gate, per-mode layout.
+
+Edges of the concentration α, the same for every method that draws λ (and
+for :func:`dirichlet`), whatever α's value when traced:
+
+* α ≤ 0, −∞ or NaN: no mixing, λ = 1 (timm's "α = 0 turns the method off").
+* 0 < α < ``ALPHA_MIN`` (1e-20): drawn with α = ``ALPHA_MIN``, which is the
+  two-point limit of α → 0: λ is 0 or 1 (to float32), each with probability
+  1/2 for Beta(α, α).
+* α > ``ALPHA_MAX`` (1e20), +∞ included: the point mass at the mean, λ = 0.5
+  for Beta(α, α) (1/k each for a k-way Dirichlet). Beta(α, α) is already 0.5
+  to float32 from α ≈ 1e15 on, so the clamp changes no draw.
+
+The Gamma draws run a bounded number of rejection rounds, so no traced value
+can make a call hang (a ``jax.random.beta`` loop never ends at α = +∞).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +30,35 @@ from jaxmix._src.core import validation
 # (about 1% of batches of 2048 draws); only those draw again, in a while loop
 # that otherwise runs no iteration.
 _TRIES = 4
+# At most this many further rounds: all 4 · 33 candidates of a valid element
+# fail with probability < 0.05^132, so the bound never binds in practice; it
+# only guarantees that the loop ends (e.g. for a NaN shape).
+_MAX_ROUNDS = 32
+# Concentrations are clamped into [ALPHA_MIN, ALPHA_MAX] before drawing (see
+# the module docstring).
+ALPHA_MIN = 1e-20
+ALPHA_MAX = 1e20
+
+
+def concentration(alpha: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """``(on, safe)`` for a traced concentration: `on` is ``α > 0`` (False for NaN), and
+  `safe` is α clamped into ``[ALPHA_MIN, ALPHA_MAX]`` where on, 1 elsewhere: finite,
+  positive, fit to draw from."""
+  alpha = jnp.asarray(alpha, jnp.float32)
+  on = alpha > 0
+  return on, jnp.where(on, jnp.clip(alpha, ALPHA_MIN, ALPHA_MAX), 1.0)
+
+
+def _log1p_remainder(t: jax.Array) -> jax.Array:
+  """``log1p(t) − t + t²/2 − t³/3`` without cancellation: its series for |t| < 0.1."""
+  small = jnp.abs(t) < 0.1
+  s = jnp.where(small, t, 0.0)
+  # −t⁴/4 + t⁵/5 − … − t¹⁰/10 + t¹¹/11 by Horner; the first term left out is below 3e-9 relative.
+  series = jnp.zeros_like(s)
+  for n in range(11, 3, -1):
+    series = series * s + (-1.0) ** (n + 1) / n
+  series = series * s**4
+  return jnp.where(small, series, jnp.log1p(t) - t + t * t / 2 - t * t * t / 3)
 
 
 def _candidates(
@@ -33,9 +77,14 @@ def _candidates(
   uniforms = jax.random.uniform(key, (2 * tries + extra,) + shape, jnp.float32)
   x = jnp.sqrt(2.0) * jax.lax.erf_inv(2.0 * uniforms[:tries] - 1.0)
   u = uniforms[tries : 2 * tries]
-  v = (1.0 + c * x) ** 3
+  t = c * x
+  v = (1.0 + t) ** 3
   log_v = jnp.log(jnp.where(v > 0, v, 1.0))
-  ok = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * v + d * log_v)
+  # The test log u < x²/2 + d − d·v + d·log v, rewritten with t = c·x and
+  # d·c² = 1/9 as log u < 3·d·(log1p(t) − t + t²/2 − t³/3): the same test
+  # without the cancellation of d·v against d, which for d ≳ 1e7 left rounding
+  # noise of size d·ulp and rejected about half of all candidates.
+  ok = (v > 0) & (jnp.log(u) < 3.0 * d * _log1p_remainder(t))
   # The first accepted candidate, by selects (no gather).
   first = log_v[tries - 1]
   for i in reversed(range(tries - 1)):
@@ -55,9 +104,13 @@ def log_gamma(key: jax.Array, a: jax.Array, shape: tuple[int, ...], tries: int =
   log space so small shapes do not underflow. Candidates come in rounds of
   `tries` per element and each element keeps its first accepted one, which
   is exactly the rejection sampler's output; a ``lax.while_loop`` draws
-  further rounds only while some element has none. This avoids
+  further rounds only while some element has none, at most ``_MAX_ROUNDS``
+  of them, so it always ends; an element still without an accepted
+  candidate then (never seen for a finite positive shape; always for a NaN or
+  infinite one) takes v = 1, the proposal's centre. This avoids
   ``jax.random.gamma``'s per-element loop, which dominates the cost of
-  per-sample λ for small images on the CPU.
+  per-sample λ for small images on the CPU. Pass finite positive shapes
+  (:func:`concentration` makes them).
   """
   a = jnp.broadcast_to(jnp.asarray(a, jnp.float32), shape)
   boost = a < 1
@@ -70,7 +123,11 @@ def log_gamma(key: jax.Array, a: jax.Array, shape: tuple[int, ...], tries: int =
     new_v, new_ok, _ = _candidates(jax.random.fold_in(k_more, i), d, tries)
     return jnp.where(accepted, log_v, new_v), accepted | new_ok, i + 1
 
-  log_v, _, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[1]), again, (log_v, accepted, 0))
+  def more(state):
+    return ~jnp.all(state[1]) & (state[2] < _MAX_ROUNDS)
+
+  log_v, accepted, _ = jax.lax.while_loop(more, again, (log_v, accepted, 0))
+  log_v = jnp.where(accepted, log_v, 0.0)
   # The boost's U in (0, 1]: 1 - uniform[0, 1).
   return jnp.log(d) + log_v + jnp.where(boost, jnp.log1p(-extra[0]) / a, 0.0)
 
@@ -82,21 +139,44 @@ def beta(
   shape: tuple[int, ...],
   beta_: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
-  """λ ~ Beta(α, β) (β = α by default); α ≤ 0 gives λ = 1 (timm: the method is off).
+  """λ ~ Beta(α, β) (β = α by default), for any traced α, β.
+
+  Edges (module docstring): α ≤ 0 or β ≤ 0 or either NaN gives λ = 1 (timm:
+  the method is off); values in (0, 1e-20) are drawn as 1e-20 (Beta(α, α) →
+  λ ∈ {0, 1}); values above 1e20, +∞ included, as 1e20, and when both are
+  there λ is the mean α / (α + β) exactly (0.5 for β = α). Always finite, in
+  [0, 1], and always returns.
 
   `alpha` may be traced; it is never used as a Python branch. λ is
   ``G_a / (G_a + G_b)`` for independent Gamma draws (:func:`log_gamma`).
   """
-  alpha = jnp.asarray(alpha, jnp.float32)
-  b = alpha if beta_ is None else jnp.asarray(beta_, jnp.float32)
-  on = (alpha > 0) & (b > 0)
-  safe_a = jnp.where(on, alpha, 1.0)
-  safe_b = jnp.where(on, b, 1.0)
+  on_a, safe_a = concentration(alpha)
+  on_b, safe_b = (on_a, safe_a) if beta_ is None else concentration(beta_)
+  on = on_a & on_b
   shapes = jnp.stack([jnp.broadcast_to(safe_a, shape), jnp.broadcast_to(safe_b, shape)])
   log_ga, log_gb = log_gamma(key, shapes, (2,) + tuple(shape))
   top = jnp.maximum(log_ga, log_gb)
   ga, gb = jnp.exp(log_ga - top), jnp.exp(log_gb - top)
-  return jnp.where(on, ga / (ga + gb), 1.0)
+  lam = ga / (ga + gb)
+  point_mass = (safe_a >= ALPHA_MAX) & (safe_b >= ALPHA_MAX)
+  lam = jnp.where(point_mass, safe_a / (safe_a + safe_b), lam)
+  return jnp.where(on, lam, 1.0)
+
+
+def dirichlet(key: jax.Array, alpha: jax.typing.ArrayLike, shape: tuple[int, ...], k: int) -> jax.Array:
+  """Weights ``[*shape, k]`` ~ Dirichlet(α, …, α), for a traced α.
+
+  Edges as for :func:`beta`: α ≤ 0 or NaN gives ``(1, 0, …, 0)`` (no
+  mixing); α in (0, 1e-20) is drawn as 1e-20 (one slot takes all the
+  weight); α above 1e20, +∞ included, gives 1/k everywhere. Normalised in log
+  space, so small α does not underflow to 0/0.
+  """
+  on, safe = concentration(alpha)
+  log_g = log_gamma(key, safe, tuple(shape) + (k,))
+  weights = jax.nn.softmax(log_g, axis=-1)
+  weights = jnp.where(safe >= ALPHA_MAX, 1.0 / k, weights)
+  off = jnp.zeros((k,), jnp.float32).at[0].set(1.0)
+  return jnp.where(on, weights, off)
 
 
 def gate(key: jax.Array, prob: jax.typing.ArrayLike, shape: tuple[int, ...]) -> jax.Array:

@@ -18,6 +18,13 @@ Formats (``box_format``), x along the width axis and y along the height axis:
 Coordinates are pixels (a box covering columns 0..9 has x1 = 0, x2 = 10) or,
 with ``normalized=True``, fractions of the image width (x) and height (y),
 as YOLO label files store them.
+
+Malformed values are defined, not passed on (:func:`sanitize_boxes`, used by
+:func:`jaxmix.detection.mix_boxes` and :func:`jaxmix.detection.mosaic_boxes`): a row with a NaN
+or infinite coordinate, or an inverted one (x2 < x1 or y2 < y1), is not a
+box: it comes back as (0, 0, 0, 0) with ``valid`` False and weight 0, so no
+NaN reaches a loss even through a zero weight. Boxes are clipped to the
+image, and a box with no area left inside it is invalid.
 """
 
 from __future__ import annotations
@@ -181,7 +188,7 @@ def box_area(boxes: jax.typing.ArrayLike) -> jax.Array:
 
 
 def check_box_targets(
-  boxes: Any, classes: Any, valid: Any, batch_size: int | None = None
+  boxes: Any, classes: Any, valid: Any, batch_size: int | None = None, batch_of: str = "the images have"
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Checks padded detection targets and returns them as arrays.
 
@@ -190,6 +197,7 @@ def check_box_targets(
     classes: int `[B, N]`.
     valid: bool `[B, N]`, or None to take ``classes >= 0``.
     batch_size: the images' B, checked when given.
+    batch_of: whose batch size `batch_size` is, for the message ("the plan has").
 
   Returns:
     ``(boxes float32, classes int32, valid bool)``.
@@ -222,8 +230,40 @@ def check_box_targets(
       raise TypeError(f"valid must be a bool mask [B, N], got dtype {jnp.result_type(valid)}.")
     valid = jnp.asarray(valid)
   if batch_size is not None and b_shape[0] != batch_size:
-    raise ValueError(f"boxes have batch size {b_shape[0]} but the images have {batch_size}.")
+    raise ValueError(f"boxes have batch size {b_shape[0]} but {batch_of} {batch_size}.")
   return jnp.asarray(boxes, jnp.float32), classes, valid
+
+
+def sanitize_boxes(
+  xyxy: jax.Array, valid: jax.Array, spatial_shape: tuple[int, int] | None
+) -> tuple[jax.Array, jax.Array]:
+  """Pixel ``"xyxy"`` boxes `[..., 4]` made safe to carry, and their validity.
+
+  * A row with a NaN or infinite coordinate, or inverted (x2 < x1 or
+    y2 < y1), is not a box: it becomes (0, 0, 0, 0) and invalid, whatever
+    `valid` said (padding rows included, so no NaN is carried along).
+  * With `spatial_shape` (H, W) known, boxes are clipped to ``[0, W] × [0, H]``
+    and a box with no area left (outside the image, or of zero width or
+    height) is invalid. Without it nothing is clipped, and only boxes of
+    zero width or height are invalid.
+
+  Args:
+    xyxy: float pixel boxes `[..., 4]`.
+    valid: bool `[...]`.
+    spatial_shape: the image's (H, W), or None when unknown.
+
+  Returns:
+    ``(boxes float32 [..., 4], valid bool [...])``.
+  """
+  xyxy = jnp.asarray(xyxy, jnp.float32)
+  finite = jnp.all(jnp.isfinite(xyxy), axis=-1)
+  ordered = (xyxy[..., 2] >= xyxy[..., 0]) & (xyxy[..., 3] >= xyxy[..., 1])
+  is_box = finite & ordered
+  xyxy = jnp.where(is_box[..., None], xyxy, 0.0)
+  if spatial_shape is not None:
+    xyxy = clip_boxes(xyxy, spatial_shape)
+  has_area = (xyxy[..., 2] > xyxy[..., 0]) & (xyxy[..., 3] > xyxy[..., 1])
+  return xyxy, valid & is_box & has_area
 
 
 def to_pixel_xyxy(

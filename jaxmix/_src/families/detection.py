@@ -19,7 +19,11 @@ The rule, for a plan whose own-content weight at pixel (h, w) is ``w``:
 * its weight is the mean presence over its visible pixels: λ and 1 − λ
   under MixUp, 1 for binary masks (CutMix, FMix);
 * a sample that is its own partner (odd batch under ``flip``) never gets its
-  boxes twice: the partner copy is invalid.
+  boxes twice: the partner copy is invalid;
+* malformed rows are defined first (:func:`jaxmix._src.families.boxes.sanitize_boxes`):
+  a row with a NaN or infinite coordinate, or inverted (x2 < x1 or
+  y2 < y1), comes back as (0, 0, 0, 0), invalid, weight 0; boxes are
+  clipped to the image, and one with no area inside it is invalid.
 
 Plans without a box or mask (MixUp) skip the per-pixel work: boxes pass
 unchanged with weights λ and 1 − λ (Zhang et al. 2019, "Bag of Freebies for
@@ -43,6 +47,9 @@ from jaxmix._src.families import boxes as boxes_lib
 from jaxmix._src.families import segmentation
 from jaxmix._src.methods import cutmix as cutmix_lib
 from jaxmix._src.methods import mixup as mixup_lib
+from jaxmix._src.methods import mosaic as mosaic_lib
+from jaxmix._src.methods import multiway
+from jaxmix._src.methods import resizemix
 
 
 def _overlaps(lo: jax.Array, hi: jax.Array, size: int) -> jax.Array:
@@ -148,6 +155,27 @@ def _keep(tight: jax.Array, xyxy: jax.Array, min_size: jax.typing.ArrayLike) -> 
   return unchanged | big
 
 
+def _check_plan(plan: Any) -> None:
+  """A :class:`jaxmix.Plan`, or a TypeError that says what was passed and what to use."""
+  if isinstance(plan, plan_lib.Plan):
+    return
+  if isinstance(plan, mosaic_lib.MosaicPlan):
+    raise TypeError(
+      "mix_boxes takes a two-source jaxmix.Plan; for a MosaicPlan use jaxmix.detection.mosaic_boxes."
+    )
+  if isinstance(plan, multiway.MultiPlan):
+    raise TypeError("mix_boxes takes a two-source jaxmix.Plan; a MultiPlan blends k sources (not supported).")
+  if isinstance(plan, resizemix.ResizeMixPlan):
+    raise TypeError(
+      "mix_boxes takes a two-source jaxmix.Plan; a ResizeMixPlan shrinks the partner into its box, "
+      "which the partner's boxes would not follow (not supported)."
+    )
+  raise TypeError(
+    "plan must be a jaxmix.Plan (from sample_mixup, sample_cutmix, sample_mixup_cutmix, sample_fmix, "
+    f"sample_classmix, ...), got {type(plan).__name__}."
+  )
+
+
 def mix_boxes(
   plan: Any,
   boxes: jax.typing.ArrayLike,
@@ -162,14 +190,22 @@ def mix_boxes(
 ) -> boxes_lib.BoxTargets:
   """Boxes for an image batch mixed by a two-source plan (see the module rule).
 
+  Shapes, dtypes and the plan's type are checked at trace time (ValueError
+  or TypeError naming the argument); malformed values are defined at run
+  time: a NaN, infinite or inverted box is an invalid row of zeros, boxes
+  are clipped to the image (module docstring).
+
   Args:
-    plan: a two-source plan (MixUp, CutMix, FMix, ClassMix, …) used on the
-      images; plans with a box or mask need their ``spatial_shape``.
+    plan: a :class:`jaxmix.Plan` (MixUp, CutMix, FMix, ClassMix, …) used on
+      the images; plans with a box or mask need their ``spatial_shape``.
+      Other types (None, a dict, a MosaicPlan: use :func:`jaxmix.detection.mosaic_boxes`)
+      raise a TypeError.
     boxes: float `[B, N, 4]` in `box_format`.
     classes: int `[B, N]`.
     valid: bool `[B, N]`, or None for ``classes >= 0``.
     spatial_shape: the images' (H, W); taken from the plan when it has one.
-      Needed for normalised boxes and for clipping.
+      Needed for normalised boxes and for clipping: a pure blend (MixUp)
+      without it carries the boxes unclipped, in their own units.
     box_format: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (static).
     normalized: coordinates are fractions of W and H (static).
     min_visibility: smallest share of a box's area that must still show its
@@ -186,10 +222,10 @@ def mix_boxes(
     >>> images = jaxmix.apply(plan, images)
     >>> targets = jaxmix.detection.mix_boxes(plan, boxes, classes, valid)
   """
-  plan_lib.check_plan(plan)
+  _check_plan(plan)
   validation.check_unit_interval("min_visibility", min_visibility)
   validation.check_nonnegative("min_size", min_size)
-  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size)
+  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size, "the plan has")
   plan_spatial = plan.spatial_shape
   if spatial_shape is not None:
     spatial_shape = validation.check_spatial_shape(spatial_shape)
@@ -198,13 +234,20 @@ def mix_boxes(
   else:
     spatial_shape = None if plan_spatial is None else tuple(plan_spatial)
   pure_blend = segmentation._is_pure_blend(plan)
+  if not pure_blend and spatial_shape is None:
+    raise ValueError(
+      "mix_boxes needs spatial_shape (H, W) for a plan with a box or mask; this plan has none. "
+      "Pass spatial_shape=(H, W)."
+    )
+  if plan.mask is not None and tuple(plan.mask.shape[1:]) != spatial_shape:
+    raise ValueError(f"the plan's mask {plan.mask.shape} does not match spatial_shape {spatial_shape}.")
   if pure_blend and spatial_shape is None:
     # Nothing moves and the image size is unknown: carry the boxes in their own units.
     normalized = False
     xyxy = boxes_lib.to_xyxy(boxes, box_format)
   else:
     xyxy = boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, spatial_shape)
-    xyxy = boxes_lib.clip_boxes(xyxy, spatial_shape)
+  xyxy, valid = boxes_lib.sanitize_boxes(xyxy, valid, spatial_shape)
   b = plan.batch_size
   self_pair = plan.index == jnp.arange(b, dtype=plan.index.dtype)
   p_xyxy = pairing_lib.take_partner(xyxy, plan.pairing, plan.index)
@@ -217,10 +260,8 @@ def mix_boxes(
     part_valid = p_valid & (part_w > 0)
     own_box, part_box = xyxy, p_xyxy
   else:
-    if spatial_shape is None:
-      raise ValueError("mix_boxes needs spatial_shape for a plan with a box or mask.")
     min_visibility = jnp.asarray(min_visibility, jnp.float32)
-    if isinstance(plan, plan_lib.Plan) and plan.mask is None:
+    if plan.mask is None:
       # A box (CutMix, the MixUp/CutMix switch): own weight `blend` off the box, 0 on it.
       h, w = spatial_shape
       top, bottom, left, right = (plan.box[:, i, None] for i in range(4))
@@ -278,10 +319,13 @@ def mixup_detection(
   Args:
     key: PRNG key.
     images: `[B, H, W, C]` (or a pytree of such) to blend.
-    boxes: float `[B, N, 4]` in `box_format`.
+    boxes: float `[B, N, 4]` in `box_format`, clipped to the image; NaN,
+      infinite or inverted rows come back invalid (see :func:`mix_boxes`).
     classes: int `[B, N]`.
     valid: bool `[B, N]`, or None for ``classes >= 0``.
     alpha: Beta concentration (1.5 in the paper; 0 turns mixing off). Traced.
+      Edges as in :func:`jaxmix.sample_mixup` (≤ 0 or NaN: off; +inf:
+      λ = 0.5).
     prob: probability that a sample is mixed at all. Traced.
     mode: ``"batch"``, ``"pair"`` or ``"elem"`` (static).
     pairing: ``"flip"``, ``"roll"`` or ``"permute"`` (static).
@@ -298,6 +342,7 @@ def mixup_detection(
   """
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")
+  boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
   plan = mixup_lib.sample_mixup(key, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
   targets = mix_boxes(
     plan, boxes, classes, valid, spatial_shape=spatial, box_format=box_format, normalized=normalized
@@ -339,7 +384,8 @@ def cutmix_detection(
   Args:
     key: PRNG key.
     images: `[B, H, W, C]` (or a pytree sharing batch and spatial axes).
-    boxes, classes, valid: padded targets, see :func:`mix_boxes`.
+    boxes, classes, valid: padded targets, see :func:`mix_boxes` (boxes are
+      clipped to the image; NaN, infinite or inverted rows come back invalid).
     alpha, prob, mode, pairing: as in :func:`jaxmix.sample_cutmix`; one box
       per sample by default.
     min_visibility, min_size: see :func:`mix_boxes`. Traced.
@@ -354,6 +400,7 @@ def cutmix_detection(
   """
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")
+  boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
   plan = cutmix_lib.sample_cutmix(
     key, batch_size, spatial, alpha=alpha, prob=prob, mode=mode, pairing=pairing
   )

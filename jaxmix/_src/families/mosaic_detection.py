@@ -6,7 +6,9 @@ by the same shift as the pixels, clipped to their slot, and dropped
 the crop cut them to less than `min_size` pixels wide or high (YOLOv5's
 ``box_candidates``: 10% and 2 px; unlike YOLOv5, a tiny box the crop left
 whole is kept, as in :func:`jaxmix.detection.mix_boxes`). Output boxes are
-`[B, 4N, ...]`, slot by slot.
+`[B, 4N, ...]`, slot by slot. Malformed rows are defined as in
+:func:`jaxmix.detection.mix_boxes`: a NaN, infinite or inverted box becomes an invalid
+row of zeros, and boxes are clipped to their image first.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ def mosaic_boxes(
   """Boxes after a mosaic: translated, clipped to their slot, filtered.
 
   Args:
-    plan: a :class:`mosaic_lib.MosaicPlan`; `boxes` refer to images of its
-      ``spatial_shape``.
+    plan: a :class:`jaxmix.MosaicPlan` with its ``spatial_shape`` (as
+      :func:`jaxmix.sample_mosaic` makes it); `boxes` refer to images of
+      that size. Another type is a TypeError, a missing size a ValueError.
     boxes: float `[B, N, 4]` in `box_format`.
     classes: int `[B, N]`.
     valid: bool `[B, N]`, or None for ``classes >= 0``.
@@ -52,12 +55,21 @@ def mosaic_boxes(
     valid boxes.
   """
   if not isinstance(plan, mosaic_lib.MosaicPlan):
-    raise TypeError(f"mosaic_boxes needs a mosaic_lib.MosaicPlan, got {type(plan).__name__}.")
+    raise TypeError(
+      f"mosaic_boxes needs a jaxmix.MosaicPlan (from jaxmix.sample_mosaic), got {type(plan).__name__}."
+    )
+  if plan.spatial_shape is None:
+    raise ValueError(
+      "mosaic_boxes needs the MosaicPlan's spatial_shape (H, W), and this plan has spatial_shape=None; "
+      "make it with jaxmix.sample_mosaic(key, batch_size, (H, W)) or plan.replace(spatial_shape=(H, W))."
+    )
   validation.check_unit_interval("min_visibility", min_visibility)
   validation.check_nonnegative("min_size", min_size)
-  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size)
-  h, w = plan.spatial_shape
-  xyxy = boxes_lib.clip_boxes(boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, (h, w)), (h, w))
+  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size, "the plan has")
+  h, w = validation.check_spatial_shape(plan.spatial_shape)
+  xyxy, valid = boxes_lib.sanitize_boxes(
+    boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, (h, w)), valid, (h, w)
+  )
   area = boxes_lib.box_area(xyxy)
   cy = plan.center[:, 0].astype(jnp.float32)[:, None]
   cx = plan.center[:, 1].astype(jnp.float32)[:, None]

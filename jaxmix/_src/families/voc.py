@@ -5,11 +5,19 @@ VOC stores each object's ``<bndbox>`` as 1-based, inclusive pixel indices
 (:mod:`jaxmix._src.families.boxes`), so a VOC box becomes
 ``(xmin − 1, ymin − 1, xmax, ymax)`` in pixel ``"xyxy"``: a box over columns
 1..10 in VOC covers x in [0, 10).
+
+Files are checked, not trusted: empty text, a value that is not a finite
+float32 number, a size that is not a positive whole number, an inverted box
+or one outside the stated size by more than one pixel is a ValueError that
+names the file (or "the given text") and the field. Documents with a DOCTYPE
+or ENTITY declaration are refused before parsing, so no entity is ever
+expanded (a "billion laughs" document costs nothing).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +48,12 @@ VOC_CLASSES = (
 )
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT32_MAX = int(np.iinfo(np.int32).max)
+# A DTD is where entities are declared; VOC files have none.
+_DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
 def _text(node: ET.Element, tag: str, where: str) -> str:
   child = node.find(tag)
   if child is None or child.text is None:
@@ -48,11 +62,46 @@ def _text(node: ET.Element, tag: str, where: str) -> str:
 
 
 def _number(node: ET.Element, tag: str, where: str) -> float:
+  """The finite number in ``<tag>``, one that float32 holds (the boxes' dtype)."""
   text = _text(node, tag, where)
   try:
-    return float(text)
+    value = float(text)
   except ValueError:
     raise ValueError(f"{where}: <{tag}> is not a number: {text!r}.") from None
+  if not np.isfinite(value) or abs(value) > _FLOAT32_MAX:
+    raise ValueError(f"{where}: <{tag}> must be a finite float32 number, got {text!r}.")
+  return value
+
+
+def _size(node: ET.Element, tag: str, where: str) -> int:
+  value = _number(node, tag, where + " <size>")
+  if value <= 0 or value != int(value) or value > _INT32_MAX:
+    raise ValueError(
+      f"{where}: <size><{tag}> must be a positive whole number of pixels, got {_text(node, tag, where)!r}."
+    )
+  return int(value)
+
+
+def _read_text(source: str | os.PathLike) -> tuple[str, str]:
+  """``(text, where)``: the XML and how errors name it (the path, or "the given text")."""
+  if isinstance(source, str) and (not source.strip() or source.lstrip().startswith("<")):
+    where = "the given text"
+    text = source
+  else:
+    where = os.fspath(source)
+    try:
+      with open(where, encoding="utf-8") as f:
+        text = f.read()
+    except UnicodeDecodeError as e:
+      raise ValueError(f"{where}: not UTF-8 text ({e}).") from None
+  if not text.strip():
+    raise ValueError(f"{where}: empty, not a VOC annotation.")
+  if _DECLARATION.search(text):
+    raise ValueError(
+      f"{where}: has a DOCTYPE or ENTITY declaration; VOC annotations have none, and read_voc never "
+      "expands XML entities."
+    )
+  return text, where
 
 
 def read_voc(
@@ -64,8 +113,16 @@ def read_voc(
 ) -> dict[str, Any]:
   """Reads one VOC annotation file (or XML string) into padded arrays.
 
+  Every value is checked (module docstring): a ValueError names the file (or
+  "the given text") and the field for empty input, a DOCTYPE or ENTITY
+  declaration (entities are never expanded), a coordinate or size that is
+  not a finite float32 number, a size that is not a positive whole number,
+  an inverted box, or a box outside the stated size by more than one pixel.
+  Boxes within that pixel are clipped to the image.
+
   Args:
-    source: a path to an ``.xml`` file, or the XML text itself.
+    source: a path to an ``.xml`` file, or the XML text itself (a string
+      starting with ``<``).
     class_names: names in class-id order (the 20 VOC classes by default);
       an unknown name is an error.
     max_boxes: pad to this many boxes (None: as many as the file has);
@@ -81,12 +138,7 @@ def read_voc(
   Example:
     >>> ann = jaxmix.detection.read_voc("VOC2012/Annotations/2007_000027.xml", max_boxes=50)
   """
-  text = os.fspath(source)
-  where = "<string>"
-  if not text.lstrip().startswith("<"):
-    where = text
-    with open(text, encoding="utf-8") as f:
-      text = f.read()
+  text, where = _read_text(source)
   try:
     root = ET.fromstring(text)
   except ET.ParseError as e:
@@ -96,8 +148,8 @@ def read_voc(
   size = root.find("size")
   if size is None:
     raise ValueError(f"{where}: missing <size>.")
-  height = int(_number(size, "height", where))
-  width = int(_number(size, "width", where))
+  height = _size(size, "height", where)
+  width = _size(size, "width", where)
   names = list(class_names)
   boxes, classes, difficult = [], [], []
   for i, obj in enumerate(root.findall("object")):
@@ -112,10 +164,23 @@ def read_voc(
     bnd = obj.find("bndbox")
     if bnd is None:
       raise ValueError(f"{spot}: missing <bndbox>.")
-    x1, y1, x2, y2 = (_number(bnd, t, spot) for t in ("xmin", "ymin", "xmax", "ymax"))
+    x1, y1, x2, y2 = (_number(bnd, t, spot + " <bndbox>") for t in ("xmin", "ymin", "xmax", "ymax"))
     if x2 < x1 or y2 < y1:
       raise ValueError(f"{spot}: inverted box ({x1}, {y1}, {x2}, {y2}).")
-    boxes.append((x1 - 1, y1 - 1, x2, y2))
+    # VOC is 1-based inclusive: the image spans xmin >= 1, xmax <= width. One pixel of slack
+    # (0-based files, off-by-one tools) is clipped; more is an error.
+    for tag, value, lo, hi in (
+      ("xmin", x1, 0, width + 1),
+      ("ymin", y1, 0, height + 1),
+      ("xmax", x2, 0, width + 1),
+      ("ymax", y2, 0, height + 1),
+    ):
+      if not lo <= value <= hi:
+        raise ValueError(
+          f"{spot}: <bndbox><{tag}> = {value:g} lies outside the image (width {width}, height "
+          f"{height}) by more than one pixel."
+        )
+    boxes.append((max(x1 - 1, 0), max(y1 - 1, 0), min(x2, width), min(y2, height)))
     classes.append(names.index(name))
     difficult.append(is_hard)
   n = len(boxes)

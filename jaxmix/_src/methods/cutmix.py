@@ -110,6 +110,9 @@ def sample_cutmix(
     spatial_shape: (H, W) (static).
     alpha: Beta concentration; 0 turns CutMix off unless `cutmix_minmax` is
       given (then λ is not drawn, as in timm). The paper uses 1.0. Traced.
+      The drawn λ has the edges of :func:`jaxmix.sample_mixup` (α ≤ 0 or NaN:
+      off; tiny: 0 or 1; +inf: 0.5); the reported ``lam`` is then the exact
+      share left after clipping the box.
     prob: probability that a batch/sample is mixed at all. Traced.
     mode: ``"batch"`` (one box), ``"pair"`` (one per mutual pair), ``"elem"``
       (one per sample). Static.
@@ -233,7 +236,9 @@ def sample_mixup_cutmix(
     batch_size: B (static).
     spatial_shape: (H, W), or None when CutMix is statically off.
     mixup_alpha, cutmix_alpha: Beta concentrations, 0 turns a method off;
-      both 0 (as Python numbers) is an error. Traced.
+      both 0 (as Python numbers) is an error. Traced. Each has the edges of
+      :func:`jaxmix.sample_mixup` (≤ 0 or NaN: that method is off; +inf:
+      λ = 0.5 drawn).
     cutmix_minmax: as in :func:`sample_cutmix`. Static.
     prob: probability of mixing at all. Traced.
     switch_prob: probability of CutMix when both are on. Traced.

@@ -207,7 +207,9 @@ def sample_fmix(
     key: PRNG key.
     batch_size: B (static).
     spatial_shape: (H, W) (static).
-    alpha: Beta concentration; 0 turns FMix off (λ = 1). Traced.
+    alpha: Beta concentration; 0 turns FMix off (λ = 1). Traced. Edges as
+      in :func:`jaxmix.sample_mixup` (≤ 0 or NaN: off; +inf: λ = 0.5 drawn;
+      tiny: 0 or 1, or 1 with `reformulate`, the limit of Beta(α + 1, α)).
     decay_power: spectrum decay exponent; larger gives smoother masks. Traced.
     max_soft: soft-edge width as a share of the pixels (0 = binary). Traced.
     reformulate: draw ``λ ~ Beta(α + 1, α)``. Static.

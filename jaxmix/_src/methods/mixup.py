@@ -30,7 +30,11 @@ def sample_mixup(
     spatial_shape: unused (the plan does not depend on it); accepted so that every
       sampler has the one signature ``sample_<m>(key, batch_size, spatial_shape=None, *, ...)``.
     alpha: Beta concentration; 0 turns mixing off (timm). Traced. The paper
-      uses 0.2–0.4 on ImageNet and 1.0 on CIFAR.
+      uses 0.2–0.4 on ImageNet and 1.0 on CIFAR. Edges, the same for every
+      method that draws λ, for any traced value: α ≤ 0 or NaN gives λ = 1
+      (no mixing); 0 < α < 1e-20 gives λ ∈ {0, 1} (the limit α → 0); α >
+      1e20, +inf included, gives λ = 0.5 (the limit α → ∞). Every call
+      returns: no value makes the draw loop forever.
     prob: probability that a batch (``batch`` mode) or a sample (``pair``/
       ``elem``) is mixed at all; unmixed samples get λ = 1. Traced.
     mode: ``"batch"`` one λ for the batch, ``"pair"`` one per mutual pair,

@@ -37,6 +37,7 @@ from flax import struct
 
 from jaxmix._src.core import one_call
 from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
 MULTI_MODES = ("batch", "elem")
@@ -144,7 +145,9 @@ def sample_multimix(
       sampler has the one signature ``sample_<m>(key, batch_size, spatial_shape=None, *, ...)``.
     k: number of mixed samples, >= 2 (static). k = 2 is MixUp.
     alpha: Dirichlet concentration (one value for every slot); 0 turns
-      mixing off (weights (1, 0, ..., 0)). Traced. 1.0 draws uniformly from
+      mixing off (weights (1, 0, ..., 0)), as do a negative value and NaN;
+      +inf (any value above 1e20) gives weights 1/k, a tiny positive one puts
+      all weight on one slot. Traced. 1.0 draws uniformly from
       the simplex; big_vision's configs use small values (0.1-0.2) for
       ImageNet, as MixUp does.
     prob: probability that a batch (``batch``) or sample (``elem``) is
@@ -172,10 +175,8 @@ def sample_multimix(
   validation.check_unit_interval("prob", prob)
   n = 1 if mode == "batch" else batch_size
   k_idx, k_w, k_gate = jax.random.split(key, 3)
-  alpha = jnp.asarray(alpha, jnp.float32)
-  on = alpha > 0
-  conc = jnp.full((k,), jnp.where(on, alpha, 1.0), jnp.float32)
-  weights = jax.random.dirichlet(k_w, conc, (n,), jnp.float32)
+  on = jnp.asarray(alpha, jnp.float32) > 0
+  weights = sampling.dirichlet(k_w, alpha, (n,), k)
   if sort_weights:
     weights = -jnp.sort(-weights, axis=-1)
   gate = (jax.random.uniform(k_gate, (n,)) < jnp.asarray(prob, jnp.float32)) & on

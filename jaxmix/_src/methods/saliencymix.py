@@ -301,6 +301,8 @@ def sample_saliencymix(
       E.g. :func:`spectral_residual_saliency` or ``|∂loss/∂x|`` summed over
       channels.
     alpha: Beta concentration; the official 1.0; 0 turns mixing off. Traced.
+      Edges as in :func:`jaxmix.sample_mixup` (≤ 0 or NaN: off; +inf:
+      λ = 0.5 drawn).
     prob: probability that a batch/pair/sample is mixed (the official code
       uses ``cutmix_prob=0.5``). Traced.
     mode: ``"elem"``, ``"batch"`` or ``"pair"``. Static.

@@ -127,7 +127,9 @@ def sample_smoothmix(
     sigma: (low, high): σ ~ U(low, high) · (H, W), gaussian only; default
       (0.25, 0.5) as in the released code. Traced.
     alpha: Beta concentration for the square's area, square only (the
-      gaussian's share is set by σ and the centre). Traced.
+      gaussian's share is set by σ and the centre). Traced. Edges as in
+      :func:`jaxmix.sample_mixup` for the drawn λ₀ (≤ 0 or NaN: an empty
+      square, no mixing; +inf: λ₀ = 0.5).
     edge: width of the square's linear edge as a fraction of (H, W). Traced.
     prob: probability that a batch (or sample) is mixed at all. Traced.
     mode: ``"batch"`` (one mask, `[1, H, W]`), ``"pair"`` or ``"elem"``

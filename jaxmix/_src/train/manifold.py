@@ -120,7 +120,8 @@ def sample_manifold(
       sampler has the one signature ``sample_<m>(key, batch_size, spatial_shape=None, *, ...)``.
     layers: the eligible layers: an int ``n`` for ``0..n-1`` or a sequence
       of distinct ints (static). Layer 0 is the input by convention.
-    alpha: Beta concentration of λ; 0 turns mixing off. Traced.
+    alpha: Beta concentration of λ; 0 turns mixing off. Traced. Edges as in
+      :func:`jaxmix.sample_mixup` (≤ 0 or NaN: off; +inf: λ = 0.5).
     prob: probability that the batch (or a sample, in ``pair``/``elem``
       modes) is mixed at all. Traced.
     mode: ``"batch"``, ``"pair"`` or ``"elem"``, as in :func:`jaxmix.sample_mixup`.
