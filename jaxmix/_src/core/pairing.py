@@ -24,10 +24,26 @@ def take_partner(x: jax.Array, pairing: str, index: jax.Array, axis: int = 0) ->
   runs under ``jax.sharding.auto_axes`` so XLA picks the communication, and the
   result keeps `x`'s sharding. (``jaxmix.sharding.local`` avoids the communication.)
   """
+  return take_slot(x, pairing, index, 1, axis)
+
+
+def take_slot(x: jax.Array, pairing: str, index: jax.Array, slot: int, axis: int = 0) -> jax.Array:
+  """The batch seen through source slot `slot` of a k-source plan (slot 0 is `x`, slot 1 the partner).
+
+  `index` holds the slot's source of each sample (`[B]`); ``flip`` takes slot 1
+  reversed and slot s ≥ 2 reversed then rolled by s − 1, ``roll`` rolls by
+  `slot`, ``permute`` gathers. The one place sources are taken, with the
+  sharding rule of :func:`take_partner`.
+  """
+  if slot == 0:
+    return x
   if pairing == "flip":
-    return jnp.flip(x, axis)
-  if pairing == "roll":
-    take = lambda v, i: jnp.roll(v, 1, axis)
+    flipped = jnp.flip(x, axis)
+    if slot == 1:
+      return flipped
+    take = lambda v, i: jnp.roll(jnp.flip(v, axis), slot - 1, axis)
+  elif pairing == "roll":
+    take = lambda v, i: jnp.roll(v, slot, axis)
   else:
     take = lambda v, i: jnp.take(v, i, axis=axis)
   sharding = getattr(jax.typeof(x), "sharding", None)
@@ -39,3 +55,17 @@ def take_partner(x: jax.Array, pairing: str, index: jax.Array, axis: int = 0) ->
   if explicit and spec is not None and len(spec) > axis and spec[axis] is not None:
     return jax.sharding.auto_axes(take, out_sharding=sharding)(x, index)
   return take(x, index)
+
+
+def self_pairs(index: jax.Array) -> jax.Array:
+  """bool `[B]`: True where a sample is its own partner (the middle of an odd batch under flip).
+
+  The one self-pair rule: such a sample is left unmixed (λ = 1, output = input).
+  """
+  return index == jnp.arange(index.shape[0], dtype=index.dtype)
+
+
+def blend_with_partner(y: jax.Array, own: jax.Array, pairing: str, index: jax.Array) -> jax.Array:
+  """``own · y + (1 − own) · y[partner]``, `own` `[B]` broadcast over trailing axes: the one label blend."""
+  own = own.reshape(own.shape + (1,) * (y.ndim - own.ndim))
+  return y * own + take_partner(y, pairing, index) * (1 - own)

@@ -116,7 +116,6 @@ class Plan(PlanLike):
 
   def own_weight(self) -> jax.Array:
     """Own-content weight `[B, H, W]` (or `[B, 1, 1]` for a pure blend), float32."""
-    b = self.batch_size
     weight = self.blend[:, None, None]
     if self.mask is not None:
       weight = weight * self.mask
@@ -124,7 +123,7 @@ class Plan(PlanLike):
       weight = jnp.where(regions.box_mask(self.box, self.spatial_shape), 0.0, weight)
     if self.mask is not None or self.box is not None:
       # A sample that is its own partner comes back bit-exact.
-      own = self.index == jnp.arange(b, dtype=self.index.dtype)
+      own = pairing_lib.self_pairs(self.index)
       weight = jnp.where(own[:, None, None], 1.0, weight)
     return weight
 
@@ -146,13 +145,12 @@ class Plan(PlanLike):
     return x * w + partner * (1 - w)
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
-    lam = self.lam[:, None]
-    return y * lam + pairing_lib.take_partner(y, self.pairing, self.index) * (1 - lam)
+    return pairing_lib.blend_with_partner(y, self.lam, self.pairing, self.index)
 
 
 def keep_self_pairs(plan: Plan) -> Plan:
   """Marks samples that are their own partner as unmixed (λ = 1, blend = 1)."""
-  own = plan.index == jnp.arange(plan.batch_size, dtype=plan.index.dtype)
+  own = pairing_lib.self_pairs(plan.index)
   return plan.replace(lam=jnp.where(own, 1.0, plan.lam), blend=jnp.where(own, 1.0, plan.blend))
 
 

@@ -249,7 +249,7 @@ def mix_boxes(
     xyxy = boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, spatial_shape)
   xyxy, valid = boxes_lib.sanitize_boxes(xyxy, valid, spatial_shape)
   b = plan.batch_size
-  self_pair = plan.index == jnp.arange(b, dtype=plan.index.dtype)
+  self_pair = pairing_lib.self_pairs(plan.index)
   p_xyxy = pairing_lib.take_partner(xyxy, plan.pairing, plan.index)
   p_classes = pairing_lib.take_partner(classes, plan.pairing, plan.index)
   p_valid = pairing_lib.take_partner(valid, plan.pairing, plan.index) & ~self_pair[:, None]

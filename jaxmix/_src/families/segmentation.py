@@ -210,7 +210,7 @@ def sample_classmix(
   pasted_from_self = jnp.take_along_axis(chosen, ids.reshape(b, -1), axis=1).reshape(b, h, w)
   pasted = pairing_lib.take_partner(pasted_from_self, pairing, index)
   on = sampling.gate(k_gate, prob, (b,))
-  on &= index != jnp.arange(b, dtype=index.dtype)
+  on &= ~pairing_lib.self_pairs(index)
   mask = jnp.where(on[:, None, None] & pasted, 0.0, 1.0).astype(jnp.float32)
   lam = mask.mean(axis=(1, 2))
   return plan_lib.Plan(

@@ -77,8 +77,7 @@ class SequencePlan(plan_lib.PlanLike):
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
     """Sequence-level labels `[B, K]`, weighted by the own token share."""
-    lam = self.lam[:, None]
-    return y * lam + pairing_lib.take_partner(y, self.pairing, self.index) * (1 - lam)
+    return pairing_lib.blend_with_partner(y, self.lam, self.pairing, self.index)
 
   def mix_token_labels(self, y: jax.Array) -> jax.Array:
     """Per-token labels `[B, T, K]`, weighted by the token weights."""

@@ -144,7 +144,7 @@ def sample_attentive_cutmix(
   grid = features.shape[1:]
   chosen = _top_cells(pairing_lib.take_partner(features, pairing, index), top_k)
   # A sample that is its own partner (odd batch, flip) stays unchanged.
-  on = on & (index != jnp.arange(batch_size, dtype=index.dtype))
+  on = on & ~pairing_lib.self_pairs(index)
   own = jnp.where(on[:, None, None], 1.0 - _cells_mask(chosen, grid, spatial_shape), 1.0)
   # λ from a static table of cell areas, so the mask is only read by the blend.
   pasted = _cells_area(chosen, grid, spatial_shape).astype(jnp.float32) / (

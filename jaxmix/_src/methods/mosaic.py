@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
@@ -82,11 +83,7 @@ class MosaicPlan(plan_lib.PlanLike):
 
   def source(self, x: jax.Array, slot: int) -> jax.Array:
     """The batch `x` reordered so row i holds slot `slot`'s source of sample i."""
-    if slot == 0:
-      return x
-    if self.pairing == "roll":
-      return jnp.roll(x, slot, axis=0)
-    return jnp.take(x, self.index[:, slot], axis=0)
+    return pairing_lib.take_slot(x, self.pairing, self.index[:, slot], slot)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     h, w = self.spatial_shape

@@ -36,6 +36,7 @@ import numpy as np
 from flax import struct
 
 from jaxmix._src.core import one_call
+from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
@@ -77,14 +78,7 @@ class MultiPlan(plan_lib.PlanLike):
 
   def _source(self, x: jax.Array, slot: int) -> jax.Array:
     """The batch seen through slot `slot` (slot 0 is `x` itself)."""
-    if slot == 0:
-      return x
-    if self.pairing == "roll":
-      return jnp.roll(x, slot, axis=0)
-    if self.pairing == "flip":
-      flipped = jnp.flip(x, 0)
-      return flipped if slot == 1 else jnp.roll(flipped, slot - 1, axis=0)
-    return jnp.take(x, self.indices[:, slot], axis=0)
+    return pairing_lib.take_slot(x, self.pairing, self.indices[:, slot], slot)
 
   def _mix(self, x: jax.Array) -> jax.Array:
     shape = (-1,) + (1,) * (x.ndim - 1)

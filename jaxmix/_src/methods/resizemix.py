@@ -187,8 +187,7 @@ class ResizeMixPlan(plan_lib.PlanLike):
     return jnp.where(inside, resized, x)
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
-    lam = self.lam[:, None]
-    return y * lam + pairing_lib.take_partner(y, self.pairing, self.index) * (1 - lam)
+    return pairing_lib.blend_with_partner(y, self.lam, self.pairing, self.index)
 
 
 def _check_scope(scope: Any) -> tuple[Any, Any]:
@@ -262,7 +261,7 @@ def sample_resizemix(
   box = sampling.per_sample(jnp.where(on[:, None], box, 0), mode, index)
   lam = sampling.per_sample(jnp.where(on, lam, 1.0), mode, index)
   # A sample that is its own partner stays unchanged.
-  own = index == jnp.arange(batch_size, dtype=index.dtype)
+  own = pairing_lib.self_pairs(index)
   return ResizeMixPlan(
     lam=jnp.where(own, 1.0, lam),
     index=index,
