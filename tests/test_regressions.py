@@ -415,6 +415,12 @@ def test_desed_93_one_call_mixes_frame_labels_inputs_and_clip_labels_alike():
   assert not np.allclose(mixed["weak"], weak)
   np.testing.assert_allclose(mixed_strong, jnp.broadcast_to(mixed["weak"][:, None], (B, t, k)), atol=1e-6)
   np.testing.assert_allclose(mixed["tag"], mixed["weak"], atol=1e-6)
+  # The same through jaxmix.sharding.local (one device: shard = batch, key unchanged in batch mode).
+  local = jaxmix.sharding.local(jaxmix.mixup, jax.make_mesh((1,), ("data",)))
+  labels = {"weak": weak, "tag": LABELS % k}
+  got = jax.jit(functools.partial(local, num_classes=k))(jax.random.key(2), feats, labels)
+  want = jaxmix.mixup(jax.random.key(2), feats, labels, num_classes=k)
+  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, atol=1e-6), got, want)
 
 
 # --- textaugment #17: token ids are not embeddings --------------------------------------------------------

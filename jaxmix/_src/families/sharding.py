@@ -206,8 +206,9 @@ def local(
         f"inputs have batch size {batch}, which does not split evenly over the {devices} devices "
         f"along mesh axis {axis!r}."
       )
-    if labels is not None and np.shape(labels)[:1] != (batch,):
-      raise ValueError(f"labels have shape {np.shape(labels)} but inputs have batch size {batch}.")
+    for path, leaf in validation.leaves_with_names(labels, "labels"):  # an array or a pytree of them
+      if np.shape(leaf)[:1] != (batch,):
+        raise ValueError(f"{path} has shape {np.shape(leaf)} but inputs have batch size {batch}.")
     mode = options.get("mode", default_mode)
     fold = randomness == "independent" or mode != "batch"
     static = {k: v for k, v in options.items() if not _is_array_like(v)}
