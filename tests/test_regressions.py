@@ -77,9 +77,12 @@ def modes(name):
 def survey(name):
   """{prob: {mode: results}} for prob 1, 0.5, 0 and N keys, from one compiled program.
 
-  results: ``plan`` (a vmapped plan, leaves [N, ...]), ``lam`` ([N, B]), ``mixed`` (ONE_HOT mixed,
-  [N, B, H, W, B]), ``targets`` (mix_labels of arange(B), [N, B, B]) and, for methods with a one-call
-  form, ``call`` (its (mixed, targets) for the same key and options).
+  results, read off ONE_HOT mixed by each plan (only these summaries are kept, to keep memory low):
+  ``plan`` (a vmapped plan, leaves [N, ...]); ``lam`` [N, B]; ``own`` [N, B, H, W], each sample's own
+  weight per pixel; ``shares`` [N, B, B], the share of every source in each output; ``unchanged``
+  [N, B], output == input exactly; ``targets`` [N, B, B], mix_labels of arange(B); and for methods
+  with a one-call form the same three for its output, ``call_shares``, ``call_unchanged`` and
+  ``call_targets`` (same key and options).
   """
   spec = jaxmix.SAMPLERS[name]
 
@@ -90,14 +93,19 @@ def survey(name):
 
       def one(key, kw=kw):
         plan = spec.sample(key, B, HW, **kw)
+        mixed = jaxmix.apply(plan, ONE_HOT)
         res = {
           "plan": plan,
           "lam": plan.lam,
-          "mixed": jaxmix.apply(plan, ONE_HOT),
+          "own": jnp.einsum("bhwb->bhw", mixed),
+          "shares": mixed.mean(axis=(1, 2)),
+          "unchanged": jnp.all(mixed == ONE_HOT, axis=(1, 2, 3)),
           "targets": jaxmix.mix_labels(plan, LABELS, num_classes=B),
         }
         if spec.mix is not None:
-          res["call"] = spec.mix(key, ONE_HOT, LABELS, num_classes=B, **kw)
+          mixed, res["call_targets"] = spec.mix(key, ONE_HOT, LABELS, num_classes=B, **kw)
+          res["call_shares"] = mixed.mean(axis=(1, 2))
+          res["call_unchanged"] = jnp.all(mixed == ONE_HOT, axis=(1, 2, 3))
         return res
 
       out[mode] = jax.vmap(one)(keys)
@@ -108,12 +116,6 @@ def survey(name):
   with mock.patch.object(sampling, "beta", cheap_beta):
     compiled = jax.jit(run).lower(keys, 1.0).compile()
   return {p: jax.device_get(compiled(keys, p)) for p in (1.0, 0.5, 0.0)}
-
-
-def own_share(mixed):
-  """[N, B]: each sample's share of its own content, read off the one-hot output."""
-  diag = np.einsum("nbhwb->nbhw", mixed)
-  return diag.mean(axis=(2, 3))
 
 
 def partners(plan):
@@ -161,11 +163,11 @@ def test_mmpretrain_875_acoustic_176_prob_zero_is_identity_and_prob_one_mixes(na
   for mode in modes(name):
     off, on = s[0.0][mode], s[1.0][mode]
     np.testing.assert_array_equal(off["lam"], 1.0, err_msg=f"{name}/{mode}: λ at prob 0")
-    np.testing.assert_array_equal(off["mixed"], np.broadcast_to(ONE_HOT, off["mixed"].shape))
+    assert off["unchanged"].all(), f"{name}/{mode}: prob 0 changed the images"
     np.testing.assert_array_equal(off["targets"], np.broadcast_to(np.eye(B), off["targets"].shape))
-    if "call" in off:
-      np.testing.assert_array_equal(off["call"][0], off["mixed"], err_msg=f"{name}/{mode}: one-call")
-      np.testing.assert_array_equal(off["call"][1], off["targets"], err_msg=f"{name}/{mode}: one-call")
+    if "call_targets" in off:
+      assert off["call_unchanged"].all(), f"{name}/{mode}: prob 0 changed the images (one-call)"
+      np.testing.assert_array_equal(off["call_targets"], off["targets"], err_msg=f"{name}/{mode}: one-call")
     # The gate is not inverted (acoustic #176): at prob 1 nearly every sample with another partner mixes.
     others = ~self_paired(on["plan"])
     assert (on["lam"][others] < 1).mean() > 0.9, f"{name}/{mode}: prob 1 barely mixes"
@@ -181,11 +183,9 @@ def test_vmt_1_labels_mixed_with_the_partners_of_the_pixels(name):
   s = survey(name)
   for mode in modes(name):
     r = s[1.0][mode]
-    pixel_shares = r["mixed"].mean(axis=(2, 3))  # [N, B, B]
-    np.testing.assert_allclose(r["targets"], pixel_shares, atol=1e-5, err_msg=f"{name}/{mode}")
-    if "call" in r:
-      mixed, targets = r["call"]
-      np.testing.assert_allclose(targets, mixed.mean(axis=(2, 3)), atol=1e-5, err_msg=f"{name}/{mode}")
+    np.testing.assert_allclose(r["targets"], r["shares"], atol=1e-5, err_msg=f"{name}/{mode}")
+    if "call_targets" in r:
+      np.testing.assert_allclose(r["call_targets"], r["call_shares"], atol=1e-5, err_msg=f"{name}/{mode}")
 
 
 # --- torchvision #8191: per-sample regions in elem mode -------------------------------------------------
@@ -197,7 +197,7 @@ def test_torchvision_8191_elem_mode_draws_each_sample_its_own_region(name):
   s = survey(name)
   mode = "elem" if "elem" in modes(name) else None
   r = s[1.0][mode]
-  own = np.einsum("nbhwb->nbhw", r["mixed"])  # [N, B, H, W]
+  own = r["own"]  # [N, B, H, W]
   mixed = (r["lam"] < 1) & ~self_paired(r["plan"])
   differ = []
   for n in range(N):
@@ -208,7 +208,7 @@ def test_torchvision_8191_elem_mode_draws_each_sample_its_own_region(name):
   if mode == "elem" and not jaxmix.SAMPLERS[name].requires:
     # ... while batch mode draws one region for the batch (regions that follow the data excepted).
     r = s[1.0]["batch"]
-    own = np.einsum("nbhwb->nbhw", r["mixed"])
+    own = r["own"]
     mixed = (r["lam"] < 1) & ~self_paired(r["plan"])
     for n in range(N):
       maps = own[n][mixed[n]]
@@ -228,10 +228,9 @@ def test_kornia_4439_4650_boxes_inside_the_image_and_lambda_is_the_own_share(nam
   for mode in modes(name):
     r = s[1.0][mode]
     plan = r["plan"]
-    np.testing.assert_allclose(r["lam"], own_share(r["mixed"]), atol=1e-5, err_msg=f"{name}/{mode}")
-    untouched = r["lam"] == 1
-    unchanged = np.broadcast_to(ONE_HOT, r["mixed"].shape)[untouched]
-    np.testing.assert_array_equal(r["mixed"][untouched], unchanged, err_msg=f"{name}/{mode}")
+    np.testing.assert_allclose(r["lam"], r["own"].mean(axis=(2, 3)), atol=1e-5, err_msg=f"{name}/{mode}")
+    same = r["lam"] == 1  # λ = 1 exactly when the sample comes back unchanged
+    np.testing.assert_array_equal(r["unchanged"], same, err_msg=f"{name}/{mode}")
     box = getattr(plan, "box", None)
     if box is not None:
       top, bottom, left, right = np.moveaxis(np.asarray(box), -1, 0)
@@ -472,7 +471,7 @@ def test_big_vision_keywords_are_unknown_options(keyword):
 # --- tinygrad #3201: local and global modes both mix, within the intended set ---------------------------
 
 _SHARDING_CHECK = """
-import functools, json
+import json
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 import jaxmix
@@ -482,19 +481,20 @@ x = jnp.broadcast_to(jnp.eye(B)[:, None, None, :], (B, 8, 8, B))
 mesh = jax.make_mesh((D,), ("data",))
 xs = jax.device_put(x, NamedSharding(mesh, P("data")))
 ys = jax.device_put(jnp.arange(B), NamedSharding(mesh, P("data")))
+kw = dict(num_classes=B, mode="elem", pairing="permute")
+methods = {name: getattr(jaxmix, name) for name in ("mixup", "cutmix")}
+local = {n: jaxmix.sharding.local(f, mesh) for n, f in methods.items()}
+ways = {  # one program each for both methods
+  "local": jax.jit(lambda k, x, y: {n: f(k, x, y, **kw) for n, f in local.items()}),
+  "global": jax.jit(lambda k, x, y: {n: f(k, x, y, **kw) for n, f in methods.items()}),
+}
 out = {}
-for name in ("mixup", "cutmix"):
-  kw = dict(num_classes=B, mode="elem", pairing="permute")
-  local = jax.jit(functools.partial(jaxmix.sharding.local(getattr(jaxmix, name), mesh, "data"), **kw))
-  glob = jax.jit(functools.partial(getattr(jaxmix, name), **kw))
-  for where, f in (("local", local), ("global", glob)):
-    shares = []
-    for seed in range(4):
-      mixed, targets = f(jax.random.key(seed), xs, ys)
+for where, f in ways.items():
+  for seed in range(4):
+    for name, (mixed, targets) in f(jax.random.key(seed), xs, ys).items():
       s = np.asarray(mixed).mean(axis=(1, 2))
       assert np.allclose(np.asarray(targets), s, atol=1e-5), (name, where, seed)
-      shares.append(s.tolist())
-    out[f"{name}/{where}"] = shares
+      out.setdefault(f"{name}/{where}", []).append(s.tolist())
 print(json.dumps(out))
 """
 
