@@ -105,9 +105,12 @@ def test_labels_are_area_weighted_and_maps_exact():
   plan = jaxmix.sample_mosaic(jax.random.key(1), b, (h, w), pairing="permute")
   shares = plan.shares()
   np.testing.assert_allclose(shares.sum(1), 1.0, rtol=1e-6)
-  np.testing.assert_allclose(plan.lam, shares[:, 0])
+  # λ is the own share: slot 0 (area cy·cx) and any other slot whose random source is the sample itself.
+  own = np.asarray(plan.index) == np.arange(b)[:, None]
+  assert own[:, 1:].any(), "the key should draw a sample as one of its own sources"
+  np.testing.assert_allclose(plan.lam, np.where(own, shares, 0).sum(1), rtol=1e-6)
   cy, cx = np.asarray(plan.center).T
-  np.testing.assert_allclose(plan.lam, cy * cx / (h * w), rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(shares)[:, 0], cy * cx / (h * w), rtol=1e-6)
   labels = jnp.arange(b) % 4
   y = jaxmix.mix_labels(plan, labels, num_classes=4)
   hot = np.eye(4)[np.asarray(labels)]

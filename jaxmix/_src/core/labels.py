@@ -56,10 +56,16 @@ def soft_labels(
   validation.check_unit_interval("label_smoothing", smoothing)
   shape = np.shape(labels)
   dtype = jnp.result_type(labels)
-  if len(shape) == 0 or len(shape) > 2:
+  if len(shape) > 2:
+    # timm #1489: segmentation masks passed as labels.
     raise ValueError(
-      f"labels must be int class ids [B] or float targets [B, K]; got rank {len(shape)} with shape {shape}."
+      f"labels must be int class ids [B] or float targets [B, K]; got rank {len(shape)} with shape {shape}, "
+      "which looks like per-pixel label maps. Mix label maps with the images' plan: "
+      "jaxmix.segmentation.mix_label_maps(plan, maps), or pass them in `inputs` to a method that "
+      "selects pixels (CutMix, FMix, ...)."
     )
+  if len(shape) == 0:
+    raise ValueError("labels must be int class ids [B] or float targets [B, K]; got rank 0 with shape ().")
   if shape[0] != batch_size:
     raise ValueError(f"labels have batch size {shape[0]} but inputs have {batch_size}.")
   if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.complexfloating):

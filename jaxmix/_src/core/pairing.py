@@ -4,7 +4,10 @@
   middle sample is its own partner, so it comes out unchanged with its own
   label (its λ is reported as 1).
 * ``roll``: sample ``i`` takes ``i - 1`` (torchvision, big_vision).
-* ``permute``: a uniformly random permutation (a gather, not a slice).
+* ``permute``: a uniformly random permutation (a gather, not a slice). It can
+  map a sample to itself (about one sample per batch on average, whatever B);
+  such a sample comes back unchanged with λ = 1. In ``pair`` mode the pairs
+  are disjoint and only the odd one out of an odd batch is alone.
 
 flip and roll lower to XLA ``reverse`` and ``slice``/``concatenate``, never to a
 gather, so they fuse with the blend into one pass over the batch.

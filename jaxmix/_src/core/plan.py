@@ -9,6 +9,7 @@ and the families (label maps, boxes) use only the protocol's members.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 from typing import ClassVar
 from typing import Protocol
@@ -269,26 +270,41 @@ def _mix_in_dtype(plan: Any, x: jax.Array, data_format: str) -> jax.Array:
   return jnp.clip(out, info.min, info.max).astype(dtype)
 
 
+def _is_label_array(x: Any) -> bool:
+  """A leaf of a labels pytree: an array, a number, or a (nested) list/tuple of numbers such as [0, 3, 1]."""
+  if isinstance(x, (list, tuple)):
+    return all(isinstance(v, numbers.Number) for v in jax.tree_util.tree_leaves(x))
+  return hasattr(x, "shape") or isinstance(x, numbers.Number)
+
+
 def mix_labels(
   plan: Any,
-  labels: jax.typing.ArrayLike | None,
+  labels: Any,
   *,
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
-) -> jax.Array | None:
+) -> Any:
   """Soft labels for the mixed batch: each row is its sources' labels weighted by λ.
 
-  Smoothing is applied before mixing (timm's order).
+  Smoothing is applied before mixing (timm's order). `labels` may also be a
+  pytree (dict, tuple, list) of label arrays, e.g. clip-level and
+  event-level targets: every leaf is mixed with the same plan, as the leaves
+  of the inputs are by :func:`apply`. A list or tuple of Python numbers is
+  one label array. Per-pixel label maps are not labels: mix them with
+  :func:`jaxmix.segmentation.mix_label_maps`.
 
   Args:
     plan: the plan used to mix the inputs.
     labels: int class ids `[B]` (needs `num_classes`) or float targets
-      `[B, K]` (one-hot, soft or multi-hot); None gives None.
-    num_classes: K, required for integer labels (static).
+      `[B, K]` (one-hot, soft or multi-hot), or a pytree of them; None gives
+      None.
+    num_classes: K, required for integer labels (static); the same K for
+      every integer leaf of a pytree.
     label_smoothing: in [0, 1]; may be traced.
 
   Returns:
-    float32 `[B, K]`, or None when `labels` is None.
+    float32 `[B, K]` (a pytree of them for a pytree of labels), or None when
+    `labels` is None.
 
   Example:
     >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
@@ -296,5 +312,12 @@ def mix_labels(
   check_plan(plan)
   if labels is None:
     return None
-  y = labels_lib.soft_labels(labels, plan.batch_size, num_classes=num_classes, smoothing=label_smoothing)
-  return plan.mix_labels(y)
+
+  def mix(y: Any) -> jax.Array:
+    y = labels_lib.soft_labels(y, plan.batch_size, num_classes=num_classes, smoothing=label_smoothing)
+    return plan.mix_labels(y)
+
+  if _is_label_array(labels):
+    return mix(labels)
+  # DESED #93: one label array left unmixed; here every leaf follows the plan.
+  return jax.tree_util.tree_map(mix, labels, is_leaf=_is_label_array)

@@ -75,6 +75,10 @@ class SequencePlan(plan_lib.PlanLike):
     del data_format
     return self._blend_tokens(x)
 
+  def for_integer_leaves(self) -> SequencePlan:
+    """Refuses integer leaves: blended token ids are ids of other words (textaugment #17)."""
+    raise TypeError(_TOKEN_IDS)
+
   def mix_labels(self, y: jax.Array) -> jax.Array:
     """Sequence-level labels `[B, K]`, weighted by the own token share."""
     return pairing_lib.blend_with_partner(y, self.lam, self.pairing, self.index)
@@ -82,6 +86,13 @@ class SequencePlan(plan_lib.PlanLike):
   def mix_token_labels(self, y: jax.Array) -> jax.Array:
     """Per-token labels `[B, T, K]`, weighted by the token weights."""
     return self._blend_tokens(y)
+
+
+_TOKEN_IDS = (
+  "sequence MixUp blends embeddings, not integer token ids: a blend of ids 17 and 42 is the id of "
+  "some third word. Call it after the embedding layer, on the float embeddings [B, T, D] (or any "
+  "float hidden states); cast to float first if the integers are intensities."
+)
 
 
 def _check_mask(mask: Any, name: str = "mask") -> tuple[int, int]:
@@ -195,8 +206,9 @@ def sequence_mixup(
 
   Args:
     key: PRNG key.
-    inputs: embeddings `[B, T, D]` (or any pytree of `[B, T, ...]` leaves,
-      e.g. embeddings and position features).
+    inputs: float embeddings `[B, T, D]` (or any pytree of float `[B, T, ...]`
+      leaves, e.g. embeddings and position features). Integer token ids
+      are refused with a TypeError: embed them first.
     labels: sequence labels (int `[B]` or float `[B, K]`), per-token labels
       (int `[B, T]` or float `[B, T, K]`; tagging), or None. Integer labels
       need `num_classes`.
@@ -222,6 +234,8 @@ def sequence_mixup(
       raise ValueError(
         f"mask has shape {mask_shape} but {path} has shape {np.shape(leaf)}; need [B, T, ...]."
       )
+    if jnp.issubdtype(jnp.result_type(leaf), jnp.integer):
+      raise TypeError(f"{path} has dtype {jnp.result_type(leaf)}: {_TOKEN_IDS}")
   plan = sample_sequence_mixup(key, mask, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
   mixed = plan_lib.apply(plan, inputs)
   out_mask = plan.mask.astype(jnp.result_type(mask))

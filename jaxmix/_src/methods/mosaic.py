@@ -51,7 +51,8 @@ class MosaicPlan(plan_lib.PlanLike):
   """A four-source 2×2 mosaic.
 
   Attributes:
-    lam: float32 `[B]`, the sample's own share (slot 0's area / (H·W)).
+    lam: float32 `[B]`, the sample's own share: the area of every slot whose source is the
+      sample itself (slot 0, and any other slot that drew it) over H·W.
     index: int32 `[B, 4]`, the source of each slot (column 0 is the sample).
     center: int32 `[B, 2]`, the split point (cy, cx) in ``[0, H] × [0, W]``.
     pairing: ``"roll"`` (sources i, i−1, i−2, i−3: slices) or ``"permute"``
@@ -196,4 +197,7 @@ def sample_mosaic(
   plan = MosaicPlan(
     lam=jnp.zeros((batch_size,)), index=index, center=center, pairing=pairing, spatial_shape=spatial_shape
   )
-  return plan.replace(lam=plan.shares()[:, 0])
+  # λ is the share of every slot whose source is the sample itself: permute can draw it for
+  # slots 1-3 too (so can roll for B < 4).
+  own = index == ar[:, None]
+  return plan.replace(lam=jnp.sum(jnp.where(own, plan.shares(), 0.0), axis=1))
