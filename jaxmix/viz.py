@@ -463,6 +463,8 @@ def plot_lambda(
   Example:
     >>> fig = jaxmix.viz.plot_lambda({
     ...     f"α={a}": (lambda k, a=a: jaxmix.sample_mixup(k, 8, alpha=a)) for a in (0.2, 1.0, 4.0)})
+    >>> fig.axes[0].get_legend_handles_labels()[1]     # one histogram per entry
+    ['α=0.2 (mean ...)', 'α=1.0 (mean ...)', 'α=4.0 (mean ...)']
   """
   entries = dict(source) if isinstance(source, Mapping) else {None: source}
   if not entries:
