@@ -1,4 +1,6 @@
 # Two set-up commands: `make demo` and `make test`. Both create .venv and install what they need.
+# `make test` also runs every docstring example (`pytest --doctest-modules jaxmix`; their names: conftest.py),
+# apart from the suite: --doctest-modules over tests/ would import its helper scripts as modules.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,6 +29,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n 2 -m "not slow"
+	$(PY) -m pytest -q -n 2 --doctest-modules jaxmix
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 -m slow

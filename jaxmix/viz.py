@@ -8,12 +8,14 @@ is shown at the end of the cell; in a script, ``fig.savefig(path)`` and then
 
 Example:
   >>> from jaxmix import viz
-  >>> plan = jaxmix.sample_cutmix(key, 8, (128, 128), alpha=1.0)
+  >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32), alpha=1.0)
   >>> mixed = jaxmix.apply(plan, images)
-  >>> targets = jaxmix.mix_labels(plan, labels, num_classes=8)
+  >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
   >>> fig = viz.show_batch(mixed, targets, class_names=names, plan=plan,
   ...                      show_partner=True, show_mask=True)
   >>> fig = viz.plot_lambda(lambda k: jaxmix.sample_mixup(k, 8, alpha=0.4))
+  >>> type(fig).__name__
+  'Figure'
 """
 
 from __future__ import annotations
@@ -278,8 +280,10 @@ def show_batch(
       titles, boxes or plan that do not match the batch.
 
   Example:
-    >>> mixed, targets = jaxmix.cutmix(key, images, labels, num_classes=4)
-    >>> fig = jaxmix.viz.show_batch(mixed, targets, class_names=names)
+    >>> mixed, targets = jaxmix.cutmix(key, images, labels, num_classes=10)
+    >>> fig = jaxmix.viz.show_batch(mixed, targets, class_names=names)   # 10 names
+    >>> len(fig.axes)                         # one panel per image
+    8
     >>> fig.savefig("batch.png")
   """
   x = _display_images(images, data_format)
@@ -459,6 +463,8 @@ def plot_lambda(
   Example:
     >>> fig = jaxmix.viz.plot_lambda({
     ...     f"α={a}": (lambda k, a=a: jaxmix.sample_mixup(k, 8, alpha=a)) for a in (0.2, 1.0, 4.0)})
+    >>> fig.axes[0].get_legend_handles_labels()[1]     # one histogram per entry
+    ['α=0.2 (mean ...)', 'α=1.0 (mean ...)', 'α=4.0 (mean ...)']
   """
   entries = dict(source) if isinstance(source, Mapping) else {None: source}
   if not entries:

@@ -153,8 +153,10 @@ def sample_choose(
   Example:
     >>> mix = functools.partial(jaxmix.sample_mixup, alpha=0.8)
     >>> cut = functools.partial(jaxmix.sample_cutmix, alpha=1.0)
-    >>> plan = jaxmix.sample_choose(key, 128, (224, 224), methods=(mix, cut, "fmix"),
+    >>> plan = jaxmix.sample_choose(key, 8, (32, 32), methods=(mix, cut, "fmix"),
     ...                             weights=jnp.array([0.4, 0.4, 0.2]))
+    >>> jaxmix.apply(plan, images).shape
+    (8, 32, 32, 3)
   """
   validation.check_key(key)
   validation.check_choice("mode", mode, CHOOSE_MODES)
@@ -262,7 +264,9 @@ def choose(
   Example:
     >>> images, targets = jaxmix.choose(
     ...     key, images, labels, methods=("mixup", "cutmix", "fmix"),
-    ...     weights=jnp.array([0.5, 0.3, 0.2]), num_classes=1000)
+    ...     weights=jnp.array([0.5, 0.3, 0.2]), num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
   return one_call.mix(

@@ -217,9 +217,11 @@ def mix_batches(
     `[B_a, K]` (None without labels).
 
   Example:
-    >>> images, targets = jaxmix.mix_batches(
-    ...     key, (cifar_images, cifar_labels), (svhn_images, svhn_labels),
-    ...     method="cutmix", num_classes_a=10, num_classes_b=10)   # targets: [B, 20]
+    >>> other = (images[:6, ::-1], jnp.arange(6))     # 6 samples from a 6-class dataset
+    >>> mixed, targets = jaxmix.mix_batches(
+    ...     key, (images, labels), other, method="cutmix", num_classes_a=10, num_classes_b=6)
+    >>> mixed.shape, targets.shape                    # targets: [B_a, 10 + 6]
+    ((8, 32, 32, 3), (8, 16))
   """
   validation.check_key(key)
   validation.check_choice("data_format", data_format, validation.DATA_FORMATS)

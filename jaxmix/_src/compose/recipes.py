@@ -57,8 +57,10 @@ def keep_larger_share(plan: Any) -> Any:
     A plan of the same kind (a mask plan for box plans).
 
   Example:
-    >>> plan = jaxmix.keep_larger_share(jaxmix.sample_cutmix(key, 64, (32, 32)))
+    >>> plan = jaxmix.keep_larger_share(jaxmix.sample_cutmix(key, 8, (32, 32)))
     >>> images, targets = jaxmix.apply(plan, images), jaxmix.mix_labels(plan, labels, num_classes=10)
+    >>> bool((plan.lam >= 0.5).all())
+    True
   """
   if isinstance(plan, multiway.MultiPlan):
     w = plan.weights
@@ -103,6 +105,8 @@ def with_plan_transform(
   Example:
     >>> mixmatch_cutmix = jaxmix.with_plan_transform(jaxmix.sample_cutmix, jaxmix.keep_larger_share)
     >>> images, targets = mixmatch_cutmix(key, images, labels, alpha=0.75, num_classes=10)
+    >>> bool((targets.max(-1) >= 0.5).all())          # each sample keeps the larger share
+    True
   """
   def method(
     key: jax.Array,
@@ -174,6 +178,9 @@ def regmixup(
 
   Example:
     >>> x2, y2 = jaxmix.regmixup(key, images, labels, num_classes=10)
+    >>> x2.shape, y2.shape                            # the clean batch, then the mixed one
+    ((16, 32, 32, 3), (16, 10))
+    >>> model = lambda x: x.mean((1, 2)) @ jnp.ones((3, 10))   # a stand-in for the network
     >>> loss = optax.softmax_cross_entropy(model(x2), y2).mean()
   """
   mixed, targets = registry.SAMPLERS["mixup"].mix(
@@ -295,7 +302,10 @@ def remix(
     ``(mixed_inputs, soft_labels)``.
 
   Example:
-    >>> images, targets = jaxmix.remix(key, images, labels, class_counts=counts, num_classes=100)
+    >>> counts = jnp.array([5000] * 5 + [50] * 5)     # a long-tailed training set, 10 classes
+    >>> images, targets = jaxmix.remix(key, images, labels, class_counts=counts, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   validation.check_choice("method", method, REMIX_METHODS)
   spec = registry.lookup(method, argument="method", two_source=True)

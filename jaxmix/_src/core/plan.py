@@ -224,7 +224,9 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
 
   Example:
     >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32), alpha=1.0)
-    >>> images, depth = jaxmix.apply(plan, (images, depth))
+    >>> images, seg = jaxmix.apply(plan, (images, seg))       # one plan for every leaf
+    >>> images.shape, seg.dtype
+    ((8, 32, 32, 3), dtype('int32'))
   """
   check_plan(plan)
   validation.check_choice("data_format", data_format, validation.DATA_FORMATS)
@@ -307,7 +309,10 @@ def mix_labels(
     `labels` is None.
 
   Example:
+    >>> plan = jaxmix.sample_mixup(key, 8, alpha=0.2)
     >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
+    >>> targets.shape, bool(jnp.allclose(targets.sum(-1), 1.0))
+    ((8, 10), True)
   """
   check_plan(plan)
   if labels is None:

@@ -218,9 +218,11 @@ def mix_boxes(
     partner's, in the input's format and normalisation.
 
   Example:
-    >>> plan = jaxmix.sample_cutmix(key, 16, (512, 512))
+    >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32))
     >>> images = jaxmix.apply(plan, images)
     >>> targets = jaxmix.detection.mix_boxes(plan, boxes, classes, valid)
+    >>> boxes.shape, targets.boxes.shape      # own boxes, then the partner's
+    ((8, 3, 4), (8, 6, 4))
   """
   _check_plan(plan)
   validation.check_unit_interval("min_visibility", min_visibility)
@@ -338,7 +340,10 @@ def mixup_detection(
 
   Example:
     >>> images, t = jaxmix.detection.mixup(key, images, boxes, classes, valid)
-    >>> loss = (t.weights * per_box_loss(model(images), t.boxes, t.classes)).sum()
+    >>> t.boxes.shape, t.weights.shape
+    ((8, 6, 4), (8, 6))
+    >>> per_box_loss = jnp.ones(t.weights.shape)    # a stand-in for the detector's loss of each box
+    >>> loss = (t.weights * per_box_loss).sum()
   """
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")
@@ -397,6 +402,8 @@ def cutmix_detection(
 
   Example:
     >>> images, t = jaxmix.detection.cutmix(key, images, boxes, classes, valid)
+    >>> t.boxes.shape, t.valid.dtype
+    ((8, 6, 4), dtype('bool'))
   """
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")

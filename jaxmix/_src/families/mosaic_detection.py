@@ -162,8 +162,12 @@ def mosaic(
     ``(mosaic_images, BoxTargets)`` with `4N` boxes per image.
 
   Example:
+    >>> yolo = jaxmix.detection.normalize_boxes(
+    ...     jaxmix.detection.convert_boxes(boxes, "xyxy", "cxcywh"), (32, 32))
     >>> images, t = jaxmix.detection.mosaic(
-    ...     key, images, boxes, classes, valid, box_format="cxcywh", normalized=True)
+    ...     key, images, yolo, classes, valid, box_format="cxcywh", normalized=True)
+    >>> t.boxes.shape                         # 4 sources: 4 × 3 boxes per image
+    (8, 12, 4)
   """
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images")

@@ -101,9 +101,12 @@ def mix_label_maps(
     int `[B, H, W]` (same dtype as `maps`) or float32 `[B, H, W, K]`.
 
   Example:
-    >>> plan = jaxmix.sample_cutmix(key, 8, (64, 64))
+    >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32))
     >>> images = jaxmix.apply(plan, images)
-    >>> seg = jaxmix.segmentation.mix_label_maps(plan, seg)          # int [8, 64, 64]
+    >>> hard = jaxmix.segmentation.mix_label_maps(plan, seg)
+    >>> soft = jaxmix.segmentation.mix_label_maps(plan, seg, num_classes=21, soft=True, ignore_index=255)
+    >>> hard.shape, hard.dtype, soft.shape
+    ((8, 32, 32), dtype('int32'), (8, 32, 32, 21))
   """
   plan_lib.check_plan(plan)
   _check_ignore_index(ignore_index)
@@ -182,6 +185,8 @@ def sample_classmix(
     >>> plan = jaxmix.segmentation.sample_classmix(key, seg, num_classes=21, ignore_index=255)
     >>> images = jaxmix.apply(plan, images)
     >>> seg = jaxmix.segmentation.mix_label_maps(plan, seg)
+    >>> plan.mask.shape, seg.shape
+    ((8, 32, 32), (8, 32, 32))
   """
   validation.check_key(key)
   validation.check_unit_interval("prob", prob)
@@ -253,7 +258,9 @@ def classmix(
     ``(mixed_inputs, mixed_label_maps)``.
 
   Example:
-    >>> images, seg = jaxmix.segmentation.classmix(key, images, seg, num_classes=19, ignore_index=255)
+    >>> images, seg = jaxmix.segmentation.classmix(key, images, seg, num_classes=21, ignore_index=255)
+    >>> seg.shape, seg.dtype
+    ((8, 32, 32), dtype('int32'))
   """
   plan = sample_classmix(
     key, label_maps, num_classes=num_classes, ignore_index=ignore_index, prob=prob, pairing=pairing

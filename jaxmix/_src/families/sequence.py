@@ -130,6 +130,8 @@ def sample_sequence_mixup(
     >>> plan = jaxmix.sequence.sample_mixup(key, mask, alpha=0.4)
     >>> emb = jaxmix.apply(plan, emb)           # [B, T, D], after the embedding layer
     >>> mask = plan.mask
+    >>> emb.shape, mask.shape
+    ((8, 16, 32), (8, 16))
   """
   batch_size, _ = _check_mask(mask)
   base = mixup_lib.sample_mixup(key, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
@@ -223,10 +225,12 @@ def sequence_mixup(
     `[B, T, K]` (None without labels).
 
   Example:
-    >>> emb = model.embed(tokens)                             # [B, T, D]
+    >>> embed = jax.random.normal(key, (100, 32))             # a stand-in embedding table
+    >>> emb = embed[tokens]                                   # [B, T, D]
     >>> emb, mask, targets = jaxmix.sequence.mixup(
-    ...     key, emb, labels, mask=tokens != PAD, alpha=0.4, num_classes=2)
-    >>> logits = model.encode(emb, mask)
+    ...     key, emb, labels, mask=tokens != PAD, alpha=0.4, num_classes=10)
+    >>> emb.shape, mask.shape, targets.shape
+    ((8, 16, 32), (8, 16), (8, 10))
   """
   mask_shape = _check_mask(mask)
   for path, leaf in validation.leaves_with_names(inputs, "inputs"):

@@ -75,8 +75,14 @@ def local_key(key: jax.Array, axis: str | tuple[str, ...] = "data") -> jax.Array
     ``jax.random.fold_in(key, jax.lax.axis_index(axis))``.
 
   Example:
-    >>> def step(key, images, labels):  # already inside a shard_map
+    >>> from jax.sharding import NamedSharding, PartitionSpec as P
+    >>> images, labels = jax.device_put((images, labels), NamedSharding(mesh, P("data")))
+    >>> def step(key, images, labels):  # runs inside shard_map, on this device's shard
     ...   return jaxmix.mixup(jaxmix.sharding.local_key(key, "data"), images, labels, num_classes=10)
+    >>> step = jax.shard_map(step, mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=P("data"))
+    >>> images, targets = jax.jit(step)(key, images, labels)
+    >>> targets.shape
+    (8, 10)
   """
   axes = _axes(axis)
   return jax.random.fold_in(key, jax.lax.axis_index(axes if len(axes) > 1 else axes[0]))
@@ -182,9 +188,11 @@ def local(
     stay static.
 
   Example:
-    >>> mesh = jax.make_mesh((8,), ("data",))
+    >>> mesh = jax.make_mesh((1,), ("data",))        # (8,) on 8 devices: 8 shards
     >>> mix = jaxmix.sharding.local(jaxmix.cutmix, mesh, "data")
     >>> images, targets = jax.jit(functools.partial(mix, num_classes=10))(key, images, labels)
+    >>> targets.shape
+    (8, 10)
   """
   validation.check_choice("randomness", randomness, RANDOMNESS)
   axes = _axes(axis)

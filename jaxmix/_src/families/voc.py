@@ -136,7 +136,11 @@ def read_voc(
     ``filename`` (str).
 
   Example:
-    >>> ann = jaxmix.detection.read_voc("VOC2012/Annotations/2007_000027.xml", max_boxes=50)
+    >>> ann = jaxmix.detection.read_voc(voc_files[0], max_boxes=4)   # e.g. "VOC2012/Annotations/....xml"
+    >>> ann["classes"], ann["valid"]          # a dog and a person, padded to 4
+    (array([11, 14, -1, -1], dtype=int32), array([ True,  True, False, False]))
+    >>> ann["boxes"][0]                       # VOC's 1-based (5, 9, 20, 30), 0-based half-open
+    array([ 4.,  8., 20., 30.], dtype=float32)
   """
   text, where = _read_text(source)
   try:
@@ -226,8 +230,12 @@ def read_voc_batch(
     a list.
 
   Example:
-    >>> ann = jaxmix.detection.read_voc_batch(paths, max_boxes=50)
-    >>> images, t = jaxmix.detection.mosaic(key, images, ann["boxes"], ann["classes"], ann["valid"])
+    >>> ann = jaxmix.detection.read_voc_batch(voc_files, max_boxes=3)   # two 32 × 32 images
+    >>> ann["boxes"].shape, ann["filename"]
+    ((2, 3, 4), ['000001.jpg', '000002.jpg'])
+    >>> images, t = jaxmix.detection.mosaic(key, images[:2], ann["boxes"], ann["classes"], ann["valid"])
+    >>> t.boxes.shape
+    (2, 12, 4)
   """
   if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 0:
     raise ValueError(f"max_boxes must be a non-negative int, got {max_boxes!r}.")

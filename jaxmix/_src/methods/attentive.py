@@ -127,9 +127,12 @@ def sample_attentive_cutmix(
     A :class:`jaxmix.Plan` whose ``mask`` is the own-content weight.
 
   Example:
-    >>> feats = backbone_features.mean(-1)          # [B, 7, 7]
-    >>> plan = jaxmix.sample_attentive_cutmix(key, 128, (224, 224), features=feats)
+    >>> backbone_features = images[:, ::4, ::4]     # a stand-in for a backbone's last stage
+    >>> feats = backbone_features.mean(-1)          # [B, 8, 8]
+    >>> plan = jaxmix.sample_attentive_cutmix(key, 8, (32, 32), features=feats)
     >>> images = jaxmix.apply(plan, images)
+    >>> float(plan.lam[0])                          # 6 of 64 cells pasted: 1 - 6/64
+    0.90625
   """
   validation.check_key(key)
   validation.check_unit_interval("prob", prob)
@@ -195,8 +198,11 @@ def attentive_cutmix(
     ``(mixed_inputs, soft_labels)``.
 
   Example:
-    >>> feats = jax.lax.stop_gradient(backbone(images).mean(-1))   # [B, 7, 7]
-    >>> images, targets = jaxmix.attentive_cutmix(key, images, labels, features=feats, num_classes=1000)
+    >>> backbone = lambda x: x[:, ::4, ::4]         # a stand-in for a pretrained network
+    >>> feats = jax.lax.stop_gradient(backbone(images).mean(-1))   # [B, 8, 8]
+    >>> images, targets = jaxmix.attentive_cutmix(key, images, labels, features=feats, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   return one_call.mix(
     sample_attentive_cutmix,

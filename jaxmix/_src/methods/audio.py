@@ -97,8 +97,10 @@ def sample_specmix(
     and 1 elsewhere; ``lam`` is the exact share of own time-frequency bins.
 
   Example:
-    >>> plan = jaxmix.sample_specmix(key, 32, (400, 128))
-    >>> specs = jaxmix.apply(plan, specs)                # [B, 400, 128]
+    >>> plan = jaxmix.sample_specmix(key, 8, (64, 40))   # (frames, mel bins)
+    >>> specs = jaxmix.apply(plan, specs)
+    >>> specs.shape
+    (8, 64, 40)
   """
   validation.check_key(key)
   validation.check_unit_interval("gamma", gamma)
@@ -151,7 +153,9 @@ def specmix(
     ``(mixed_inputs, soft_labels)``.
 
   Example:
-    >>> specs, targets = jaxmix.specmix(key, log_mels, labels, num_classes=50)
+    >>> specs, targets = jaxmix.specmix(key, specs, labels, num_classes=50)   # [B, frames, mel bins]
+    >>> targets.shape
+    (8, 50)
   """
   return one_call.mix(
     sample_specmix,
@@ -200,7 +204,10 @@ def audio_mixup(
     ``(mixed_inputs, soft_labels)``.
 
   Example:
+    >>> waves = jax.random.normal(key, (8, 16_000))    # 1 s at 16 kHz
     >>> waves, targets = jaxmix.audio_mixup(key, waves, labels, alpha=0.2, num_classes=527)
+    >>> waves.shape, targets.shape
+    ((8, 16000), (8, 527))
   """
   for path, leaf in validation.leaves_with_names(inputs, "inputs"):
     if not 2 <= np.ndim(leaf) <= 4:

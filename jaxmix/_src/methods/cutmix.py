@@ -124,8 +124,10 @@ def sample_cutmix(
     A :class:`Plan` with a ``box`` per sample.
 
   Example:
-    >>> plan = jaxmix.sample_cutmix(key, 128, (224, 224), alpha=1.0, mode="elem")
+    >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32), alpha=1.0, mode="elem")
     >>> images, seg = jaxmix.apply(plan, (images, seg))
+    >>> plan.lam.shape, seg.dtype
+    ((8,), dtype('int32'))
   """
   validation.check_key(key)
   validation.check_nonnegative("alpha", alpha)
@@ -189,6 +191,8 @@ def cutmix(
 
   Example:
     >>> images, targets = jaxmix.cutmix(key, images, labels, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   return one_call.mix(
     sample_cutmix,
@@ -344,6 +348,8 @@ def mixup_cutmix(
   Example:
     >>> images, targets = jaxmix.mixup_cutmix(
     ...     key, images, labels, mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=1000)
+    >>> targets.shape
+    (8, 1000)
   """
   cutmix_possible = not (
     validation.is_static_number(cutmix_alpha) and cutmix_alpha == 0 and cutmix_minmax is None

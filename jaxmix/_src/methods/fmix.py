@@ -57,6 +57,8 @@ def fmix_grey_map(
 
   Example:
     >>> grey = jaxmix.fmix_grey_map(key, (32, 32), decay_power=3.0)
+    >>> grey.shape, grey.dtype
+    ((32, 32), dtype('float32'))
   """
   validation.check_key(key)
   validation.check_nonnegative("decay_power", decay_power)
@@ -223,8 +225,10 @@ def sample_fmix(
     A :class:`Plan` whose ``mask`` is the own-content weight.
 
   Example:
-    >>> plan = jaxmix.sample_fmix(key, 128, (224, 224), alpha=1.0, mode="elem")
+    >>> plan = jaxmix.sample_fmix(key, 8, (32, 32), alpha=1.0, mode="elem")
     >>> images, seg = jaxmix.apply(plan, (images, seg))
+    >>> plan.mask.shape, seg.dtype
+    ((8, 32, 32), dtype('int32'))
   """
   validation.check_key(key)
   validation.check_nonnegative("alpha", alpha)
@@ -316,6 +320,8 @@ def fmix(
 
   Example:
     >>> images, targets = jaxmix.fmix(key, images, labels, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   return one_call.mix(
     sample_fmix,

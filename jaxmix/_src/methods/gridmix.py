@@ -131,8 +131,10 @@ def sample_gridmix(
     whose ``lam`` is their exact share.
 
   Example:
-    >>> plan = jaxmix.sample_gridmix(key, 128, (224, 224), grid_size=(2, 7), p=0.5)
+    >>> plan = jaxmix.sample_gridmix(key, 8, (32, 32), grid_size=(2, 8), p=0.5)
     >>> images = jaxmix.apply(plan, images)
+    >>> plan.mask.shape                       # mode="batch": one grid for the whole batch
+    (1, 32, 32)
   """
   validation.check_key(key)
   validation.check_unit_interval("p", p)
@@ -213,6 +215,8 @@ def gridmix(
 
   Example:
     >>> images, targets = jaxmix.gridmix(key, images, labels, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   return one_call.mix(
     sample_gridmix,

@@ -46,8 +46,10 @@ def sample_mixup(
     A :class:`Plan` whose ``lam`` is each sample's own share.
 
   Example:
-    >>> plan = jaxmix.sample_mixup(key, 128, alpha=0.2)
+    >>> plan = jaxmix.sample_mixup(key, 8, alpha=0.2)
     >>> images = jaxmix.apply(plan, images)
+    >>> plan.lam.shape
+    (8,)
   """
   validation.check_key(key)
   validation.check_nonnegative("alpha", alpha)
@@ -94,6 +96,9 @@ def mixup(
 
   Example:
     >>> images, targets = jaxmix.mixup(key, images, labels, alpha=0.2, num_classes=1000)
+    >>> targets.shape
+    (8, 1000)
+    >>> model = lambda x: x.mean((1, 2)) @ jnp.ones((3, 1000))   # a stand-in for the network
     >>> loss = optax.softmax_cross_entropy(model(images), targets).mean()
   """
   return one_call.mix(

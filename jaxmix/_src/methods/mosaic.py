@@ -166,9 +166,11 @@ def sample_mosaic(
     :func:`jaxmix.segmentation.mix_label_maps` and :func:`mosaic_boxes`.
 
   Example:
-    >>> plan = jaxmix.sample_mosaic(key, 32, (480, 640))
+    >>> plan = jaxmix.sample_mosaic(key, 8, (32, 32))
     >>> images = jaxmix.apply(plan, images)
     >>> targets = jaxmix.mix_labels(plan, labels, num_classes=80)
+    >>> images.shape, targets.shape
+    ((8, 32, 32, 3), (8, 80))
   """
   validation.check_key(key)
   validation.check_unit_interval("prob", prob)

@@ -157,9 +157,11 @@ def sample_multimix(
     A :class:`MultiPlan`.
 
   Example:
-    >>> plan = jaxmix.sample_multimix(key, 128, k=3, alpha=1.0)
+    >>> plan = jaxmix.sample_multimix(key, 8, k=3, alpha=1.0)
     >>> images = jaxmix.apply(plan, images)
-    >>> targets = jaxmix.mix_labels(plan, labels, num_classes=1000)
+    >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
+    >>> plan.weights.shape, targets.shape     # k weights per sample
+    ((8, 3), (8, 10))
   """
   validation.check_key(key)
   k = _check_k(k)
@@ -227,6 +229,8 @@ def multimix(
 
   Example:
     >>> images, targets = jaxmix.multimix(key, images, labels, k=3, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   return one_call.mix(
     sample_multimix,

@@ -237,9 +237,11 @@ def sample_resizemix(
     A :class:`ResizeMixPlan`.
 
   Example:
-    >>> plan = jaxmix.sample_resizemix(key, 128, (224, 224), mode="elem")
+    >>> plan = jaxmix.sample_resizemix(key, 8, (32, 32), mode="elem")
     >>> images = jaxmix.apply(plan, images)
-    >>> targets = jaxmix.mix_labels(plan, labels, num_classes=1000)
+    >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
+    >>> images.shape, targets.shape
+    ((8, 32, 32, 3), (8, 10))
   """
   validation.check_key(key)
   validation.check_unit_interval("prob", prob)
@@ -306,6 +308,8 @@ def resizemix(
 
   Example:
     >>> images, targets = jaxmix.resizemix(key, images, labels, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   return one_call.mix(
     sample_resizemix,

@@ -178,7 +178,9 @@ def spectral_residual_saliency(
     float32 ``[B, H, W]`` in [0, 1], 1 at each image's most salient pixel.
 
   Example:
-    >>> saliency = jaxmix.spectral_residual_saliency(images)        # [B, H, W]
+    >>> saliency = jaxmix.spectral_residual_saliency(images)
+    >>> saliency.shape
+    (8, 32, 32)
     >>> images, targets = jaxmix.saliencymix(key, images, labels, saliency=saliency, num_classes=10)
   """
   h, w = _check_images(images, data_format)
@@ -313,8 +315,10 @@ def sample_saliencymix(
 
   Example:
     >>> saliency = jaxmix.spectral_residual_saliency(images)
-    >>> plan = jaxmix.sample_saliencymix(key, 128, (224, 224), saliency=saliency)
+    >>> plan = jaxmix.sample_saliencymix(key, 8, (32, 32), saliency=saliency)
     >>> images = jaxmix.apply(plan, images)
+    >>> images.shape
+    (8, 32, 32, 3)
   """
   validation.check_key(key)
   validation.check_nonnegative("alpha", alpha)
@@ -374,6 +378,8 @@ def saliencymix(
 
   Example:
     >>> images, targets = jaxmix.saliencymix(key, images, labels, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   def sample_from_inputs(key, batch_size, spatial, *, alpha, prob, mode, pairing):
     """The sampler with the built-in map: computed only for the partners that are pasted."""

@@ -140,8 +140,10 @@ def sample_smoothmix(
     A :class:`Plan` with a soft ``mask``.
 
   Example:
-    >>> plan = jaxmix.sample_smoothmix(key, 128, (224, 224), mode="elem")
+    >>> plan = jaxmix.sample_smoothmix(key, 8, (32, 32), mode="elem")
     >>> images = jaxmix.apply(plan, images)
+    >>> plan.mask.shape                       # a soft mask per sample
+    (8, 32, 32)
   """
   validation.check_key(key)
   validation.check_choice("shape", shape, SHAPES)
@@ -226,6 +228,8 @@ def smoothmix(
 
   Example:
     >>> images, targets = jaxmix.smoothmix(key, images, labels, num_classes=10)
+    >>> targets.shape
+    (8, 10)
   """
   return one_call.mix(
     sample_smoothmix,

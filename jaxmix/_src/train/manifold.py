@@ -133,9 +133,15 @@ def sample_manifold(
     compiled train step serves every choice.
 
   Example:
-    >>> mix = jaxmix.sample_manifold(key, 128, layers=3, alpha=2.0)
-    >>> logits = model.apply(params, images, mix)          # calls manifold_point inside
+    >>> def model(x, mix):                    # a stand-in network with 3 eligible points
+    ...   x = jaxmix.manifold_point(x, mix, 0)
+    ...   h = jaxmix.manifold_point(jnp.tanh(x.mean((1, 2))), mix, 1)
+    ...   return jaxmix.manifold_point(h, mix, 2) @ jnp.ones((3, 10))
+    >>> mix = jaxmix.sample_manifold(key, 8, layers=3, alpha=2.0)
+    >>> logits = model(images, mix)
     >>> loss = optax.softmax_cross_entropy(logits, jaxmix.mix_labels(mix, labels, num_classes=10))
+    >>> loss.shape
+    (8,)
   """
   validation.check_key(key)
   eligible = _check_layers(layers)
@@ -167,7 +173,11 @@ def manifold_point(h: Any, mix: ManifoldPlan | None, i: int, *, data_format: str
     `h`, mixed at the chosen layer, otherwise unchanged (same shapes, dtypes).
 
   Example:
-    >>> x = jaxmix.manifold_point(x, mix, 1)
+    >>> mix = jaxmix.sample_manifold(key, 8, layers=(0, 1))
+    >>> h = images.mean(-1)                   # a hidden state inside the model
+    >>> h = jaxmix.manifold_point(h, mix, 1)  # mixed only when mix.layer == 1
+    >>> h.shape
+    (8, 32, 32)
   """
   if mix is None:
     return h

@@ -37,7 +37,10 @@ def scheduled(value: ScheduleOrValue, step: jax.typing.ArrayLike) -> jax.Array:
     A float32 scalar (or array) that can be passed as ``alpha``, ``prob``, … .
 
   Example:
+    >>> step = 5_000                          # e.g. the train state's step, traced or not
     >>> alpha = jaxmix.scheduled(optax.cosine_decay_schedule(1.0, 10_000), step)
+    >>> alpha.dtype, round(float(alpha), 4)
+    (dtype('float32'), 0.5)
   """
   if callable(value):
     value = value(step)
@@ -68,7 +71,10 @@ def off_after(
     float32, ``scheduled(value, step)`` if ``step < off_step`` else `off_value`.
 
   Example:
-    >>> prob = jaxmix.off_after(1.0, state.step, off_step=steps_per_epoch * (epochs - 10))
+    >>> steps_per_epoch, epochs = 390, 100
+    >>> off_step = steps_per_epoch * (epochs - 10)   # no mixing in the last 10 epochs
+    >>> [float(jaxmix.off_after(1.0, step, off_step=off_step)) for step in (0, off_step - 1, off_step)]
+    [1.0, 1.0, 0.0]
   """
   on = jnp.asarray(step) < jnp.asarray(off_step)
   return jnp.where(on, scheduled(value, step), jnp.asarray(off_value, jnp.float32))
