@@ -140,11 +140,15 @@ def _plan_partners(plan: Any) -> np.ndarray | None:
 
 def _plan_own_weight(plan: Any, batch: int, spatial: tuple[int, int]) -> np.ndarray | None:
   """The plan's own-content weight broadcast to `[B, H, W]`, or None when it has none."""
+  weight = None
   if callable(getattr(plan, "own_weight", None)):
-    weight = plan.own_weight()
-  elif getattr(plan, "mask", None) is not None:
+    try:
+      weight = plan.own_weight()
+    except TypeError:  # a PlanLike without one partner per sample (k-way MultiPlan)
+      weight = None
+  if weight is None and getattr(plan, "mask", None) is not None:
     weight = plan.mask
-  else:
+  if weight is None:
     warnings.warn(
       f"{type(plan).__name__} has neither own_weight() nor a mask; the mask overlay is skipped.",
       stacklevel=3,

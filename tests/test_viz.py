@@ -311,3 +311,11 @@ def test_import_jaxmix_does_not_import_matplotlib():
   root = pathlib.Path(__file__).resolve().parents[1]
   env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
   subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_k_way_plan_mask_overlay_is_skipped_with_a_warning(digits):
+  # A MultiPlan implements PlanLike but has no single partner, so no own-content weight.
+  plan = jaxmix.sample_multimix(jax.random.key(0), 8, k=3)
+  with pytest.warns(UserWarning, match="own_weight"):
+    fig = viz.show_batch(jaxmix.apply(plan, digits[0]), plan=plan, show_mask=True)
+  assert len(fig.axes) == 8
