@@ -358,7 +358,8 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], corrupted: dict[
       "commit": code_commit(),
     },
   }
-  record["corrupt_mean"] = float(np.mean(list(record["corrupt"].values())))
+  if record["corrupt"]:  # the demo skips the corruptions
+    record["corrupt_mean"] = float(np.mean(list(record["corrupt"].values())))
   if cfg.noise > 0:
     pred = predict(x_train).argmax(-1)
     record["memorised"] = float((pred[flipped_train] == y_train[flipped_train]).mean())
