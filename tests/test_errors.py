@@ -4,6 +4,9 @@ Each case is checked twice: called directly, and traced by ``jax.eval_shape``
 (nothing runs, so the error must come from the checks at trace time).
 """
 
+import inspect
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,3 +162,54 @@ def test_chex_checks_become_the_public_error_contract():
   # Through the public API: SaliencyMix's saliency maps, checked while tracing (nothing runs).
   with pytest.raises(ValueError, match=r"saliency must be \[B, h, w\].*got shape \(4, 6\)"):
     jax.eval_shape(lambda k: jaxmix.sample_saliencymix(k, 4, (6, 7), saliency=jnp.ones((4, 6))), KEY)
+
+
+# Issue 22 item 3: the fuzz findings, one test each (tests/test_fuzz.py fuzzes all of them).
+
+SAMPLERS_WITH_BATCH_SIZE = sorted(
+  {
+    getattr(m, n)
+    for m in (jaxmix, jaxmix.detection)
+    for n in m.__all__
+    if n.startswith("sample_") and "batch_size" in inspect.signature(getattr(m, n)).parameters
+  },
+  key=lambda f: f.__name__,
+)
+SAMPLER_DATA = {"saliency": jnp.ones((4, 6, 7)), "features": jnp.ones((4, 3, 3)), "methods": ("mixup",)}
+
+
+def _sampler_data(sampler):
+  params = inspect.signature(sampler).parameters
+  return {k: v for k, v in SAMPLER_DATA.items() if k in params}
+
+
+@pytest.mark.parametrize(
+  "bad,error",
+  [
+    (-1, ValueError),
+    (2.5, TypeError),
+    (True, TypeError),
+    ("4", TypeError),
+    (None, TypeError),
+    (4.0, TypeError),
+  ],
+  ids=repr,
+)
+def test_samplers_refuse_a_bad_batch_size(bad, error):
+  """Before, -1 gave an empty plan, 2.5 a plan of 2 or 3, True a plan of 1, '4' one of 4 or an
+  unrelated TypeError, depending on the sampler; now one check (validation.check_batch_size)."""
+  assert len(SAMPLERS_WITH_BATCH_SIZE) >= 14
+  for sampler in SAMPLERS_WITH_BATCH_SIZE:
+    call = lambda s=sampler: s(KEY, bad, (6, 7), **_sampler_data(s))
+    _assert_raises(call, error, f"batch_size must be a static int >= 0.*got {re.escape(repr(bad))}")
+
+
+def test_samplers_accept_numpy_ints_and_an_empty_batch():
+  for sampler in SAMPLERS_WITH_BATCH_SIZE:
+    data = _sampler_data(sampler)
+    lam = jax.eval_shape(lambda s=sampler, d=data: s(KEY, np.int64(4), (8, 7), **d).lam)
+    assert lam.shape == (4,), sampler.__name__
+    data = {k: v[:0] if hasattr(v, "shape") else v for k, v in data.items()}
+    lam = jax.eval_shape(lambda s=sampler, d=data: s(KEY, 0, (8, 7), **d).lam)
+    assert lam.shape == (0,), sampler.__name__
+

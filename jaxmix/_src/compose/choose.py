@@ -157,6 +157,7 @@ def sample_choose(
     ...                             weights=jnp.array([0.4, 0.4, 0.2]))
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_choice("mode", mode, CHOOSE_MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
   validation.check_unit_interval("prob", prob)

@@ -90,6 +90,23 @@ def check_unit_interval(name: str, value: Any) -> None:
     raise ValueError(f"{name} must lie in [0, 1], got {value!r}.")
 
 
+def check_batch_size(batch_size: Any) -> int:
+  """The batch size B as a Python int: a static int >= 0 (numpy integers too), never a bool.
+
+  Every sampler that takes ``batch_size`` calls this first. A float, a string,
+  None or True is a TypeError, a negative int a ValueError; B = 0 is allowed
+  and gives an empty plan.
+  """
+  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+    raise TypeError(
+      f"batch_size must be a static int >= 0 (the number of samples), got {batch_size!r} "
+      f"of type {type(batch_size).__name__}."
+    )
+  if batch_size < 0:
+    raise ValueError(f"batch_size must be a static int >= 0 (the number of samples), got {batch_size!r}.")
+  return int(batch_size)
+
+
 def check_key(key: Any) -> None:
   """Accepts typed keys (`jax.random.key`) and legacy uint32[2] `PRNGKey`s."""
   if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):

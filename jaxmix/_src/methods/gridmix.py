@@ -135,6 +135,7 @@ def sample_gridmix(
     >>> images = jaxmix.apply(plan, images)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("p", p)
   validation.check_unit_interval("hole", hole)
   validation.check_unit_interval("prob", prob)
@@ -147,7 +148,7 @@ def sample_gridmix(
     p,
     hole,
     prob,
-    batch_size=int(batch_size),
+    batch_size=batch_size,
     spatial_shape=(h, w),
     grid_size=grid_size,
     mode=mode,

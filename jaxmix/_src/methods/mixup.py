@@ -50,6 +50,7 @@ def sample_mixup(
     >>> images = jaxmix.apply(plan, images)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
   n = sampling.num_draws(mode, batch_size)

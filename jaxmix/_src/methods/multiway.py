@@ -162,6 +162,7 @@ def sample_multimix(
     >>> targets = jaxmix.mix_labels(plan, labels, num_classes=1000)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   k = _check_k(k)
   validation.check_choice("mode", mode, MULTI_MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)

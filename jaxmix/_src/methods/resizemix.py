@@ -242,6 +242,7 @@ def sample_resizemix(
     >>> targets = jaxmix.mix_labels(plan, labels, num_classes=1000)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("method", method, METHODS)
   lo, hi = _check_scope(scope)

@@ -317,6 +317,7 @@ def sample_saliencymix(
     >>> images = jaxmix.apply(plan, images)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("mode", mode, validation.MODES)

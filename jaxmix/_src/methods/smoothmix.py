@@ -144,6 +144,7 @@ def sample_smoothmix(
     >>> images = jaxmix.apply(plan, images)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_choice("shape", shape, SHAPES)
   _check_range("sigma", sigma)
   validation.check_nonnegative("alpha", alpha)
@@ -158,7 +159,7 @@ def sample_smoothmix(
     alpha,
     edge,
     prob,
-    batch_size=int(batch_size),
+    batch_size=batch_size,
     spatial_shape=(h, w),
     shape=shape,
     mode=mode,

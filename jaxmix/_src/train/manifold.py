@@ -138,6 +138,7 @@ def sample_manifold(
     >>> loss = optax.softmax_cross_entropy(logits, jaxmix.mix_labels(mix, labels, num_classes=10))
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   eligible = _check_layers(layers)
   k_mix, k_layer = jax.random.split(key)
   plan = mixup_lib.sample_mixup(k_mix, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
