@@ -115,6 +115,9 @@ def joint_labels(
   Returns:
     ``(targets_a, targets_b)``: `[B_a, K]` and `[B_b, K]`.
   """
+  num_classes_a = validation.check_num_classes(num_classes_a, "num_classes_a")
+  num_classes_b = validation.check_num_classes(num_classes_b, "num_classes_b")
+  num_classes = validation.check_num_classes(num_classes)
   k_a = _source_width(labels_a, num_classes_a, "labels_a")
   k_b = _source_width(labels_b, num_classes_b, "labels_b")
   y_a = labels_lib.soft_labels(labels_a, np.shape(labels_a)[0], num_classes=k_a, smoothing=label_smoothing)

@@ -107,6 +107,63 @@ def check_batch_size(batch_size: Any) -> int:
   return int(batch_size)
 
 
+def check_num_classes(num_classes: Any, name: str = "num_classes") -> int | None:
+  """K as a Python int >= 1, or None: a bool, float or string is a TypeError, K < 1 a ValueError."""
+  if num_classes is None:
+    return None
+  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+    raise TypeError(
+      f"{name} must be a positive int (static), got {num_classes!r} of type {type(num_classes).__name__}."
+    )
+  if num_classes < 1:
+    raise ValueError(f"{name} must be a positive int (static), got {num_classes!r}.")
+  return int(num_classes)
+
+
+def concrete_values(value: Any) -> np.ndarray | None:
+  """The values of `value` when they are known while tracing (Python/NumPy data, concrete
+  arrays), else None (a tracer under ``jit``/``vmap``, an array spread over processes)."""
+  if isinstance(value, jax.core.Tracer):
+    return None
+  if isinstance(value, jax.Array) and not value.is_fully_addressable:
+    return None
+  try:
+    return np.asarray(value)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    return None
+
+
+def numbers_as_array(value: Any) -> Any:
+  """A (nested) list or tuple of Python numbers as a NumPy array, so that its dtype and shape can be
+  read and its values checked; anything else as it is."""
+  if isinstance(value, (list, tuple)) and all(
+    isinstance(v, (numbers.Number, np.number)) for v in jax.tree_util.tree_leaves(value)
+  ):
+    try:
+      return np.asarray(value)
+    except ValueError:  # ragged
+      raise ValueError(f"a list of labels must be rectangular, got {value!r}.") from None
+  return value
+
+
+def check_class_ids(name: str, labels: Any, num_classes: int) -> None:
+  """Rejects class ids outside ``[0, num_classes)`` when their values are known while tracing.
+
+  Traced ids (inside ``jit``) cannot be read without a host sync, so they are
+  taken as given: an id outside the range one-hot encodes to an all-zero row.
+  """
+  values = concrete_values(labels)
+  if values is None or values.size == 0:
+    return
+  lo, hi = values.min().item(), values.max().item()
+  if lo < 0 or hi >= num_classes:
+    bad = values[(values < 0) | (values >= num_classes)]
+    raise ValueError(
+      f"{name} must be class ids in [0, num_classes) = [0, {num_classes}), got {bad.size} id(s) "
+      f"outside it, e.g. {bad.flat[0].item()!r} (min {lo!r}, max {hi!r})."
+    )
+
+
 def check_key(key: Any) -> None:
   """Accepts typed keys (`jax.random.key`) and legacy uint32[2] `PRNGKey`s."""
   if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):

@@ -32,9 +32,10 @@ from jaxmix._src.core import validation
 
 
 def _check_num_classes(num_classes: Any) -> int:
-  if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-    raise ValueError(f"num_classes must be a positive int (static), got {num_classes!r}.")
-  return int(num_classes)
+  k = validation.check_num_classes(num_classes)
+  if k is None:
+    raise ValueError("num_classes must be a positive int (static), got None.")
+  return k
 
 
 def _check_ignore_index(ignore_index: Any) -> None:
@@ -107,6 +108,7 @@ def mix_label_maps(
   """
   plan_lib.check_plan(plan)
   _check_ignore_index(ignore_index)
+  num_classes = validation.check_num_classes(num_classes)
   maps = jnp.asarray(maps)
   shape, dtype = maps.shape, maps.dtype
   is_int = jnp.issubdtype(dtype, jnp.integer)

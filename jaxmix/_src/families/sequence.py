@@ -169,11 +169,16 @@ def mix_token_labels(
 
 def _token_soft_labels(plan, labels, num_classes, label_smoothing) -> jax.Array:
   validation.check_unit_interval("label_smoothing", label_smoothing)
+  num_classes = validation.check_num_classes(num_classes)
+  labels = validation.numbers_as_array(labels)
   shape = np.shape(labels)
   dtype = jnp.result_type(labels)
   want = (plan.batch_size, plan.length)
-  if tuple(shape[:2]) != want:
-    raise ValueError(f"per-token labels must start with [B, T] = {list(want)}, got shape {shape}.")
+  if tuple(shape[:2]) != want or len(shape) not in (2, 3):
+    raise ValueError(
+      f"per-token labels must be int ids [B, T] or float targets [B, T, K] with [B, T] = {list(want)}, "
+      f"got shape {shape}."
+    )
   if len(shape) == 2:
     if num_classes is None:
       raise ValueError("num_classes is required when per-token labels are integer ids [B, T].")
@@ -241,6 +246,7 @@ def sequence_mixup(
   out_mask = plan.mask.astype(jnp.result_type(mask))
   if labels is None:
     return mixed, out_mask, None
+  labels = validation.numbers_as_array(labels)
   shape = np.shape(labels)
   dtype = jnp.result_type(labels)
   per_token = len(shape) == 3 or (len(shape) == 2 and jnp.issubdtype(dtype, jnp.integer))
