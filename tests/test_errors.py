@@ -294,3 +294,25 @@ def test_remix_refuses_labels_with_an_extra_axis():
       rf"labels must be int class ids \[B\] or float targets \[B, K\].*\(4, {k}, 1\)",
     )
 
+
+@pytest.mark.parametrize("shape", [(4, 0, 7, 3), (4, 6, 0, 3)])
+def test_saliencymix_refuses_an_empty_side(shape):
+  """Before: 'Cannot apply reflect padding to empty axis' or an XLA verifier error."""
+  x = jnp.zeros(shape)
+  _assert_raises(lambda: jaxmix.saliencymix(KEY, x), ValueError, r"inputs has the empty spatial shape")
+  _assert_raises(lambda: jaxmix.spectral_residual_saliency(x), ValueError, r"images must have H >= 1")
+  # Every method that draws regions says so the same way.
+  _assert_raises(lambda: jaxmix.cutmix(KEY, x), ValueError, r"inputs has the empty spatial shape")
+
+
+def test_classmix_with_an_empty_batch_returns_empty_results():
+  """Before: ZeroDivisionError from a reshape of zero rows."""
+  x, maps = jnp.zeros((0, 6, 7, 3)), jnp.zeros((0, 6, 7), jnp.int32)
+  plan = jaxmix.segmentation.sample_classmix(KEY, maps, num_classes=3)
+  assert plan.lam.shape == (0,) and plan.mask.shape == (0, 6, 7)
+  mixed, mixed_maps = jaxmix.segmentation.classmix(KEY, x, maps, num_classes=3)
+  assert mixed.shape == x.shape and mixed_maps.shape == maps.shape and mixed_maps.dtype == maps.dtype
+  # An empty side has no pixels to share: refused (λ, the mean of an empty mask, would be NaN).
+  _assert_raises(
+    lambda: jaxmix.segmentation.classmix(KEY, x[:, :0], maps[:, :0], num_classes=3), ValueError, "label_maps"
+  )

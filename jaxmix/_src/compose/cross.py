@@ -233,6 +233,8 @@ def mix_batches(
   b_a = validation.batch_size_of(inputs_a, "inputs_a")
   b_b = validation.batch_size_of(inputs_b, "inputs_b")
   _check_trees(inputs_a, inputs_b)
+  if b_b == 0 and b_a > 0:
+    raise ValueError(f"inputs_b has batch size 0: there is no sample to mix the {b_a} samples of A with.")
   if (labels_a is None) != (labels_b is None):
     raise ValueError("labels_a and labels_b must both be given or both be None.")
   for name, labels, size in (("labels_a", labels_a, b_a), ("labels_b", labels_b, b_b)):
@@ -253,7 +255,9 @@ def mix_batches(
   else:
     validation.check_choice("method", method, CROSS_METHODS)
     spec = registry.lookup(method, argument="method", two_source=True)
-    shape = validation.spatial_shape_of(inputs_a, data_format, "inputs_a") if spec.spatial else None
+    shape = None
+    if spec.spatial:
+      shape = validation.spatial_shape_of(inputs_a, data_format, "inputs_a", nonempty=True)
     base = spec.sample(key, n, shape, pairing="roll", **method_kwargs)
   if not isinstance(base, plan_lib.Plan):
     raise TypeError(f"method must produce a two-source jaxmix.Plan, got {type(base).__name__}.")

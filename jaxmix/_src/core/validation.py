@@ -224,10 +224,13 @@ def check_spatial_shape(spatial_shape: Any, axes: str = "(H, W)") -> tuple[int, 
 
 
 def image_shape_or_none(inputs: Any, data_format: str) -> tuple[int, int] | None:
-  """The shared (H, W) of an image batch (every leaf of rank 3 or 4); None for other batches."""
+  """The shared (H, W) of an image batch (every leaf of rank 3 or 4); None for other batches.
+
+  An image batch with an empty side is a ValueError naming `inputs` (see :func:`spatial_shape_of`).
+  """
   ranks = {np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(inputs)}
   if ranks and ranks <= {3, 4}:
-    return spatial_shape_of(inputs, data_format)
+    return spatial_shape_of(inputs, data_format, nonempty=True)
   return None
 
 
@@ -242,8 +245,14 @@ def spatial_axes(ndim: int, data_format: str) -> tuple[int, int]:
   return (ndim - 2, ndim - 1)
 
 
-def spatial_shape_of(tree: Any, data_format: str, name: str = "inputs") -> tuple[int, int]:
-  """The (H, W) shared by every leaf; mask methods need exactly this."""
+def spatial_shape_of(
+  tree: Any, data_format: str, name: str = "inputs", *, nonempty: bool = False
+) -> tuple[int, int]:
+  """The (H, W) shared by every leaf; mask methods need exactly this.
+
+  With `nonempty` an empty side (H = 0 or W = 0) is a ValueError naming `name`:
+  the methods that draw regions need at least one pixel.
+  """
   check_choice("data_format", data_format, DATA_FORMATS)
   shapes = {}
   for path, leaf in leaves_with_names(tree, name):
@@ -257,4 +266,10 @@ def spatial_shape_of(tree: Any, data_format: str, name: str = "inputs") -> tuple
     shapes[path] = (shape[h_axis], shape[w_axis])
   if len(set(shapes.values())) != 1:
     raise ValueError(f"Every leaf of {name} must share the spatial shape (H, W); got {shapes}.")
-  return next(iter(shapes.values()))
+  shape = next(iter(shapes.values()))
+  if nonempty and min(shape) < 1:
+    raise ValueError(
+      f"{name} has the empty spatial shape (H, W) = {shape}; this method draws regions of the "
+      "images, which needs H >= 1 and W >= 1."
+    )
+  return shape

@@ -341,7 +341,7 @@ def mixup_detection(
     >>> loss = (t.weights * per_box_loss(model(images), t.boxes, t.classes)).sum()
   """
   batch_size = validation.batch_size_of(images, "images")
-  spatial = validation.spatial_shape_of(images, data_format, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
   boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
   plan = mixup_lib.sample_mixup(key, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
   targets = mix_boxes(
@@ -399,7 +399,7 @@ def cutmix_detection(
     >>> images, t = jaxmix.detection.cutmix(key, images, boxes, classes, valid)
   """
   batch_size = validation.batch_size_of(images, "images")
-  spatial = validation.spatial_shape_of(images, data_format, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
   boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
   plan = cutmix_lib.sample_cutmix(
     key, batch_size, spatial, alpha=alpha, prob=prob, mode=mode, pairing=pairing

@@ -166,7 +166,7 @@ def mosaic(
     ...     key, images, boxes, classes, valid, box_format="cxcywh", normalized=True)
   """
   batch_size = validation.batch_size_of(images, "images")
-  spatial = validation.spatial_shape_of(images, data_format, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
   if output_size is not None:
     output_size = validation.check_spatial_shape(output_size)
     if output_size != spatial:

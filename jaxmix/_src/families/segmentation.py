@@ -194,6 +194,8 @@ def sample_classmix(
   if not jnp.issubdtype(maps.dtype, jnp.integer):
     raise ValueError(f"label_maps must be int class ids [B, H, W], got dtype {maps.dtype}.")
   b, h, w = maps.shape
+  if min(h, w) < 1:
+    raise ValueError(f"label_maps must be int class ids [B, H, W] with H, W >= 1, got shape {maps.shape}.")
   k_pair, k_score, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, b, pairing)
   ids = maps.astype(jnp.int32)
@@ -209,7 +211,7 @@ def sample_classmix(
   rank = jnp.argsort(jnp.argsort(scores, axis=1), axis=1)
   chosen = present & (rank < n_pick[:, None])
   chosen = jnp.concatenate([chosen, jnp.zeros((b, 1), bool)], axis=1)
-  pasted_from_self = jnp.take_along_axis(chosen, ids.reshape(b, -1), axis=1).reshape(b, h, w)
+  pasted_from_self = jnp.take_along_axis(chosen, ids.reshape(b, h * w), axis=1).reshape(b, h, w)
   pasted = pairing_lib.take_partner(pasted_from_self, pairing, index)
   on = sampling.gate(k_gate, prob, (b,))
   on &= ~pairing_lib.self_pairs(index)
