@@ -159,6 +159,7 @@ def sample_choose(
     (8, 32, 32, 3)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_choice("mode", mode, CHOOSE_MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
   validation.check_unit_interval("prob", prob)

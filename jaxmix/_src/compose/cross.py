@@ -115,6 +115,9 @@ def joint_labels(
   Returns:
     ``(targets_a, targets_b)``: `[B_a, K]` and `[B_b, K]`.
   """
+  num_classes_a = validation.check_num_classes(num_classes_a, "num_classes_a")
+  num_classes_b = validation.check_num_classes(num_classes_b, "num_classes_b")
+  num_classes = validation.check_num_classes(num_classes)
   k_a = _source_width(labels_a, num_classes_a, "labels_a")
   k_b = _source_width(labels_b, num_classes_b, "labels_b")
   y_a = labels_lib.soft_labels(labels_a, np.shape(labels_a)[0], num_classes=k_a, smoothing=label_smoothing)
@@ -232,6 +235,8 @@ def mix_batches(
   b_a = validation.batch_size_of(inputs_a, "inputs_a")
   b_b = validation.batch_size_of(inputs_b, "inputs_b")
   _check_trees(inputs_a, inputs_b)
+  if b_b == 0 and b_a > 0:
+    raise ValueError(f"inputs_b has batch size 0: there is no sample to mix the {b_a} samples of A with.")
   if (labels_a is None) != (labels_b is None):
     raise ValueError("labels_a and labels_b must both be given or both be None.")
   for name, labels, size in (("labels_a", labels_a, b_a), ("labels_b", labels_b, b_b)):
@@ -252,7 +257,9 @@ def mix_batches(
   else:
     validation.check_choice("method", method, CROSS_METHODS)
     spec = registry.lookup(method, argument="method", two_source=True)
-    shape = validation.spatial_shape_of(inputs_a, data_format, "inputs_a") if spec.spatial else None
+    shape = None
+    if spec.spatial:
+      shape = validation.spatial_shape_of(inputs_a, data_format, "inputs_a", nonempty=True)
     base = spec.sample(key, n, shape, pairing="roll", **method_kwargs)
   if not isinstance(base, plan_lib.Plan):
     raise TypeError(f"method must produce a two-source jaxmix.Plan, got {type(base).__name__}.")

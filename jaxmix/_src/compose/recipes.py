@@ -242,12 +242,20 @@ def remix_lam(
   counts = jnp.asarray(class_counts, jnp.float32)
   if counts.ndim != 1:
     raise ValueError(f"class_counts must be a vector [K], got shape {counts.shape}.")
+  labels = validation.numbers_as_array(labels)
   shape = np.shape(labels)
-  if len(shape) == 0 or shape[0] != plan.batch_size:
+  if len(shape) not in (1, 2):
+    raise ValueError(
+      f"labels must be int class ids [B] or float targets [B, K], got rank {len(shape)} with shape {shape}."
+    )
+  if shape[0] != plan.batch_size:
     raise ValueError(f"labels must have batch size {plan.batch_size}, got shape {shape}.")
   if len(shape) == 1:
-    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
-      raise TypeError(f"labels [B] must be integer class ids, got {jnp.result_type(labels)}.")
+    dtype = jnp.result_type(labels)
+    if dtype == jnp.bool_ or not jnp.issubdtype(dtype, jnp.integer):
+      raise TypeError(f"labels [B] must be integer class ids, got {dtype}.")
+    # An id outside [0, K) would read another class's count (a gather clamps, -1 wraps).
+    validation.check_class_ids("labels", labels, counts.shape[0])
     n_own = counts[jnp.asarray(labels)]
   else:
     if shape[1] != counts.shape[0]:

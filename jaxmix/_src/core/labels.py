@@ -18,8 +18,13 @@ def one_hot(
   sums to one (timm ``data/mixup.py``, Szegedy et al. 2016).
 
   Args:
-    labels: integer class ids of any shape.
-    num_classes: K, the number of classes (static).
+    labels: integer class ids of any shape (an array, or a Python list) in
+      ``[0, K)``. Ids outside it are a ValueError when their values are known
+      while tracing (NumPy data, Python lists, arrays outside ``jit``); traced
+      ids cannot be checked without a host sync, and an id outside the range
+      then gives an all-zero row.
+    num_classes: K, the number of classes: a positive int (static); a bool is
+      a TypeError.
     smoothing: label smoothing ``s`` in [0, 1]; may be traced.
 
   Returns:
@@ -30,14 +35,18 @@ def one_hot(
     Array([[0.8, 0.1, 0.1],
            [0.1, 0.1, 0.8]], dtype=float32)
   """
-  if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-    raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
+  num_classes = validation.check_num_classes(num_classes)
+  if num_classes is None:
+    raise ValueError("num_classes must be a positive int (static), got None.")
   validation.check_unit_interval("smoothing", smoothing)
-  if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
-    raise TypeError(f"labels must be integer class ids, got dtype {jnp.result_type(labels)}.")
+  labels = validation.numbers_as_array(labels)
+  dtype = jnp.result_type(labels)
+  if dtype == jnp.bool_ or not jnp.issubdtype(dtype, jnp.integer):
+    raise TypeError(f"labels must be integer class ids, got dtype {dtype}.")
+  validation.check_class_ids("labels", labels, num_classes)
   smoothing = jnp.asarray(smoothing, jnp.float32)
   off = smoothing / num_classes
-  hot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+  hot = jax.nn.one_hot(jnp.asarray(labels), num_classes, dtype=jnp.float32)
   return hot * (1.0 - smoothing) + off
 
 
@@ -54,6 +63,8 @@ def soft_labels(
   :func:`one_hot` for one-hot rows and keeps each row's mass for soft rows.
   """
   validation.check_unit_interval("label_smoothing", smoothing)
+  num_classes = validation.check_num_classes(num_classes)
+  labels = validation.numbers_as_array(labels)
   shape = np.shape(labels)
   dtype = jnp.result_type(labels)
   if len(shape) > 2:

@@ -47,7 +47,7 @@ def mix(
   """
   batch_size = validation.batch_size_of(inputs)
   if spatial:
-    shape = validation.spatial_shape_of(inputs, data_format)
+    shape = validation.spatial_shape_of(inputs, data_format, nonempty=True)
   elif spatial is None:
     shape = validation.image_shape_or_none(inputs, data_format)
   else:

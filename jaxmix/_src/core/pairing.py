@@ -68,7 +68,21 @@ def self_pairs(index: jax.Array) -> jax.Array:
   return index == jnp.arange(index.shape[0], dtype=index.dtype)
 
 
+def blend(x: jax.Array, partner: jax.Array, own: jax.Array) -> jax.Array:
+  """``own · x + (1 − own) · partner``, exact at the ends: the one blend of two sources.
+
+  Where ``own == 1`` the result is `x` and where ``own == 0`` it is `partner`,
+  bit for bit: a source with weight 0 is never read, so an inf, −inf or NaN in
+  it cannot turn into NaN through ``0 · inf`` (prob = 0 and λ = 1 are the
+  identity; a pixel taken whole from one source ignores the other). The two
+  selects fuse with the blend into the same pass.
+  """
+  mixed = x * own + partner * (1 - own)
+  return jnp.where(own == 1, x, jnp.where(own == 0, partner, mixed))
+
+
 def blend_with_partner(y: jax.Array, own: jax.Array, pairing: str, index: jax.Array) -> jax.Array:
-  """``own · y + (1 − own) · y[partner]``, `own` `[B]` broadcast over trailing axes: the one label blend."""
+  """``own · y + (1 − own) · y[partner]`` (:func:`blend`), `own` `[B]` broadcast over trailing axes:
+  the one label blend."""
   own = own.reshape(own.shape + (1,) * (y.ndim - own.ndim))
-  return y * own + take_partner(y, pairing, index) * (1 - own)
+  return blend(y, take_partner(y, pairing, index), own)

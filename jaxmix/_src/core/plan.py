@@ -134,16 +134,17 @@ class Plan(PlanLike):
     if self.selects_pixels:
       own = regions.expand_spatial(self.own_weight() > 0.5, x.ndim, data_format)
       return jnp.where(own, x, partner)
+    # pairing_lib.blend is exact where a weight is 0 or 1 (prob = 0 is the identity, inf stays inf).
     if self.mask is None:
       blend = self.blend.reshape((-1,) + (1,) * (x.ndim - 1))
-      mixed = x * blend + partner * (1 - blend)
+      mixed = pairing_lib.blend(x, partner, blend)
       if self.box is None:
         return mixed
       # The pasted region is an exact copy of the partner.
       inside = regions.expand_spatial(regions.box_mask(self.box, self.spatial_shape), x.ndim, data_format)
       return jnp.where(inside, partner, mixed)
     w = regions.expand_spatial(self.own_weight(), x.ndim, data_format)
-    return x * w + partner * (1 - w)
+    return pairing_lib.blend(x, partner, w)
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
     return pairing_lib.blend_with_partner(y, self.lam, self.pairing, self.index)

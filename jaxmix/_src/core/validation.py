@@ -90,6 +90,80 @@ def check_unit_interval(name: str, value: Any) -> None:
     raise ValueError(f"{name} must lie in [0, 1], got {value!r}.")
 
 
+def check_batch_size(batch_size: Any) -> int:
+  """The batch size B as a Python int: a static int >= 0 (numpy integers too), never a bool.
+
+  Every sampler that takes ``batch_size`` calls this first. A float, a string,
+  None or True is a TypeError, a negative int a ValueError; B = 0 is allowed
+  and gives an empty plan.
+  """
+  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+    raise TypeError(
+      f"batch_size must be a static int >= 0 (the number of samples), got {batch_size!r} "
+      f"of type {type(batch_size).__name__}."
+    )
+  if batch_size < 0:
+    raise ValueError(f"batch_size must be a static int >= 0 (the number of samples), got {batch_size!r}.")
+  return int(batch_size)
+
+
+def check_num_classes(num_classes: Any, name: str = "num_classes") -> int | None:
+  """K as a Python int >= 1, or None: a bool, float or string is a TypeError, K < 1 a ValueError."""
+  if num_classes is None:
+    return None
+  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+    raise TypeError(
+      f"{name} must be a positive int (static), got {num_classes!r} of type {type(num_classes).__name__}."
+    )
+  if num_classes < 1:
+    raise ValueError(f"{name} must be a positive int (static), got {num_classes!r}.")
+  return int(num_classes)
+
+
+def concrete_values(value: Any) -> np.ndarray | None:
+  """The values of `value` when they are known while tracing (Python/NumPy data, concrete
+  arrays), else None (a tracer under ``jit``/``vmap``, an array spread over processes)."""
+  if isinstance(value, jax.core.Tracer):
+    return None
+  if isinstance(value, jax.Array) and not value.is_fully_addressable:
+    return None
+  try:
+    return np.asarray(value)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    return None
+
+
+def numbers_as_array(value: Any) -> Any:
+  """A (nested) list or tuple of Python numbers as a NumPy array, so that its dtype and shape can be
+  read and its values checked; anything else as it is."""
+  if isinstance(value, (list, tuple)) and all(
+    isinstance(v, (numbers.Number, np.number)) for v in jax.tree_util.tree_leaves(value)
+  ):
+    try:
+      return np.asarray(value)
+    except ValueError:  # ragged
+      raise ValueError(f"a list of labels must be rectangular, got {value!r}.") from None
+  return value
+
+
+def check_class_ids(name: str, labels: Any, num_classes: int) -> None:
+  """Rejects class ids outside ``[0, num_classes)`` when their values are known while tracing.
+
+  Traced ids (inside ``jit``) cannot be read without a host sync, so they are
+  taken as given: an id outside the range one-hot encodes to an all-zero row.
+  """
+  values = concrete_values(labels)
+  if values is None or values.size == 0:
+    return
+  lo, hi = values.min().item(), values.max().item()
+  if lo < 0 or hi >= num_classes:
+    bad = values[(values < 0) | (values >= num_classes)]
+    raise ValueError(
+      f"{name} must be class ids in [0, num_classes) = [0, {num_classes}), got {bad.size} id(s) "
+      f"outside it, e.g. {bad.flat[0].item()!r} (min {lo!r}, max {hi!r})."
+    )
+
+
 def check_key(key: Any) -> None:
   """Accepts typed keys (`jax.random.key`) and legacy uint32[2] `PRNGKey`s."""
   if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -150,10 +224,13 @@ def check_spatial_shape(spatial_shape: Any, axes: str = "(H, W)") -> tuple[int, 
 
 
 def image_shape_or_none(inputs: Any, data_format: str) -> tuple[int, int] | None:
-  """The shared (H, W) of an image batch (every leaf of rank 3 or 4); None for other batches."""
+  """The shared (H, W) of an image batch (every leaf of rank 3 or 4); None for other batches.
+
+  An image batch with an empty side is a ValueError naming `inputs` (see :func:`spatial_shape_of`).
+  """
   ranks = {np.ndim(leaf) for leaf in jax.tree_util.tree_leaves(inputs)}
   if ranks and ranks <= {3, 4}:
-    return spatial_shape_of(inputs, data_format)
+    return spatial_shape_of(inputs, data_format, nonempty=True)
   return None
 
 
@@ -168,8 +245,14 @@ def spatial_axes(ndim: int, data_format: str) -> tuple[int, int]:
   return (ndim - 2, ndim - 1)
 
 
-def spatial_shape_of(tree: Any, data_format: str, name: str = "inputs") -> tuple[int, int]:
-  """The (H, W) shared by every leaf; mask methods need exactly this."""
+def spatial_shape_of(
+  tree: Any, data_format: str, name: str = "inputs", *, nonempty: bool = False
+) -> tuple[int, int]:
+  """The (H, W) shared by every leaf; mask methods need exactly this.
+
+  With `nonempty` an empty side (H = 0 or W = 0) is a ValueError naming `name`:
+  the methods that draw regions need at least one pixel.
+  """
   check_choice("data_format", data_format, DATA_FORMATS)
   shapes = {}
   for path, leaf in leaves_with_names(tree, name):
@@ -183,4 +266,10 @@ def spatial_shape_of(tree: Any, data_format: str, name: str = "inputs") -> tuple
     shapes[path] = (shape[h_axis], shape[w_axis])
   if len(set(shapes.values())) != 1:
     raise ValueError(f"Every leaf of {name} must share the spatial shape (H, W); got {shapes}.")
-  return next(iter(shapes.values()))
+  shape = next(iter(shapes.values()))
+  if nonempty and min(shape) < 1:
+    raise ValueError(
+      f"{name} has the empty spatial shape (H, W) = {shape}; this method draws regions of the "
+      "images, which needs H >= 1 and W >= 1."
+    )
+  return shape

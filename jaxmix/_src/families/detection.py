@@ -346,7 +346,7 @@ def mixup_detection(
     >>> loss = (t.weights * per_box_loss).sum()
   """
   batch_size = validation.batch_size_of(images, "images")
-  spatial = validation.spatial_shape_of(images, data_format, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
   boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
   plan = mixup_lib.sample_mixup(key, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
   targets = mix_boxes(
@@ -406,7 +406,7 @@ def cutmix_detection(
     ((8, 6, 4), dtype('bool'))
   """
   batch_size = validation.batch_size_of(images, "images")
-  spatial = validation.spatial_shape_of(images, data_format, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
   boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
   plan = cutmix_lib.sample_cutmix(
     key, batch_size, spatial, alpha=alpha, prob=prob, mode=mode, pairing=pairing

@@ -170,7 +170,7 @@ def mosaic(
     (8, 12, 4)
   """
   batch_size = validation.batch_size_of(images, "images")
-  spatial = validation.spatial_shape_of(images, data_format, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
   if output_size is not None:
     output_size = validation.check_spatial_shape(output_size)
     if output_size != spatial:

@@ -32,9 +32,10 @@ from jaxmix._src.core import validation
 
 
 def _check_num_classes(num_classes: Any) -> int:
-  if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-    raise ValueError(f"num_classes must be a positive int (static), got {num_classes!r}.")
-  return int(num_classes)
+  k = validation.check_num_classes(num_classes)
+  if k is None:
+    raise ValueError("num_classes must be a positive int (static), got None.")
+  return k
 
 
 def _check_ignore_index(ignore_index: Any) -> None:
@@ -110,6 +111,7 @@ def mix_label_maps(
   """
   plan_lib.check_plan(plan)
   _check_ignore_index(ignore_index)
+  num_classes = validation.check_num_classes(num_classes)
   maps = jnp.asarray(maps)
   shape, dtype = maps.shape, maps.dtype
   is_int = jnp.issubdtype(dtype, jnp.integer)
@@ -197,6 +199,8 @@ def sample_classmix(
   if not jnp.issubdtype(maps.dtype, jnp.integer):
     raise ValueError(f"label_maps must be int class ids [B, H, W], got dtype {maps.dtype}.")
   b, h, w = maps.shape
+  if min(h, w) < 1:
+    raise ValueError(f"label_maps must be int class ids [B, H, W] with H, W >= 1, got shape {maps.shape}.")
   k_pair, k_score, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, b, pairing)
   ids = maps.astype(jnp.int32)
@@ -212,7 +216,7 @@ def sample_classmix(
   rank = jnp.argsort(jnp.argsort(scores, axis=1), axis=1)
   chosen = present & (rank < n_pick[:, None])
   chosen = jnp.concatenate([chosen, jnp.zeros((b, 1), bool)], axis=1)
-  pasted_from_self = jnp.take_along_axis(chosen, ids.reshape(b, -1), axis=1).reshape(b, h, w)
+  pasted_from_self = jnp.take_along_axis(chosen, ids.reshape(b, h * w), axis=1).reshape(b, h, w)
   pasted = pairing_lib.take_partner(pasted_from_self, pairing, index)
   on = sampling.gate(k_gate, prob, (b,))
   on &= ~pairing_lib.self_pairs(index)

@@ -17,6 +17,10 @@ stays padded and keeps its own (padding) embedding bit-exact, and where only
 one sequence has a token that token is copied whole. Per-token labels use the
 same weights. The sequence-level λ is the exact own share over the output's
 valid tokens, ``Σ_t w_t·mask_t / Σ_t mask_t``.
+
+A sample that is not mixed (the ``prob`` gate is off, λ = 1, or it is its own
+partner) takes nothing from its partner, padding positions included: its
+tokens, mask and labels come back unchanged, so ``prob=0`` is the identity.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class SequencePlan(plan_lib.PlanLike):
       )
     w = self.token_weight.reshape(self.token_weight.shape + (1,) * (x.ndim - 2))
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
-    return x * w + partner * (1 - w)
+    return pairing_lib.blend(x, partner, w)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     del data_format
@@ -136,7 +140,10 @@ def sample_sequence_mixup(
   batch_size, _ = _check_mask(mask)
   base = mixup_lib.sample_mixup(key, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
   own = jnp.asarray(mask).astype(bool)
-  other = pairing_lib.take_partner(own, pairing, base.index)
+  # An unmixed sample (λ = 1: gate off, or its own partner) reads no partner token, not even
+  # where it is padded, so it comes back unchanged.
+  mixed = (base.lam < 1)[:, None]
+  other = pairing_lib.take_partner(own, pairing, base.index) & mixed
   lam = base.lam[:, None]
   weight = jnp.where(own & other, lam, jnp.where(other, 0.0, 1.0)).astype(jnp.float32)
   union = own | other
@@ -171,11 +178,16 @@ def mix_token_labels(
 
 def _token_soft_labels(plan, labels, num_classes, label_smoothing) -> jax.Array:
   validation.check_unit_interval("label_smoothing", label_smoothing)
+  num_classes = validation.check_num_classes(num_classes)
+  labels = validation.numbers_as_array(labels)
   shape = np.shape(labels)
   dtype = jnp.result_type(labels)
   want = (plan.batch_size, plan.length)
-  if tuple(shape[:2]) != want:
-    raise ValueError(f"per-token labels must start with [B, T] = {list(want)}, got shape {shape}.")
+  if tuple(shape[:2]) != want or len(shape) not in (2, 3):
+    raise ValueError(
+      f"per-token labels must be int ids [B, T] or float targets [B, T, K] with [B, T] = {list(want)}, "
+      f"got shape {shape}."
+    )
   if len(shape) == 2:
     if num_classes is None:
       raise ValueError("num_classes is required when per-token labels are integer ids [B, T].")
@@ -242,9 +254,12 @@ def sequence_mixup(
       raise TypeError(f"{path} has dtype {jnp.result_type(leaf)}: {_TOKEN_IDS}")
   plan = sample_sequence_mixup(key, mask, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
   mixed = plan_lib.apply(plan, inputs)
-  out_mask = plan.mask.astype(jnp.result_type(mask))
+  # Entries whose validity did not change keep their value (a nonzero valid entry stays as given).
+  mask = jnp.asarray(mask)
+  out_mask = jnp.where(plan.mask == mask.astype(bool), mask, plan.mask.astype(mask.dtype))
   if labels is None:
     return mixed, out_mask, None
+  labels = validation.numbers_as_array(labels)
   shape = np.shape(labels)
   dtype = jnp.result_type(labels)
   per_token = len(shape) == 3 or (len(shape) == 2 and jnp.issubdtype(dtype, jnp.integer))

@@ -135,6 +135,7 @@ def sample_attentive_cutmix(
     0.90625
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("mode", mode, validation.MODES)
   spatial_shape = validation.check_spatial_shape(spatial_shape)

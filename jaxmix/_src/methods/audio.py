@@ -103,6 +103,7 @@ def sample_specmix(
     (8, 64, 40)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("gamma", gamma)
   validation.check_unit_interval("prob", prob)
   max_time_bands = _check_bands("max_time_bands", max_time_bands)

@@ -130,6 +130,7 @@ def sample_cutmix(
     ((8,), dtype('int32'))
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
   spatial_shape = validation.check_spatial_shape(spatial_shape)
@@ -252,6 +253,7 @@ def sample_mixup_cutmix(
     A :class:`Plan` (blend weights for MixUp samples, boxes for CutMix ones).
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("mixup_alpha", mixup_alpha)
   validation.check_nonnegative("cutmix_alpha", cutmix_alpha)
   validation.check_unit_interval("prob", prob)

@@ -231,6 +231,7 @@ def sample_fmix(
     ((8, 32, 32), dtype('int32'))
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("alpha", alpha)
   validation.check_nonnegative("decay_power", decay_power)
   validation.check_unit_interval("max_soft", max_soft)
@@ -243,7 +244,7 @@ def sample_fmix(
     decay_power,
     max_soft,
     prob,
-    batch_size=int(batch_size),
+    batch_size=batch_size,
     spatial_shape=validation.check_spatial_shape(spatial_shape),
     reformulate=bool(reformulate),
     mode=mode,

@@ -137,6 +137,7 @@ def sample_gridmix(
     (1, 32, 32)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("p", p)
   validation.check_unit_interval("hole", hole)
   validation.check_unit_interval("prob", prob)
@@ -149,7 +150,7 @@ def sample_gridmix(
     p,
     hole,
     prob,
-    batch_size=int(batch_size),
+    batch_size=batch_size,
     spatial_shape=(h, w),
     grid_size=grid_size,
     mode=mode,

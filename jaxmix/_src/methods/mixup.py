@@ -52,6 +52,7 @@ def sample_mixup(
     (8,)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
   n = sampling.num_draws(mode, batch_size)

@@ -173,6 +173,7 @@ def sample_mosaic(
     ((8, 32, 32, 3), (8, 80))
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("pairing", pairing, MOSAIC_PAIRINGS)
   if len(tuple(center_range)) != 2:

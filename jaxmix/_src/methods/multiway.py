@@ -81,11 +81,15 @@ class MultiPlan(plan_lib.PlanLike):
     return pairing_lib.take_slot(x, self.pairing, self.indices[:, slot], slot)
 
   def _mix(self, x: jax.Array) -> jax.Array:
+    """``Σ_i w_i · source_i``; a slot of weight 0 is never read and a sample of own weight 1 is
+    returned bit for bit, so prob = 0 is the identity and an inf elsewhere cannot become NaN."""
     shape = (-1,) + (1,) * (x.ndim - 1)
-    out = x * self.weights[:, 0].reshape(shape)
+    own = self.weights[:, 0].reshape(shape)
+    out = jnp.where(own == 0, 0.0, x * own)
     for slot in range(1, self.k):
-      out = out + self._source(x, slot) * self.weights[:, slot].reshape(shape)
-    return out
+      w = self.weights[:, slot].reshape(shape)
+      out = jnp.where(w == 0, out, out + self._source(x, slot) * w)
+    return jnp.where(own == 1, x, out)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf of any rank (``data_format`` is irrelevant to a blend)."""
@@ -164,6 +168,7 @@ def sample_multimix(
     ((8, 3), (8, 10))
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   k = _check_k(k)
   validation.check_choice("mode", mode, MULTI_MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)

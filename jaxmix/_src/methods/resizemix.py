@@ -117,7 +117,9 @@ def _resample(x: jax.Array, coords: Any, axis: int, method: str) -> jax.Array:
   shape = [1] * x.ndim
   shape[0], shape[axis] = frac.shape
   frac = frac.reshape(shape)
-  return _take(x, i0, axis) * (1 - frac) + _take(x, i1, axis) * frac
+  first = _take(x, i0, axis)
+  # The second tap is not read where its weight is 0 (an inf there must not give 0 · inf).
+  return jnp.where(frac == 0, first, first * (1 - frac) + _take(x, i1, axis) * frac)
 
 
 @struct.dataclass
@@ -244,6 +246,7 @@ def sample_resizemix(
     ((8, 32, 32, 3), (8, 10))
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("method", method, METHODS)
   lo, hi = _check_scope(scope)

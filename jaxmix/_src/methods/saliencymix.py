@@ -80,6 +80,10 @@ def _check_images(images: Any, data_format: str) -> tuple[int, int]:
     raise ValueError(f"images must be [B, H, W] or a rank-4 image batch ({data_format}); got shape {shape}.")
   validation.check_numeric_leaf("images", images)
   h_axis, w_axis = validation.spatial_axes(len(shape), data_format)
+  if min(shape[h_axis], shape[w_axis]) < 1:
+    raise ValueError(
+      f"images must have H >= 1 and W >= 1, got shape {shape} (H = {shape[h_axis]}, W = {shape[w_axis]})."
+    )
   return shape[h_axis], shape[w_axis]
 
 
@@ -321,6 +325,7 @@ def sample_saliencymix(
     (8, 32, 32, 3)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("mode", mode, validation.MODES)

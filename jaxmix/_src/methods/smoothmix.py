@@ -81,8 +81,15 @@ def partner_masks(
   if shape == "gaussian":
     lo, hi = (jnp.asarray(v, jnp.float32) for v in sigma)
     s = jax.random.uniform(k_s, (num, 1), jnp.float32, lo, hi)
-    prof_h = jnp.exp(-jnp.square(rows - cy) / (2 * jnp.square(s * h)))
-    prof_w = jnp.exp(-jnp.square(cols - cx) / (2 * jnp.square(s * w)))
+
+    def profile(pos: jax.Array, centre: jax.Array, size: int) -> jax.Array:
+      # 2σ² floored at the smallest normal float32: a σ so small that it underflows gives a
+      # one-pixel blob (exp(0) at the centre, exp(-inf) elsewhere), never 0 / 0 = NaN.
+      var2 = jnp.maximum(2 * jnp.square(s * size), jnp.finfo(jnp.float32).tiny)
+      return jnp.exp(-jnp.square(pos - centre) / var2)
+
+    prof_h = profile(rows, cy, h)
+    prof_w = profile(cols, cx, w)
   else:
     ratio = jnp.sqrt(1.0 - sampling.beta(k_s, alpha, (num, 1)))
     edge = jnp.asarray(edge, jnp.float32)
@@ -146,6 +153,7 @@ def sample_smoothmix(
     (8, 32, 32)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   validation.check_choice("shape", shape, SHAPES)
   _check_range("sigma", sigma)
   validation.check_nonnegative("alpha", alpha)
@@ -160,7 +168,7 @@ def sample_smoothmix(
     alpha,
     edge,
     prob,
-    batch_size=int(batch_size),
+    batch_size=batch_size,
     spatial_shape=(h, w),
     shape=shape,
     mode=mode,

@@ -144,6 +144,7 @@ def sample_manifold(
     (8,)
   """
   validation.check_key(key)
+  batch_size = validation.check_batch_size(batch_size)
   eligible = _check_layers(layers)
   k_mix, k_layer = jax.random.split(key)
   plan = mixup_lib.sample_mixup(k_mix, batch_size, alpha=alpha, prob=prob, mode=mode, pairing=pairing)
