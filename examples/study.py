@@ -657,11 +657,13 @@ def plots(results: dict[str, dict], out: str, seeds: int) -> list[tuple[str, str
       if row == 1:
         ax.set_xlabel("training images")
   if drawn:
-    axes[0, -1].legend(fontsize=7, loc="best")
+    handles, labels = next((h, lab) for h, lab in (ax.get_legend_handles_labels() for ax in axes[0]) if h)
+    fig.legend(handles, labels, fontsize=7, loc="center right")
+    fig.subplots_adjust(right=0.9)
     fig.suptitle(
       "Mixing minus ERM + augmentation (paired over seeds); above 0 on top / below 0 below is better"
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(os.path.join(out, "gain.png"), dpi=110)
     figures.append(
       (
