@@ -11,8 +11,9 @@ Properties: same key → same output and another key → another output; legacy 
 typed keys agree; jit equals eager; vmap over keys equals a loop; the gradient
 through ``apply`` is the linear map's; dtypes (f32, bf16, f16, uint8) are kept;
 every leaf of a pytree follows one plan; NCHW equals NHWC transposed; batches of
-1 and odd batches keep shapes and label mass; changing traced options does not
-retrace; labels are mixed with the plan's own sources.
+1 and odd batches keep shapes and label mass; an empty batch gives empty
+results; changing traced options does not retrace; labels are mixed with the
+plan's own sources.
 """
 
 import inspect
@@ -191,6 +192,13 @@ def test_batch_of_one_and_odd_batch(name):
   out, y = mix(name, jax.random.key(2), odd, labels)
   assert out.shape == odd.shape and y.shape == (5, K)
   np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_batch_gives_empty_results(name):
+  x = jnp.zeros((0,) + SHAPE[1:])
+  out, y = mix(name, jax.random.key(3), x, jnp.zeros((0,), jnp.int32))
+  assert out.shape == x.shape and out.dtype == x.dtype and y.shape == (0, K)
 
 
 @pytest.mark.parametrize("name", NAMES)
