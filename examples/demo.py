@@ -4,7 +4,8 @@ Run with `make demo`. Trains the study's small ResNet on 1 000 Fashion-MNIST ima
 of the training labels flipped, with ERM + crop/flip (`aug`) and with CutMix on top (α = 0.5,
 the value the study chose on its validation split), 2 seeds each, the same data, noise and
 initialisation per seed. Prints accuracy, NLL and ECE with the paired difference and writes a
-bar chart (PNG). The full grid, where mixing also loses, is in examples/results/study/study.md.
+bar chart (PNG). The grid, where mixing also loses with more data, is in examples/results/study/
+(study.md, study-2026-12-01.md).
 
 When Fashion-MNIST is missing (`apt-get install dataset-fashion-mnist` installs it), it says so
 and runs the older short table on scikit-learn's digits instead (examples/legacy_demo.py).
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
   print(
     f"\nCutMix - aug, paired over {len(d)} seeds: {100 * d.mean():+.2f} points "
     f"(per seed: {', '.join(f'{100 * x:+.2f}' for x in d)}). CutMix is less calibrated here (higher ECE:"
-    " under-confident); with 5 000 or 60 000 clean images mixing loses, see examples/results/study/study.md."
+    " under-confident); with 5 000 or 60 000 clean images mixing loses, see"
+    " examples/results/study/study-2026-12-01.md."
   )
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   plot(rows, args.out)

@@ -585,8 +585,11 @@ def report(args: argparse.Namespace) -> int:
       lines.append("")
       lines.append(caption)
       lines.append("")
-  commits = sorted({r.get("versions", {}).get("commit", "unknown") for r in results.values()})
-  lines.append(f"Runs stored: {len(results)}; made on jaxmix commit(s): {', '.join(commits)}.")
+  commits = sorted({r.get("versions", {}).get("commit", "not recorded") for r in results.values()})
+  lines.append(
+    f"Runs stored: {len(results)}; made on jaxmix commit(s): {', '.join(commits)} "
+    "(see PROVENANCE.md next to this file)."
+  )
   lines.append("")
   if missing:
     lines.append(
