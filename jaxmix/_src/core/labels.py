@@ -35,9 +35,7 @@ def one_hot(
     Array([[0.8, 0.1, 0.1],
            [0.1, 0.1, 0.8]], dtype=float32)
   """
-  num_classes = validation.check_num_classes(num_classes)
-  if num_classes is None:
-    raise ValueError("num_classes must be a positive int (static), got None.")
+  num_classes = validation.check_num_classes(num_classes, required=True)
   validation.check_unit_interval("smoothing", smoothing)
   labels = validation.numbers_as_array(labels)
   dtype = jnp.result_type(labels)

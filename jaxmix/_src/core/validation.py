@@ -107,9 +107,12 @@ def check_batch_size(batch_size: Any) -> int:
   return int(batch_size)
 
 
-def check_num_classes(num_classes: Any, name: str = "num_classes") -> int | None:
-  """K as a Python int >= 1, or None: a bool, float or string is a TypeError, K < 1 a ValueError."""
+def check_num_classes(num_classes: Any, name: str = "num_classes", *, required: bool = False) -> int | None:
+  """K as a Python int >= 1, or None (a ValueError when `required`): a bool, float or string is a
+  TypeError, K < 1 a ValueError."""
   if num_classes is None:
+    if required:
+      raise ValueError(f"{name} must be a positive int (static), got None.")
     return None
   if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
     raise TypeError(

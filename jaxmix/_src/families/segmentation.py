@@ -31,13 +31,6 @@ from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
 
-def _check_num_classes(num_classes: Any) -> int:
-  k = validation.check_num_classes(num_classes)
-  if k is None:
-    raise ValueError("num_classes must be a positive int (static), got None.")
-  return k
-
-
 def _check_ignore_index(ignore_index: Any) -> None:
   if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
     raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}.")
@@ -131,7 +124,7 @@ def mix_label_maps(
   if soft:
     if num_classes is None:
       raise ValueError("num_classes is required for soft=True with integer label maps.")
-    hot = _one_hot(maps, _check_num_classes(num_classes), ignore_index)
+    hot = _one_hot(maps, validation.check_num_classes(num_classes, required=True), ignore_index)
     return plan_lib.apply(plan, hot, data_format="NHWC")
   if plan.selects_pixels:
     return plan_lib.apply(plan, maps)
@@ -192,7 +185,7 @@ def sample_classmix(
   """
   validation.check_key(key)
   validation.check_unit_interval("prob", prob)
-  num_classes = _check_num_classes(num_classes)
+  num_classes = validation.check_num_classes(num_classes, required=True)
   _check_ignore_index(ignore_index)
   validation.check_array("label_maps", label_maps, expected="int class ids [B, H, W]", rank=3)
   maps = jnp.asarray(label_maps)

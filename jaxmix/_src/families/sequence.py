@@ -59,10 +59,6 @@ class SequencePlan(plan_lib.PlanLike):
   pairing: str = struct.field(pytree_node=False, default="flip")
 
   @property
-  def batch_size(self) -> int:
-    return self.lam.shape[0]
-
-  @property
   def length(self) -> int:
     return self.token_weight.shape[1]
 

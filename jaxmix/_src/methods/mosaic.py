@@ -70,10 +70,6 @@ class MosaicPlan(plan_lib.PlanLike):
   # (label maps) come through exactly.
   selects_pixels = True
 
-  @property
-  def batch_size(self) -> int:
-    return self.lam.shape[0]
-
   def shares(self) -> jax.Array:
     """float32 `[B, 4]`: each slot's share of the output pixels."""
     h, w = self.spatial_shape

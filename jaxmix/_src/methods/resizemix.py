@@ -155,10 +155,6 @@ class ResizeMixPlan(plan_lib.PlanLike):
   method: str = struct.field(pytree_node=False, default="nearest")
 
   @property
-  def batch_size(self) -> int:
-    return self.lam.shape[0]
-
-  @property
   def selects_pixels(self) -> bool:
     """True for the nearest methods: every output pixel is a copy of one input pixel,
     so :func:`jaxmix.apply` mixes any dtype exactly, without a float pass."""
