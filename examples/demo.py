@@ -2,7 +2,7 @@
 
 Run with `make demo`. Trains the study's small ResNet on 1 000 Fashion-MNIST images with 40 %
 of the training labels flipped, with ERM + crop/flip (`aug`) and with CutMix on top (α = 0.5,
-the value the study chose on its validation split), 2 seeds each, the same data, noise and
+the value the study chose on its validation split), 3 seeds each, the same data, noise and
 initialisation per seed. Prints accuracy, NLL and ECE with the paired difference and writes a
 bar chart (PNG). The grid, where mixing also loses with more data, is in examples/results/study/
 (study.md, study-2026-12-01.md).
@@ -52,7 +52,7 @@ def plot(rows: dict[str, list[dict]], path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--data-dir", default=data_lib.DEFAULT_DATA_DIR)
-  p.add_argument("--seeds", type=int, default=2)
+  p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--steps", type=int, default=1000)
   p.add_argument("--out", default=os.path.join(HERE, "results", "demo.png"))
   args = p.parse_args(argv)
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
   base, mixed = rows.values()
   d = np.array([b["test"]["accuracy"] - a["test"]["accuracy"] for a, b in zip(base, mixed, strict=True)])
   print(
-    f"\nCutMix - aug, paired over {len(d)} seeds: {100 * d.mean():+.2f} points "
+    f"\nCutMix - aug, paired over {len(d)} seeds: {100 * d.mean():+.2f}"
+    f" ± {100 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float('nan'):.2f} (s.e.) points "
     f"(per seed: {', '.join(f'{100 * x:+.2f}' for x in d)}). CutMix is less calibrated here (higher ECE:"
     " under-confident); with 5 000 or 60 000 clean images mixing loses, see"
     " examples/results/study/study-2026-12-01.md."
