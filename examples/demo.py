@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     f" ± {100 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float('nan'):.2f} (s.e.) points "
     f"(per seed: {', '.join(f'{100 * x:+.2f}' for x in d)}). CutMix is less calibrated here (higher ECE:"
     " under-confident); with 5 000 or 60 000 clean images mixing loses, see"
-    " examples/results/study/study-2026-12-01.md."
+    " examples/results/study-63ee349/study-2026-12-01.md."
   )
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   plot(rows, args.out)
