@@ -511,13 +511,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cell_runs(
-  results: dict[str, dict], size: int, noise: float, method: str, seeds: int
+  results: dict[str, dict], size: int, noise: float, method: str, seeds: int, steps: int = 0
 ) -> list[dict] | None:
   """The runs of one cell at its chosen α, seeds 0..seeds-1; None while any is missing."""
-  alpha = chosen_alpha(results, size, method)
+  alpha = chosen_alpha(results, size, method, steps=steps)
   if alpha is ...:
     return None
-  runs = [results.get(Config(size, noise, method, alpha, s).key) for s in range(seeds)]
+  runs = [results.get(Config(size, noise, method, alpha, s, steps=steps).key) for s in range(seeds)]
   return None if any(r is None for r in runs) else runs
 
 
@@ -525,6 +525,41 @@ def _metric(record: dict, name: str) -> float:
   if name in ("accuracy", "nll", "ece"):
     return record["test"][name]
   return record[name]
+
+
+def _cell_table(
+  results: dict, size: int, noise: float, seeds: int, metrics, missing: list, steps: int = 0
+) -> list[str]:
+  """Markdown lines of one (size, noise) cell: a row per method with all seeds, [] when none has."""
+  base = cell_runs(results, size, noise, "aug", seeds, steps)
+  rows = []
+  for method in METHODS:
+    runs = cell_runs(results, size, noise, method, seeds, steps)
+    if runs is None:
+      missing.append(f"n={size} noise={noise:g} {method}")
+      continue
+    cells = [method, "—" if runs[0]["config"]["alpha"] is None else f"{runs[0]['config']['alpha']:g}"]
+    for name, scale, _ in metrics:
+      v = np.array([_metric(r, name) for r in runs]) * scale
+      cell = f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(len(v)):.2f}"
+      if base is not None and method != "aug":
+        d = v - np.array([_metric(r, name) for r in base]) * scale
+        cell += f" (Δ {d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f})"
+      cells.append(cell)
+    if noise > 0:
+      cells.append(f"{100 * np.mean([r['memorised'] for r in runs]):.1f}")
+    rows.append(cells)
+  if not rows:
+    return []
+  head = ["method", "α"] + [m[2] for m in metrics] + (["memorised %"] if noise > 0 else [])
+  return [
+    f"## {size} images, {100 * noise:.0f} % label noise",
+    "",
+    "| " + " | ".join(head) + " |",
+    "|" + "---|" * len(head),
+    *["| " + " | ".join(r) + " |" for r in rows],
+    "",
+  ]
 
 
 def report(args: argparse.Namespace) -> int:
@@ -549,33 +584,21 @@ def report(args: argparse.Namespace) -> int:
   missing = []
   for size in SIZES:
     for noise in NOISES:
-      base = cell_runs(results, size, noise, "aug", args.seeds)
-      rows = []
-      for method in METHODS:
-        runs = cell_runs(results, size, noise, method, args.seeds)
-        if runs is None:
-          missing.append(f"n={size} noise={noise:g} {method}")
-          continue
-        cells = [method, "—" if runs[0]["config"]["alpha"] is None else f"{runs[0]['config']['alpha']:g}"]
-        for name, scale, _ in metrics:
-          v = np.array([_metric(r, name) for r in runs]) * scale
-          cell = f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(len(v)):.2f}"
-          if base is not None and method != "aug":
-            d = v - np.array([_metric(r, name) for r in base]) * scale
-            cell += f" (Δ {d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f})"
-          cells.append(cell)
-        if noise > 0:
-          cells.append(f"{100 * np.mean([r['memorised'] for r in runs]):.1f}")
-        rows.append(cells)
-      if not rows:
-        continue
-      lines.append(f"## {size} images, {100 * noise:.0f} % label noise")
+      lines += _cell_table(results, size, noise, args.seeds, metrics, missing)
+  # Runs with a training length other than the rule's (``run --steps N``): checks of the recipe,
+  # reported beside the grid, never mixed into it.
+  longer = {c["steps"] for c in (r["config"] for r in results.values()) if c["steps"] != steps_for(c["size"])}
+  for steps in sorted(longer):
+    tables = []
+    for size in SIZES:
+      for noise in NOISES:
+        tables += _cell_table(results, size, noise, args.seeds, metrics, [], steps=steps)
+    if tables:
+      lines.append(f"## Longer training: {steps} steps instead of the rule's (`run --steps {steps}`)")
       lines.append("")
-      head = ["method", "α"] + [m[2] for m in metrics] + (["memorised %"] if noise > 0 else [])
-      lines.append("| " + " | ".join(head) + " |")
-      lines.append("|" + "---|" * len(head))
-      lines += ["| " + " | ".join(r) + " |" for r in rows]
+      lines.append("α chosen again on the validation split at this length; only the cells run are shown.")
       lines.append("")
+      lines += [t.replace("## ", "### ", 1) if t.startswith("## ") else t for t in tables]
   figures = plots(results, args.out, args.seeds)
   if figures:
     lines.append("## Figures")
@@ -588,7 +611,7 @@ def report(args: argparse.Namespace) -> int:
   commits = sorted({r.get("versions", {}).get("commit", "not recorded") for r in results.values()})
   lines.append(
     f"Runs stored: {len(results)}; made on jaxmix commit(s): {', '.join(commits)} "
-    "(see PROVENANCE.md next to this file)."
+    "(see README.md next to this file)."
   )
   lines.append("")
   if missing:

@@ -64,7 +64,12 @@ def test_calibration_on_hand_computed_input():
 
 def _fake(cfg, acc=0.5):
   return {
-    "config": {"key": cfg.key, "alpha": cfg.alpha},
+    "config": {
+      "key": cfg.key,
+      "alpha": cfg.alpha,
+      "size": cfg.size,
+      "steps": cfg.steps or study.steps_for(cfg.size),
+    },
     "test": {
       "accuracy": acc,
       "nll": 1.0,
@@ -125,3 +130,17 @@ def test_report_draws_gain_and_reliability_figures(tmp_path):
   for name in ("gain.png", "reliability.png"):
     with open(os.path.join(out, name), "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_keeps_longer_training_runs_apart_from_the_grid(tmp_path):
+  out = str(tmp_path)
+  for s in range(3):
+    _store(out, study.Config(5000, 0.0, "aug", None, s), 0.80)
+    _store(out, study.Config(5000, 0.0, "aug", None, s, steps=4000), 0.85 + 0.01 * s)
+    _store(out, study.Config(5000, 0.0, "resizemix", None, s, steps=4000), 0.90 + 0.01 * s)
+  study.report(argparse.Namespace(out=out, seeds=3))
+  text = open(os.path.join(out, "study.md")).read()
+  grid, longer = text.split("## Longer training: 4000 steps")
+  assert "| aug | — | 80.00 ± 0.00" in grid and "resizemix" not in grid.split("Cells not yet")[0]
+  assert "| aug | — | 86.00 ± 0.58" in longer
+  assert "| resizemix | — | 91.00 ± 0.58 (Δ +5.00 ± 0.00)" in longer
