@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,12 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/speed.py --timm --detection --out benchmarks/results/cpu.md
 	$(PY) benchmarks/train_step.py --out benchmarks/results/train-step-cpu.md
 
+# The release artefacts: sdist and wheel in dist/, checked by twine (tests/test_package.py installs the
+# wheel into a fresh venv and runs the README's quick start).
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis dist
