@@ -1,6 +1,7 @@
 """Trains a small ResNet with a jaxmix method on Fashion-MNIST (or scikit-learn's digits).
 
     python examples/train.py --method mixup --epochs 3 --seed 0 --out results/mixup_s0.json
+    python examples/train.py --method cutmix --api nnx      # the same run with Flax NNX
 
 `--method` is ``erm`` (no mixing), ``manifold`` (Manifold Mixup at a random one
 of layers 0, 1, 2), ``regmixup``, or the name of any method in jaxmix's registry
@@ -12,12 +13,16 @@ absent. Prints test accuracy, NLL and ECE (15 equal-width bins), writes them to
 
 The mixing is one line of the jitted ``train_step``; its hyperparameters are
 traced, so ``--mix-off-epoch`` (timm's ``mixup_off_epoch``) switches mixing off
-without recompiling.
+without recompiling. ``--api linen`` (default) trains ``models.ResNet`` with a
+``TrainState`` under ``jax.jit``; ``--api nnx`` trains the same network,
+``models.NNXResNet``, with an ``nnx.Optimizer`` under ``nnx.jit`` (state updated in
+place); both call the same mixer.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import os
@@ -30,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 from flax.training import train_state
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -189,6 +195,31 @@ def make_train_step(
   return _Counted(jitted, train_step)
 
 
+def make_nnx_train_step(mix: MixFn, loss: str = "softmax") -> Callable[..., dict[str, jax.Array]]:
+  """An ``nnx.jit``-ed ``train_step(model, optimizer, key, images, labels)`` for Flax NNX.
+
+  The model and its ``nnx.Optimizer`` are updated in place (batch statistics included); the
+  step number comes from the optimizer, so the mixing key and schedules advance as in the
+  linen step. ``train_step.traces`` counts compilations.
+  """
+
+  def train_step(model: nnx.Module, optimizer: nnx.Optimizer, key, images, labels):
+    train_step.traces += 1
+    step = optimizer.step[...]
+    key = jax.random.fold_in(key, step)
+    images, targets, plan = mix(key, step, images, labels)  # the jaxmix line
+
+    def objective(model):
+      return loss_fn(model(images, mix=plan), targets, loss)
+
+    value, grads = nnx.value_and_grad(objective)(model)
+    optimizer.update(model, grads)
+    return {"loss": value}
+
+  train_step.traces = 0
+  return _Counted(nnx.jit(train_step), train_step)
+
+
 class _Counted:
   """A jitted function that exposes how many times its Python body was traced."""
 
@@ -203,13 +234,20 @@ class _Counted:
     return self._body.traces
 
 
-def predict(state: TrainState, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-  """Softmax probabilities for all `images` (the last batch is padded, so one compilation)."""
+def predict(state: TrainState | nnx.Module, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+  """Softmax probabilities for all `images` from a linen ``TrainState`` or an NNX model.
 
-  @jax.jit
-  def probs(x):
-    logits = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
-    return jax.nn.softmax(logits)
+  The last batch is padded, so one compilation; an NNX model is switched to eval mode.
+  """
+  if isinstance(state, nnx.Module):
+    state.eval()
+    probs = functools.partial(nnx.jit(lambda model, x: jax.nn.softmax(model(x))), state)
+  else:
+
+    @jax.jit
+    def probs(x):
+      logits = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
+      return jax.nn.softmax(logits)
 
   n = len(images)
   batch_size = min(batch_size, n)
@@ -298,8 +336,15 @@ def train(
   train_subset: int | None = None,
   progress: bool = True,
   data: data_lib.Dataset | None = None,
+  api: str = "linen",
 ) -> dict[str, Any]:
-  """Trains and evaluates one run; returns a JSON-ready dict of config and test metrics."""
+  """Trains and evaluates one run; returns a JSON-ready dict of config and test metrics.
+
+  ``api`` is ``"linen"`` (``models.ResNet``, ``TrainState``, ``jax.jit``) or ``"nnx"``
+  (``models.NNXResNet``, ``nnx.Optimizer``, ``nnx.jit``).
+  """
+  if api not in ("linen", "nnx"):
+    raise ValueError(f"api must be 'linen' or 'nnx', got {api!r}.")
   from tqdm.auto import tqdm
 
   ds = data if data is not None else data_lib.load(dataset, data_dir)
@@ -312,10 +357,32 @@ def train(
   schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(1, steps_per_epoch // 2), max(total, 2))
   off_step = NO_OFF_STEP if mix_off_epoch is None else mix_off_epoch * steps_per_epoch
 
-  model = models.ResNet(num_classes=ds.num_classes, width=width)
   init_key, mix_key = jax.random.split(jax.random.key(seed))
-  state = create_state(model, init_key, x_train.shape[1:], schedule)
-  step_fn = make_train_step(make_mixer(method, ds.num_classes, alpha=alpha, off_step=off_step), loss)
+  mixer = make_mixer(method, ds.num_classes, alpha=alpha, off_step=off_step)
+  if api == "linen":
+    state = create_state(
+      models.ResNet(num_classes=ds.num_classes, width=width), init_key, x_train.shape[1:], schedule
+    )
+    linen_step = make_train_step(mixer, loss)
+
+    def step_fn(key, x, y):
+      nonlocal state
+      state, metrics = linen_step(state, key, x, y)
+      return metrics
+
+    step_fn.traces = lambda: linen_step.traces
+  else:
+    model = models.NNXResNet(
+      in_channels=x_train.shape[-1], num_classes=ds.num_classes, width=width, rngs=nnx.Rngs(init_key)
+    )
+    optimizer = nnx.Optimizer(model, optax.adamw(schedule, weight_decay=5e-4), wrt=nnx.Param)
+    nnx_step = make_nnx_train_step(mixer, loss)
+    model.train()
+
+    def step_fn(key, x, y):
+      return nnx_step(model, optimizer, key, x, y)
+
+    step_fn.traces = lambda: nnx_step.traces
   rng = np.random.default_rng(seed)
 
   start = time.time()
@@ -326,7 +393,7 @@ def train(
     epoch_loss = []
     for i in range(steps_per_epoch):
       idx = order[i * batch_size : (i + 1) * batch_size]
-      state, metrics = step_fn(state, mix_key, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
+      metrics = step_fn(mix_key, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
       epoch_loss.append(metrics["loss"])
       bar.update()
     losses.append(float(np.mean(jax.device_get(epoch_loss))))
@@ -334,9 +401,10 @@ def train(
   bar.close()
   train_seconds = time.time() - start
 
-  metrics = calibration(predict(state, ds.x_test), ds.y_test)
+  metrics = calibration(predict(state if api == "linen" else model, ds.x_test), ds.y_test)
   return {
     "method": method,
+    "api": api,
     "dataset": ds.name,
     "seed": seed,
     "epochs": epochs,
@@ -350,7 +418,7 @@ def train(
     "train_size": len(x_train),
     "test_size": len(ds.x_test),
     "steps": total,
-    "traces": step_fn.traces,
+    "traces": step_fn.traces(),
     "train_seconds": train_seconds,
     "train_loss_per_epoch": losses,
     "jax_version": jax.__version__,
@@ -379,6 +447,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     "--out", default=None, help="JSON file for the results (a reliability-diagram PNG goes beside it)"
   )
   p.add_argument("--plot", default=None, help="reliability-diagram PNG (default: --out with .png)")
+  p.add_argument("--api", default="linen", choices=["linen", "nnx"], help="Flax API of the model and step")
   p.add_argument("--no-progress", action="store_true")
   return p.parse_args(argv)
 
@@ -399,9 +468,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loss=args.loss,
     train_subset=args.train_subset,
     progress=not args.no_progress,
+    api=args.api,
   )
   print(
-    f"{result['method']} on {result['dataset']} (seed {result['seed']}, {result['epochs']} epochs, "
+    f"{result['method']} on {result['dataset']} ({result['api']}, seed {result['seed']}, "
+    f"{result['epochs']} epochs, "
     f"{result['train_seconds']:.0f} s): test accuracy {100 * result['accuracy']:.2f} %, "
     f"NLL {result['nll']:.4f}, ECE {100 * result['ece']:.2f} %"
   )
