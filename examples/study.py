@@ -562,6 +562,77 @@ def _cell_table(
   ]
 
 
+README_BEGIN = "<!-- study-summary:begin (generated: python examples/study.py report --readme README.md) -->"
+README_END = "<!-- study-summary:end -->"
+
+
+def summary_lines(results: dict[str, dict], seeds: int) -> list[str]:
+  """One row per complete (size, noise, training length) cell: the best mixer against `aug`.
+
+  "Best" is the mixer with the largest mean paired accuracy gain; a win is a gain of more than two
+  paired standard errors. NLL and ECE are that method's; corruptions name their own best method.
+  """
+  cells = [(size, noise, 0) for size in SIZES for noise in NOISES]
+  longer = {c["steps"] for c in (r["config"] for r in results.values()) if c["steps"] != steps_for(c["size"])}
+  cells += [(size, noise, steps) for steps in sorted(longer) for size in SIZES for noise in NOISES]
+  rows = []
+  for size, noise, steps in cells:
+    base = cell_runs(results, size, noise, "aug", seeds, steps)
+    if base is None:
+      continue
+
+    def paired(method, name, scale, base=base, size=size, noise=noise, steps=steps):
+      runs = cell_runs(results, size, noise, method, seeds, steps)
+      if runs is None:
+        return None
+      d = (np.array([_metric(r, name) for r in runs]) - np.array([_metric(r, name) for r in base])) * scale
+      return d.mean(), d.std(ddof=1) / np.sqrt(len(d))
+
+    acc = {m: paired(m, "accuracy", 100) for m in MIXERS}
+    acc = {m: v for m, v in acc.items() if v is not None}
+    if not acc:
+      continue
+    best = max(acc, key=lambda m: acc[m][0])
+    gain, se = acc[best]
+    nll, ece = paired(best, "nll", 1), paired(best, "ece", 100)
+    corr = {m: paired(m, "corrupt_mean", 100) for m in acc}
+    cbest = max(corr, key=lambda m: corr[m][0])
+    verdict = "**win**" if gain > 2 * se else ("loss" if gain < -2 * se else "no clear difference")
+    length = f"{steps_for(size)} (rule)" if steps == 0 else f"{steps} (longer)"
+    rows.append(
+      f"| {size:,} | {100 * noise:.0f} % | {length} | {best} ({len(acc)} tried) | {gain:+.2f} ± {se:.2f} "
+      f"| {verdict} | {nll[0]:+.3f} ± {nll[1]:.3f} | {ece[0]:+.2f} ± {ece[1]:.2f} "
+      f"| {cbest} {corr[cbest][0]:+.2f} ± {corr[cbest][1]:.2f} |"
+    )
+  commits = sorted({r.get("versions", {}).get("commit", "not recorded") for r in results.values()})
+  return [
+    README_BEGIN,
+    "",
+    "| images | label noise | steps | best mixer by accuracy | Δ accuracy (pts) | verdict (2 s.e.) "
+    "| its Δ NLL | its Δ ECE (pts) | best on corruptions, Δ (pts) |",
+    "|---|---|---|---|---|---|---|---|---|",
+    *rows,
+    "",
+    f"Δ: paired difference against ERM + crop/flip (`aug`), mean ± s.e. over {seeds} seeds. Generated from "
+    f"{len(results)} records in `examples/results/study/runs/` (jaxmix commit {', '.join(commits)}); "
+    "per-method tables in `examples/results/study/study.md`.",
+    "",
+    README_END,
+  ]
+
+
+def write_readme_summary(path: str, lines: list[str]) -> None:
+  """Replaces the text between the README's study-summary markers (which must both be there)."""
+  with open(path) as f:
+    text = f.read()
+  if README_BEGIN not in text or README_END not in text:
+    raise ValueError(f"{path} has no study-summary markers ({README_BEGIN!r} ... {README_END!r}).")
+  head, rest = text.split(README_BEGIN, 1)
+  _, tail = rest.split(README_END, 1)
+  with open(path, "w") as f:
+    f.write(head + "\n".join(lines) + tail)
+
+
 def report(args: argparse.Namespace) -> int:
   """Markdown tables from the stored JSON: mean ± s.e. per cell, paired difference against `aug`.
 
@@ -619,6 +690,9 @@ def report(args: argparse.Namespace) -> int:
       f"Cells not yet complete ({len(missing)}, fewer than {args.seeds} seeds or α search unfinished): "
     )
     lines.append(", ".join(missing) + ".")
+  if getattr(args, "readme", None):
+    write_readme_summary(args.readme, summary_lines(results, args.seeds))
+    print(f"updated the study summary in {args.readme}")
   text = "\n".join(lines) + "\n"
   path = os.path.join(args.out, "study.md")
   with open(path, "w") as f:
@@ -761,6 +835,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   rep = sub.add_parser("report", help="render tables and plots from the stored JSON")
   rep.add_argument("--out", default=DEFAULT_OUT)
   rep.add_argument("--seeds", type=int, default=SEEDS, help="a cell needs at least this many seeds")
+  rep.add_argument("--readme", default=None, help="also rewrite this file's study-summary block")
   return p.parse_args(argv)
 
 

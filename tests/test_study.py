@@ -144,3 +144,21 @@ def test_report_keeps_longer_training_runs_apart_from_the_grid(tmp_path):
   assert "| aug | — | 80.00 ± 0.00" in grid and "resizemix" not in grid.split("Cells not yet")[0]
   assert "| aug | — | 86.00 ± 0.58" in longer
   assert "| resizemix | — | 91.00 ± 0.58 (Δ +5.00 ± 0.00)" in longer
+
+
+def test_report_rewrites_the_readme_summary_between_its_markers(tmp_path):
+  out = str(tmp_path)
+  for s in range(3):
+    _store(out, study.Config(1000, 0.4, "aug", None, s), 0.50 + 0.01 * s)
+    _store(out, study.Config(1000, 0.4, "resizemix", None, s), 0.60 + 0.02 * s)  # +10, +11, +12
+    _store(out, study.Config(1000, 0.4, "erm", None, s), 0.9)  # a baseline, never "best mixer"
+  readme = tmp_path / "README.md"
+  readme.write_text(f"intro\n{study.README_BEGIN}\nstale numbers\n{study.README_END}\noutro\n")
+  study.report(argparse.Namespace(out=out, seeds=3, readme=str(readme)))
+  text = readme.read_text()
+  assert text.startswith("intro\n") and text.endswith("outro\n") and "stale" not in text
+  row = next(line for line in text.splitlines() if line.startswith("| 1,000 |"))
+  assert row.startswith("| 1,000 | 40 % | 1000 (rule) | resizemix (1 tried) | +11.00 ± 0.58 | **win** |")
+  readme.write_text("no markers\n")
+  with pytest.raises(ValueError, match="no study-summary markers"):
+    study.report(argparse.Namespace(out=out, seeds=3, readme=str(readme)))
