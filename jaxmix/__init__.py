@@ -7,12 +7,14 @@ name → method table (what :func:`choose` resolves names with).
 
 Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 :mod:`jaxmix.segmentation` (label maps, ClassMix), :mod:`jaxmix.sequence`
-(padded sequences, token labels) and :mod:`jaxmix.sharding` (mixing per device).
+(padded sequences, token labels), :mod:`jaxmix.sharding` (mixing per device) and
+:mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels).
 """
 
 import warnings
 
 from jaxmix import detection as detection
+from jaxmix import losses as losses
 from jaxmix import segmentation as segmentation
 from jaxmix import sequence as sequence
 from jaxmix import sharding as sharding
@@ -162,4 +164,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-  return sorted(__all__ + ["detection", "segmentation", "sequence", "sharding", "__version__"])
+  return sorted(__all__ + ["detection", "losses", "segmentation", "sequence", "sharding", "__version__"])
