@@ -76,16 +76,45 @@ def collectives(hlo: str) -> dict[str, list[str]]:
   return found
 
 
+# The two-source one-call methods whose every pairing is checked (ROTATIONS); every registered method,
+# whatever its plan, is checked by `local_every_registered_method` from jaxmix.SAMPLERS.
+PAIRING_METHODS = ("mixup", "cutmix", "mixup_cutmix", "fmix")
+# Defaults that leave a path untested: timm's switch defaults to MixUp only (cutmix_alpha = 0).
+EXERCISE = {"mixup_cutmix": dict(cutmix_alpha=1.0)}
+
+
 def methods():
-  """The one-call methods under test (FMix when it has landed in this branch)."""
-  ms = {
-    "mixup": jaxmix.mixup,
-    "cutmix": jaxmix.cutmix,
-    "mixup_cutmix": functools.partial(jaxmix.mixup_cutmix, cutmix_alpha=1.0),
+  """The one-call methods of PAIRING_METHODS, from the registry."""
+  return {
+    name: functools.partial(jaxmix.SAMPLERS[name].mix, **EXERCISE.get(name, {})) for name in PAIRING_METHODS
   }
-  if hasattr(jaxmix, "fmix"):
-    ms["fmix"] = jaxmix.fmix
-  return ms
+
+
+def required(option, batch_size):
+  """Data for an option a sampler cannot draw without (as in tests/test_contract.py)."""
+  key = jax.random.key(99)
+  if option == "saliency":
+    return jax.random.uniform(key, (batch_size, H, W))
+  if option == "features":
+    return jax.random.uniform(key, (batch_size, 3, 3))
+  raise AssertionError(f"no test data for required option {option!r}: add it to required()")
+
+
+def every_registered_method(key, inputs, labels, mode="batch"):
+  """Every method of jaxmix.SAMPLERS through the plan layer, on one batch: {name: (mixed, soft labels)}.
+
+  `inputs` is {"x": images, option: data, ...}, so that the data a sampler needs (SaliencyMix's
+  saliency, Attentive CutMix's features) is sharded with the images.
+  """
+  x = inputs["x"]
+  out = {}
+  for name, spec in jaxmix.SAMPLERS.items():
+    opts = {o: inputs[o] for o in spec.requires} | EXERCISE.get(name, {})
+    if spec.modes:
+      opts["mode"] = mode if mode in spec.modes else spec.modes[0]
+    plan = spec.sample(key, x.shape[0], (H, W), **opts)
+    out[name] = (jaxmix.apply(plan, x), jaxmix.mix_labels(plan, labels, num_classes=NUM_CLASSES))
+  return out
 
 
 def data():
@@ -261,6 +290,30 @@ def local_shared_pair_folds_key():
   )
 
 
+@check
+def local_every_registered_method():
+  """Every method of jaxmix.SAMPLERS (spatial or not, any plan type), in one compiled program:
+  local(fn) == fn on each shard; no collectives; sharding kept; each row's label mass 1."""
+  x, y = data()
+  inputs = {"x": x} | {o: required(o, B) for spec in jaxmix.SAMPLERS.values() for o in spec.requires}
+  shard = lambda a: jax.device_put(a, NamedSharding(MESH, P("data")))  # noqa: E731
+  inputs_s, ys = jax.tree_util.tree_map(shard, inputs), shard(y)
+  g = jax.jit(jaxmix.sharding.local(every_registered_method, MESH, "data"))
+  compiled = g.lower(KEY, inputs_s, ys).compile()
+  found = collectives(compiled.as_text())
+  assert not found, f"collectives in local mode: {found}"
+  got = compiled(KEY, inputs_s, ys)
+  assert sorted(got) == sorted(jaxmix.SAMPLERS), sorted(got)
+  reference = functools.partial(_per_shard_reference, every_registered_method, fold=False)
+  want = jax.jit(reference)(KEY, inputs, y)
+  assert_close(got, want, "registry")
+  for name, (mixed, targets) in got.items():
+    assert mixed.sharding.is_equivalent_to(inputs_s["x"].sharding, 4), f"{name}: {mixed.sharding}"
+    assert targets.sharding.is_equivalent_to(ys.sharding, 2), f"{name}: {targets.sharding}"
+    np.testing.assert_allclose(np.asarray(targets).sum(-1), 1.0, atol=1e-5, err_msg=f"{name} label mass")
+  return f"{sorted(got)}: no collectives, equal per shard"
+
+
 def _trace_in_user_shard_map(names):
   """Each method traces inside the user's own shard_map (check_vma on) with local_key."""
   xs = jax.ShapeDtypeStruct((B, H, W, C), jnp.float32, sharding=NamedSharding(MESH, P("data")))
@@ -288,7 +341,6 @@ def core_methods_trace_in_user_shard_map():
 
 @check
 def fmix_traces_in_user_shard_map():
-  assert "fmix" in methods(), "jaxmix.fmix not in this branch"
   _trace_in_user_shard_map(["fmix"])
 
 

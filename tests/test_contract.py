@@ -8,14 +8,15 @@ one-call form to that path. Options a method cannot draw without (data such as
 SaliencyMix's ``saliency``) come from :func:`required`, keyed by option name.
 
 Properties: same key → same output and another key → another output; legacy and
-typed keys agree; jit equals eager; vmap over keys equals a loop; the gradient
+typed keys agree; jit equals eager (``chex.variants``); vmap over keys equals a loop; the gradient
 through ``apply`` is the linear map's; dtypes (f32, bf16, f16, uint8) are kept;
 every leaf of a pytree follows one plan; NCHW equals NHWC transposed; batches of
 1 and odd batches keep shapes and label mass; an empty batch gives empty
-results; changing traced options does not retrace; labels are mixed with the
+results; changing traced options does not retrace (``chex.assert_max_traces``); labels are mixed with the
 plan's own sources.
 """
 
+import functools
 import inspect
 
 import chex
@@ -23,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
 import jaxmix
 
@@ -68,6 +70,11 @@ def mix(name, key, x, labels=None, data_format="NHWC", **kw):
   out = jaxmix.apply(plan, x, data_format=data_format)
   y = None if labels is None else jaxmix.mix_labels(plan, labels, num_classes=K)
   return out, y
+
+
+# For the batch of one and the odd batch: two new shapes cost one compile each under jit, far less
+# than running eagerly op by op on them (jit equals eager is JitEqualsEagerTest's property).
+mix_jit = jax.jit(mix, static_argnums=0, static_argnames=("data_format", "pairing", "mode"))
 
 
 def images(seed, shape=SHAPE):
@@ -121,16 +128,31 @@ def test_legacy_and_typed_keys_agree(name):
   chex.assert_trees_all_equal(mix(name, legacy, x), mix(name, typed, x))
 
 
+@functools.cache
+def eager_reference(name):
+  """`mix` called eagerly (no jit around it) on a fixed batch: what jit must reproduce."""
+  return mix(name, jax.random.key(4), images(2), jnp.arange(6))
+
+
+class JitEqualsEagerTest(chex.TestCase):
+  """jit equals eager for every registered method, with chex.variants (with and without jit)."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters(*NAMES)
+  def test_equals_eager(self, name):
+    got = self.variant(lambda key: mix(name, key, images(2), jnp.arange(6)))(jax.random.key(4))
+    chex.assert_trees_all_close(got, eager_reference(name), rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_jit_equals_eager_and_vmap_equals_loop(name):
+def test_vmap_over_keys_equals_loop(name):
   x, labels = images(2), jnp.arange(6)
-  fn = lambda k: mix(name, k, x, labels)  # noqa: E731
   keys = jax.random.split(jax.random.key(4), 3)
-  eager = [fn(k) for k in keys]
-  chex.assert_trees_all_close(jax.jit(fn)(keys[0]), eager[0], rtol=1e-5, atol=1e-4)
-  batched = jax.jit(jax.vmap(fn))(keys)
+  batched = jax.jit(jax.vmap(lambda k: mix(name, k, x, labels)))(keys)
   for i in range(3):
-    chex.assert_trees_all_close(jax.tree.map(lambda t, i=i: t[i], batched), eager[i], rtol=1e-5, atol=1e-4)
+    chex.assert_trees_all_close(
+      jax.tree.map(lambda t, i=i: t[i], batched), mix(name, keys[i], x, labels), rtol=1e-5, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -184,12 +206,12 @@ def test_nchw_equals_nhwc_transposed(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_of_one_and_odd_batch(name):
   one = images(10, (1,) + SHAPE[1:])
-  out, y = mix(name, jax.random.key(1), one, jnp.array([2]))
+  out, y = mix_jit(name, jax.random.key(1), one, jnp.array([2]))
   assert out.shape == one.shape
   # A lone sample can only be mixed with itself: its label is unchanged.
   np.testing.assert_allclose(y, jaxmix.one_hot(jnp.array([2]), K), atol=1e-6)
   odd, labels = images(11, ODD), jnp.arange(5)
-  out, y = mix(name, jax.random.key(2), odd, labels)
+  out, y = mix_jit(name, jax.random.key(2), odd, labels)
   assert out.shape == odd.shape and y.shape == (5, K)
   np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
 
@@ -218,16 +240,15 @@ def test_no_retrace_when_traced_options_change(name):
   x = images(13)
   opts = traced_options(name)
   assert "prob" in opts, f"{name}: every sampler takes a traced prob"
-  traces = []
+  chex.clear_trace_counter()  # the counter is keyed by where `f` is defined: the same for every name
 
+  @jax.jit
+  @chex.assert_max_traces(n=1)
   def f(key, opts):
-    traces.append(1)
     return mix(name, key, x, **opts)[0]
 
-  g = jax.jit(f)
-  g(jax.random.key(0), opts)
-  g(jax.random.key(1), {k: (v * 0.5 if v else 0.1) for k, v in opts.items()})
-  assert len(traces) == 1
+  f(jax.random.key(0), opts)
+  f(jax.random.key(1), {k: (v * 0.5 if v else 0.1) for k, v in opts.items()})
 
 
 @pytest.mark.parametrize("name", [n for n, s in jaxmix.SAMPLERS.items() if s.mix is not None])

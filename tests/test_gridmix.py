@@ -1,4 +1,3 @@
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,24 +103,6 @@ def test_outputs_between_sources_binary_masks(b, h, w, mode, pairing, hole, seed
   assert np.all((out == np.asarray(x)) | (out == partner))
 
 
-def test_same_key_same_output_jit_and_vmap():
-  x = _batch()
-  fn = lambda k: jaxmix.gridmix(k, x, mode="elem")[0]
-  np.testing.assert_array_equal(fn(KEY), fn(KEY))
-  np.testing.assert_array_equal(jax.jit(fn)(KEY), fn(KEY))
-  keys = jax.random.split(KEY, 3)
-  stacked = jax.vmap(fn)(keys)
-  for i, k in enumerate(keys):
-    np.testing.assert_array_equal(stacked[i], fn(k))
-
-
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
-def test_dtype_kept(dtype):
-  x = _batch(dtype=dtype)
-  out, _ = jaxmix.gridmix(KEY, x)
-  assert out.dtype == dtype and out.shape == x.shape
-
-
 def test_pytree_leaves_share_the_mask():
   img = _batch(c=1)
   seg = img[..., 0].astype(jnp.int32)
@@ -133,18 +114,6 @@ def test_off_switches_return_inputs():
   x = _batch()
   np.testing.assert_array_equal(jaxmix.gridmix(KEY, x, prob=0.0)[0], x)
   np.testing.assert_array_equal(jaxmix.gridmix(KEY, x, p=0.0, mode="elem")[0], x)
-
-
-def test_no_retrace_when_traced_options_change():
-  x = _batch()
-
-  @jax.jit
-  @chex.assert_max_traces(n=1)
-  def f(key, p, hole, prob):
-    return jaxmix.gridmix(key, x, p=p, hole=hole, prob=prob, mode="elem")
-
-  for p, hole, prob in [(0.5, 1.0, 1.0), (0.2, 0.5, 0.7)]:
-    f(KEY, p, hole, prob)
 
 
 def test_bad_input_errors():

@@ -30,6 +30,7 @@ SCRIPT = ROOT / "tests" / "sharding_checks.py"
 FAST = [
   "local_shared_batch",  # no collectives, == per shard, sharding kept, label mass: all methods
   "local_independent_batch",  # the same with folded keys; with the above, flip and roll for every method
+  "local_every_registered_method",  # the same for every method of jaxmix.SAMPLERS, one program
   "local_2d_mesh_model_peers_agree",
   "global_hlo_has_collectives",
   "core_methods_trace_in_user_shard_map",

@@ -108,20 +108,6 @@ def test_same_key_same_output_jit_and_vmap():
     np.testing.assert_allclose(stacked[i], fn(k), atol=1e-3)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
-def test_dtype_kept(dtype):
-  x = _batch(dtype=dtype)
-  out, _ = jaxmix.smoothmix(KEY, x)
-  assert out.dtype == dtype and out.shape == x.shape
-
-
-def test_pytree_leaves_share_the_mask():
-  img = _batch(c=1)
-  seg = img[..., 0]
-  out_img, out_seg = jaxmix.smoothmix(KEY, {"img": img, "seg": seg}, mode="elem")[0].values()
-  np.testing.assert_allclose(out_img[..., 0], out_seg, atol=1e-4)
-
-
 def test_off_switches_return_inputs():
   x = _batch()
   np.testing.assert_array_equal(jaxmix.smoothmix(KEY, x, prob=0.0)[0], x)

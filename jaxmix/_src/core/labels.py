@@ -38,9 +38,7 @@ def one_hot(
   num_classes = validation.check_num_classes(num_classes, required=True)
   validation.check_unit_interval("smoothing", smoothing)
   labels = validation.numbers_as_array(labels)
-  dtype = jnp.result_type(labels)
-  if dtype == jnp.bool_ or not jnp.issubdtype(dtype, jnp.integer):
-    raise TypeError(f"labels must be integer class ids, got dtype {dtype}.")
+  validation.check_array("labels", labels, dtype=jnp.integer, expected="integer class ids")
   validation.check_class_ids("labels", labels, num_classes)
   smoothing = jnp.asarray(smoothing, jnp.float32)
   off = smoothing / num_classes
@@ -63,34 +61,58 @@ def soft_labels(
   validation.check_unit_interval("label_smoothing", smoothing)
   num_classes = validation.check_num_classes(num_classes)
   labels = validation.numbers_as_array(labels)
-  shape = np.shape(labels)
-  dtype = jnp.result_type(labels)
-  if len(shape) > 2:
-    # timm #1489: segmentation masks passed as labels.
-    raise ValueError(
-      f"labels must be int class ids [B] or float targets [B, K]; got rank {len(shape)} with shape {shape}, "
-      "which looks like per-pixel label maps. Mix label maps with the images' plan: "
-      "jaxmix.segmentation.mix_label_maps(plan, maps), or pass them in `inputs` to a method that "
-      "selects pixels (CutMix, FMix, ...)."
+  expected = "int class ids [B] or float targets [B, K]"
+  # timm #1489: segmentation masks passed as labels.
+  validation.check_array(
+    "labels",
+    labels,
+    rank={0, 1, 2},
+    message="labels must be " + expected + "; got rank {rank} with shape {shape}, which looks like per-pixel "
+    "label maps. Mix label maps with the images' plan: jaxmix.segmentation.mix_label_maps(plan, maps), or "
+    "pass them in `inputs` to a method that selects pixels (CutMix, FMix, ...).",
+  )
+  validation.check_array(
+    "labels",
+    labels,
+    rank={1, 2},
+    message="labels must be " + expected + "; got rank {rank} with shape {shape}.",
+  )
+  validation.check_array(
+    "labels",
+    labels,
+    batch_size=batch_size,
+    message=f"labels have batch size {{shape[0]}} but inputs have {batch_size}.",
+  )
+  validation.check_array(
+    "labels",
+    labels,
+    dtype=validation.REAL,
+    message="labels must be integer ids or real floats, got dtype {dtype}.",
+  )
+  if np.ndim(labels) == 1:
+    validation.check_array(
+      "labels",
+      labels,
+      dtype=jnp.integer,
+      message="labels of shape {shape} must be integer class ids, got dtype {dtype}; "
+      "pass float targets as [B, K].",
     )
-  if len(shape) == 0:
-    raise ValueError("labels must be int class ids [B] or float targets [B, K]; got rank 0 with shape ().")
-  if shape[0] != batch_size:
-    raise ValueError(f"labels have batch size {shape[0]} but inputs have {batch_size}.")
-  if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.complexfloating):
-    raise TypeError(f"labels must be integer ids or real floats, got dtype {dtype}.")
-  if len(shape) == 1:
-    if not jnp.issubdtype(dtype, jnp.integer):
-      raise TypeError(
-        f"labels of shape {shape} must be integer class ids, got dtype {dtype}; pass float targets as [B, K]."
-      )
     if num_classes is None:
       raise ValueError("num_classes is required when labels are integer class ids of shape [B].")
     return one_hot(labels, num_classes, smoothing=smoothing)
-  if not jnp.issubdtype(dtype, jnp.floating):
-    raise TypeError(f"labels of shape {shape} must be float targets, got dtype {dtype}.")
-  if num_classes is not None and shape[1] != num_classes:
-    raise ValueError(f"labels have {shape[1]} classes (shape {shape}) but num_classes={num_classes}.")
+  validation.check_array(
+    "labels",
+    labels,
+    dtype=jnp.floating,
+    message="labels of shape {shape} must be float targets, got dtype {dtype}.",
+  )
+  if num_classes is not None:
+    validation.check_array(
+      "labels",
+      labels,
+      axes={1: num_classes},
+      message=f"labels have {{shape[1]}} classes (shape {{shape}}) but num_classes={num_classes}.",
+    )
   smoothing = jnp.asarray(smoothing, jnp.float32)
   y = jnp.asarray(labels, jnp.float32)
-  return y * (1.0 - smoothing) + smoothing / shape[1]
+  return y * (1.0 - smoothing) + smoothing / np.shape(labels)[1]

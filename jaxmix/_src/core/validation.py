@@ -7,9 +7,7 @@ broadcast result.
 
 from __future__ import annotations
 
-import contextlib
 import numbers
-from collections.abc import Iterator
 from typing import Any
 
 import chex
@@ -20,52 +18,99 @@ import numpy as np
 MODES = ("batch", "pair", "elem")
 PAIRINGS = ("flip", "roll", "permute")
 DATA_FORMATS = ("NHWC", "NCHW")
+REAL = (jnp.floating, jnp.integer)  # for check_array(dtype=...): real numbers, bool and complex excluded
 
 
-@contextlib.contextmanager
-def _as_error(name: str, value: Any, error: type[Exception], expected: str) -> Iterator[None]:
-  """Runs chex assertions; a failure becomes `error` naming the argument and what it received."""
+def _spec(value: Any) -> np.ndarray:
+  """A zero-stride stand-in with `value`'s shape and dtype: chex reads only those, and a traced
+  value has no data to read."""
+  if isinstance(value, (list, tuple)):  # Python numbers: NumPy's dtype for them
+    value = np.asarray(value)
+  return np.broadcast_to(np.zeros((), jnp.result_type(value)), np.shape(value))
+
+
+def _fails(assertion: Any, *args: Any) -> bool:
   try:
-    yield
+    assertion(*args)
   except AssertionError:
-    raise error(
-      f"{name} must be {expected}, got shape {np.shape(value)} and dtype {jnp.result_type(value)}."
-    ) from None
+    return True
+  return False
+
+
+def _message(name: str, spec: np.ndarray, error: type[Exception], expected: str, message: str | None) -> str:
+  shape, dtype = spec.shape, spec.dtype
+  if message is not None:
+    return message.format(name=name, shape=shape, dtype=dtype, rank=len(shape))
+  if error is TypeError:
+    return f"{name} must be {expected}, got dtype {dtype} (shape {shape})."
+  return f"{name} must be {expected}, got shape {shape} and dtype {dtype}."
 
 
 def check_array(
   name: str,
   value: Any,
   *,
-  expected: str,
+  expected: str = "an array",
   rank: int | set[int] | None = None,
   batch_size: int | None = None,
   dtype: Any = None,
+  axes: dict[int, int] | None = None,
+  has_axis: int | None = None,
+  message: str | None = None,
 ) -> None:
   """chex's trace-time checks on one array argument, re-raised as the public error contract.
 
-  A failed ``chex.assert_rank`` (`rank`) or ``chex.assert_axis_dimension`` on axis 0
-  (`batch_size`) raises ValueError, a failed ``chex.assert_type`` (`dtype`, a concrete
-  or abstract dtype such as ``jnp.integer``) TypeError; each names `name`, says what
-  was `expected` and what was received. Non-arrays are a TypeError.
+  A failed ``chex.assert_type`` (`dtype`: a concrete or abstract dtype such as
+  ``jnp.integer``, or a tuple of them, any of which will do) raises TypeError; a
+  failed ``chex.assert_rank`` (`rank`), ``chex.assert_axis_dimension_gteq``
+  (`has_axis`: the value has this axis), ``chex.assert_axis_dimension`` (`axes`:
+  ``{axis: size}``) or the same on axis 0 (`batch_size`) raises ValueError. The
+  checks run in that order. Each error names `name` and says what was received:
+  ``"{name} must be {expected}, got shape ... and dtype ..."``, or `message`
+  formatted with ``name``, ``shape``, ``dtype`` and ``rank``. Non-arrays are a
+  TypeError. Only shapes and dtypes are read, so this works on tracers.
   """
   if not hasattr(value, "shape") and not isinstance(value, (numbers.Number, list, tuple)):
     raise TypeError(f"{name} must be {expected}, got {type(value).__name__}.")
   try:
-    # A zero-stride stand-in with the value's shape and dtype: chex reads only those, and a traced
-    # value has no data to read.
-    spec = np.broadcast_to(np.zeros((), jnp.result_type(value)), np.shape(value))
+    spec = _spec(value)
   except (TypeError, ValueError):
     raise TypeError(f"{name} must be {expected}, got {type(value).__name__}.") from None
+  checks: list[tuple[type[Exception], Any, tuple[Any, ...]]] = []
   if dtype is not None:
-    with _as_error(name, value, TypeError, expected):
-      chex.assert_type(spec, dtype)
+    kinds = dtype if isinstance(dtype, tuple) else (dtype,)
+    if all(_fails(chex.assert_type, spec, kind) for kind in kinds):
+      raise TypeError(_message(name, spec, TypeError, expected, message))
   if rank is not None:
-    with _as_error(name, value, ValueError, expected):
-      chex.assert_rank(spec, rank)
+    checks.append((ValueError, chex.assert_rank, (spec, rank)))
+  if has_axis is not None:
+    checks.append((ValueError, chex.assert_axis_dimension_gteq, (spec, has_axis, 0)))
+  for axis, size in (axes or {}).items():
+    checks.append((ValueError, chex.assert_axis_dimension, (spec, axis, size)))
   if batch_size is not None:
-    with _as_error(name, value, ValueError, expected):
-      chex.assert_axis_dimension(spec, 0, batch_size)
+    checks.append((ValueError, chex.assert_axis_dimension, (spec, 0, batch_size)))
+  for error, assertion, args in checks:
+    if _fails(assertion, *args):
+      raise error(_message(name, spec, error, expected, message))
+
+
+def check_same_shape(
+  named: dict[str, Any], what: str, *, prefix_len: int | None = None, message: str | None = None
+) -> None:
+  """``chex.assert_equal_shape`` (or ``chex.assert_equal_shape_prefix`` over the first
+  `prefix_len` axes) on the named arrays, re-raised as a ValueError naming each one with its
+  shape: ``"a (2, 5) and b (2, 6, 4) disagree on {what}."``, or `message` formatted with
+  ``shapes`` (name -> shape)."""
+  specs = [_spec(v) for v in named.values()]
+  if prefix_len is None:
+    failed = _fails(chex.assert_equal_shape, specs)
+  else:
+    failed = _fails(chex.assert_equal_shape_prefix, specs, prefix_len)
+  if failed:
+    shapes = {n: s.shape for n, s in zip(named, specs, strict=True)}
+    if message is not None:
+      raise ValueError(message.format(shapes=shapes))
+    raise ValueError(" and ".join(f"{n} {s}" for n, s in shapes.items()) + f" disagree on {what}.")
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -183,11 +228,8 @@ def check_key(key: Any) -> None:
 
 
 def check_numeric_leaf(name: str, leaf: Any) -> None:
-  dtype = jnp.result_type(leaf)
-  if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.complexfloating):
-    raise TypeError(f"{name} must have a real numeric dtype, got {dtype}.")
-  if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
-    raise TypeError(f"{name} must have a real numeric dtype, got {dtype}.")
+  """A TypeError naming `name` unless `leaf` has a real dtype (float or integer; not bool, not complex)."""
+  check_array(name, leaf, dtype=REAL, message="{name} must have a real numeric dtype, got {dtype}.")
 
 
 def leaves_with_names(tree: Any, name: str) -> list[tuple[str, Any]]:
@@ -201,16 +243,16 @@ def batch_size_of(tree: Any, name: str = "inputs") -> int:
   leaves = leaves_with_names(tree, name)
   if not leaves:
     raise ValueError(f"{name} has no array leaves.")
-  sizes = {}
   for path, leaf in leaves:
-    shape = np.shape(leaf)
-    if len(shape) < 1:
-      raise ValueError(f"{path} must have a leading batch axis, got a scalar.")
+    check_array(path, leaf, has_axis=0, message="{name} must have a leading batch axis, got a scalar.")
     check_numeric_leaf(path, leaf)
-    sizes[path] = shape[0]
-  if len(set(sizes.values())) != 1:
-    raise ValueError(f"Every leaf of {name} must share the batch size; got {sizes}.")
-  return next(iter(sizes.values()))
+  check_same_shape(
+    dict(leaves),
+    "the batch size",
+    prefix_len=1,
+    message=f"Every leaf of {name} must share the batch size; got {{shapes}}.",
+  )
+  return np.shape(leaves[0][1])[0]
 
 
 def check_spatial_shape(spatial_shape: Any, axes: str = "(H, W)") -> tuple[int, int]:
@@ -257,19 +299,25 @@ def spatial_shape_of(
   the methods that draw regions need at least one pixel.
   """
   check_choice("data_format", data_format, DATA_FORMATS)
-  shapes = {}
-  for path, leaf in leaves_with_names(tree, name):
+  leaves = leaves_with_names(tree, name)
+  spatial = {}
+  for path, leaf in leaves:
+    check_array(
+      path,
+      leaf,
+      rank={3, 4},
+      message="This method mixes spatial regions, so {name} must be [B, H, W] or an image batch of rank 4 "
+      f"({data_format}); got shape {{shape}}.",
+    )
     shape = np.shape(leaf)
-    if len(shape) not in (3, 4):
-      raise ValueError(
-        f"This method mixes spatial regions, so {path} must be [B, H, W] or an image "
-        f"batch of rank 4 ({data_format}); got shape {shape}."
-      )
-    h_axis, w_axis = spatial_axes(len(shape), data_format)
-    shapes[path] = (shape[h_axis], shape[w_axis])
-  if len(set(shapes.values())) != 1:
-    raise ValueError(f"Every leaf of {name} must share the spatial shape (H, W); got {shapes}.")
-  shape = next(iter(shapes.values()))
+    spatial[path] = tuple(shape[a] for a in spatial_axes(len(shape), data_format))
+  # chex compares (H, W) stand-ins: the axes sit at different places in [B, H, W] and NCHW leaves.
+  check_same_shape(
+    {path: np.broadcast_to(np.False_, hw) for path, hw in spatial.items()},
+    "(H, W)",
+    message=f"Every leaf of {name} must share the spatial shape (H, W); got {{shapes}}.",
+  )
+  shape = next(iter(spatial.values()))
   if nonempty and min(shape) < 1:
     raise ValueError(
       f"{name} has the empty spatial shape (H, W) = {shape}; this method draws regions of the "

@@ -33,7 +33,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from jaxmix._src.core import validation
@@ -67,9 +66,13 @@ def _check_format(box_format: str) -> None:
 
 
 def _check_last_axis(boxes: Any) -> None:
-  shape = np.shape(boxes)
-  if len(shape) < 1 or shape[-1] != 4:
-    raise ValueError(f"boxes must have a last axis of size 4, got shape {shape}.")
+  validation.check_array(
+    "boxes",
+    boxes,
+    has_axis=0,
+    axes={-1: 4},
+    message="boxes must have a last axis of size 4, got shape {shape}.",
+  )
 
 
 def convert_boxes(boxes: jax.typing.ArrayLike, src: str, dst: str) -> jax.Array:
@@ -206,31 +209,25 @@ def check_box_targets(
     ValueError: on a wrong rank, a last axis other than 4, or a batch or
       box-count mismatch. TypeError on a wrong dtype.
   """
-  b_shape, c_shape = np.shape(boxes), np.shape(classes)
-  if len(b_shape) != 3 or b_shape[-1] != 4:
-    raise ValueError(f"boxes must be [B, N, 4] (padded per image), got shape {b_shape}.")
-  if len(c_shape) != 2:
-    raise ValueError(f"classes must be int [B, N], got shape {c_shape}.")
-  if c_shape != b_shape[:2]:
-    raise ValueError(f"classes {c_shape} and boxes {b_shape} disagree on [B, N].")
-  if not jnp.issubdtype(jnp.result_type(classes), jnp.integer):
-    raise TypeError(f"classes must be integer ids, got dtype {jnp.result_type(classes)}.")
-  if not jnp.issubdtype(jnp.result_type(boxes), jnp.floating) and not jnp.issubdtype(
-    jnp.result_type(boxes), jnp.integer
-  ):
-    raise TypeError(f"boxes must be real numbers, got dtype {jnp.result_type(boxes)}.")
-  classes = jnp.asarray(classes, jnp.int32)
+  validation.check_array("boxes", boxes, rank=3, axes={-1: 4}, expected="[B, N, 4] (padded per image)")
+  validation.check_array("classes", classes, rank=2, expected="int [B, N]")
+  validation.check_same_shape({"classes": classes, "boxes": boxes}, "[B, N]", prefix_len=2)
+  validation.check_array("classes", classes, dtype=jnp.integer, expected="integer ids")
+  validation.check_array("boxes", boxes, dtype=validation.REAL, expected="real numbers")
   if valid is None:
-    valid = classes >= 0
+    valid = jnp.asarray(classes, jnp.int32) >= 0
   else:
-    v_shape = np.shape(valid)
-    if v_shape != c_shape:
-      raise ValueError(f"valid {v_shape} and boxes {b_shape} disagree on [B, N].")
-    if jnp.result_type(valid) != jnp.bool_:
-      raise TypeError(f"valid must be a bool mask [B, N], got dtype {jnp.result_type(valid)}.")
+    validation.check_same_shape({"valid": valid, "boxes": boxes}, "[B, N]", prefix_len=2)
+    validation.check_array("valid", valid, rank=2, dtype=jnp.bool_, expected="a bool mask [B, N]")
     valid = jnp.asarray(valid)
-  if batch_size is not None and b_shape[0] != batch_size:
-    raise ValueError(f"boxes have batch size {b_shape[0]} but {batch_of} {batch_size}.")
+  if batch_size is not None:
+    validation.check_array(
+      "boxes",
+      boxes,
+      batch_size=batch_size,
+      message=f"boxes have batch size {{shape[0]}} but {batch_of} {batch_size}.",
+    )
+  classes = jnp.asarray(classes, jnp.int32)
   return jnp.asarray(boxes, jnp.float32), classes, valid
 
 
