@@ -34,7 +34,7 @@ CASES = [
   ("labels_rank3", lambda f: f(KEY, X, jnp.zeros((4, 2, 3))), ValueError, "labels.*rank 3"),
   ("labels_scalar", lambda f: f(KEY, X, jnp.int32(1), num_classes=3), ValueError, "labels.*rank 0"),
   ("float_ids", lambda f: f(KEY, X, jnp.zeros(4), num_classes=3), TypeError, "labels.*integer class ids"),
-  ("int_targets", lambda f: f(KEY, X, jnp.zeros((4, 3), jnp.int32)), TypeError, "labels.*float targets"),
+  ("int_targets", lambda f: f(KEY, X, np.full((4, 3), 2, np.int32)), ValueError, "labels.*multi-hot.*0/1"),
   ("bool_labels", lambda f: f(KEY, X, IDS > 1, num_classes=3), TypeError, "labels.*bool"),
   # Static choices.
   ("mode", lambda f: f(KEY, X, mode="batches"), ValueError, "mode must be one of"),

@@ -1,5 +1,6 @@
 """Labels: timm's smoothed one-hot, and soft labels that keep each row's mass."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -91,3 +92,19 @@ def test_mix_labels_output_is_float32_for_any_float_input():
 def test_mix_labels_none_is_none():
   plan = _plan(4, 3)
   assert jaxmix.mix_labels(plan, None) is None
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.bool_])
+def test_integer_and_bool_multi_hot_rows_mix_like_float_rows(dtype):
+  multi_hot = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+  plan = jaxmix.sample_mixup(jax.random.key(0), 4, alpha=1.0)
+  want = jaxmix.mix_labels(plan, jnp.asarray(multi_hot, jnp.float32), label_smoothing=0.1)
+  got = jax.jit(lambda y: jaxmix.mix_labels(plan, y, label_smoothing=0.1))(jnp.asarray(multi_hot, dtype))
+  np.testing.assert_allclose(got, want, atol=1e-7)
+  assert got.dtype == jnp.float32
+  images = jax.random.normal(jax.random.key(2), (4, 8, 8, 1))
+  _, targets = jaxmix.cutmix(jax.random.key(1), images, jnp.asarray(multi_hot, dtype))
+  _, float_targets = jaxmix.cutmix(jax.random.key(1), images, jnp.asarray(multi_hot, jnp.float32))
+  np.testing.assert_array_equal(targets, float_targets)
+  with pytest.raises(ValueError, match="labels.*multi-hot rows.*0/1"):
+    jaxmix.mix_labels(plan, np.array([[2, 0, 1]] * 4, np.int32))

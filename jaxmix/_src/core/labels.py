@@ -53,10 +53,12 @@ def soft_labels(
   num_classes: int | None = None,
   smoothing: jax.typing.ArrayLike = 0.0,
 ) -> jax.Array:
-  """Turns int `[B]` or float `[B, K]` labels into smoothed float32 `[B, K]`.
+  """Turns int `[B]` ids, float `[B, K]` targets or multi-hot `[B, K]` into smoothed float32 `[B, K]`.
 
-  Float rows are smoothed as ``y * (1 - s) + s / K``, which equals
-  :func:`one_hot` for one-hot rows and keeps each row's mass for soft rows.
+  Rows are smoothed as ``y * (1 - s) + s / K``, which equals :func:`one_hot` for
+  one-hot rows and keeps each row's mass for soft rows. Integer or bool `[B, K]`
+  rows are multi-hot targets (0/1; a ValueError for other values known while
+  tracing, taken as given under ``jit``) and are mixed as floats.
   """
   validation.check_unit_interval("label_smoothing", smoothing)
   num_classes = validation.check_num_classes(num_classes)
@@ -86,8 +88,8 @@ def soft_labels(
   validation.check_array(
     "labels",
     labels,
-    dtype=validation.REAL,
-    message="labels must be integer ids or real floats, got dtype {dtype}.",
+    dtype=validation.REAL if np.ndim(labels) == 1 else validation.REAL + (jnp.bool_,),
+    message="labels must be integer ids, real float targets or multi-hot rows, got dtype {dtype}.",
   )
   if np.ndim(labels) == 1:
     validation.check_array(
@@ -100,12 +102,15 @@ def soft_labels(
     if num_classes is None:
       raise ValueError("num_classes is required when labels are integer class ids of shape [B].")
     return one_hot(labels, num_classes, smoothing=smoothing)
-  validation.check_array(
-    "labels",
-    labels,
-    dtype=jnp.floating,
-    message="labels of shape {shape} must be float targets, got dtype {dtype}.",
-  )
+  if not jnp.issubdtype(jnp.result_type(labels), jnp.floating):  # int or bool [B, K]: multi-hot rows
+    values = validation.concrete_values(labels)
+    if values is not None and values.size and ((values != 0) & (values != 1)).any():
+      bad = values[(values != 0) & (values != 1)]
+      raise ValueError(
+        f"labels of shape {np.shape(labels)} and dtype {jnp.result_type(labels)} are read as multi-hot "
+        f"rows (0/1), but hold {bad.size} other value(s), e.g. {bad.flat[0].item()!r}. Pass class ids "
+        "as [B], soft targets as float [B, K]."
+      )
   if num_classes is not None:
     validation.check_array(
       "labels",
