@@ -167,10 +167,10 @@ def own_weight(plan, h, w):
   """Own-content weight [B, H, W] from the plan's fields, in numpy (the reference)."""
   b = plan.lam.shape[0]
   weight = np.broadcast_to(np.asarray(plan.blend, np.float64)[:, None, None], (b, h, w)).copy()
-  if plan.box is not None:
+  if plan.region is not None:
     rows = np.arange(h)[None, :, None]
     cols = np.arange(w)[None, None, :]
-    box = np.asarray(plan.box)[:, :, None, None]
+    box = np.asarray(plan.region)[:, :, None, None]
     inside = (rows >= box[:, 0]) & (rows < box[:, 1]) & (cols >= box[:, 2]) & (cols < box[:, 3])
     weight = np.where(inside, 0.0, weight)
   own = np.asarray(plan.index) == np.arange(b)
@@ -181,7 +181,7 @@ def reference_mix(plan, x):
   """NHWC (or [B, H, W] / [B, D]) reference of what applying `plan` must give, float64."""
   x = np.asarray(x, np.float64)
   partner = x[np.asarray(plan.index)]
-  if x.ndim == 2 or plan.box is None:
+  if x.ndim == 2 or plan.region is None:
     wgt = np.asarray(plan.blend, np.float64).reshape((-1,) + (1,) * (x.ndim - 1))
     own = np.asarray(plan.index) == np.arange(x.shape[0])
     wgt = np.where(own.reshape(wgt.shape), 1.0, wgt)

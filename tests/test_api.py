@@ -51,9 +51,7 @@ def test_all_is_unique_and_complete(ns):
   assert len(set(ns.__all__)) == len(ns.__all__)
   for name in ns.__all__:
     assert getattr(ns, name) is not None, name
-  public = {
-    n for n in vars(ns) if not n.startswith("_") and not isinstance(getattr(ns, n), types.ModuleType)
-  }
+  public = {n for n in vars(ns) if not n.startswith("_") and not isinstance(getattr(ns, n), types.ModuleType)}
   assert public == set(ns.__all__), sorted(public ^ set(ns.__all__))
 
 
@@ -184,7 +182,7 @@ def test_batch_of_one_and_empty_batch(name, use_jit):
     )
     assert out.shape == x.shape and y.shape == (b, 3)
     np.testing.assert_array_equal(out, x)
-    np.testing.assert_allclose(y, jaxmix.one_hot(jnp.zeros(b, jnp.int32), 3, smoothing=0.3), atol=1e-7)
+    np.testing.assert_allclose(y, jaxmix.one_hot(jnp.zeros(b, jnp.int32), 3, label_smoothing=0.3), atol=1e-7)
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -23,8 +23,8 @@ def _kind(plan):
   """Which method made each sample (works on stacked plans): 0 blend, 1 box, 2 mask, 3 none."""
   blend = np.asarray(plan.blend)
   boxed = np.zeros(blend.shape, bool)
-  if plan.box is not None:
-    box = np.asarray(plan.box)
+  if plan.region is not None:
+    box = np.asarray(plan.region)
     boxed = (box[..., 1] > box[..., 0]) & (box[..., 3] > box[..., 2])
   masked = np.zeros(blend.shape, bool)
   if plan.mask is not None:
@@ -38,7 +38,7 @@ def test_method_frequencies_match_weights(mode):
   methods = (
     MIXUP,
     functools.partial(jaxmix.sample_cutmix, cutmix_minmax=(0.3, 0.6)),  # never an empty box
-    functools.partial(jaxmix.sample_gridmix, grid_size=2, p=1.0, hole=0.5),  # always a mask
+    functools.partial(jaxmix.sample_gridmix, grid_size=2, cell_prob=1.0, hole=0.5),  # always a mask
   )
   if mode == "batch":
     keys = jax.random.split(KEY, 300)
@@ -65,7 +65,7 @@ def test_timm_switch_is_the_two_method_case():
   )
 
   def boxed(plans):
-    box = np.asarray(plans.box)
+    box = np.asarray(plans.region)
     return ((box[..., 1] > box[..., 0]) & (box[..., 3] > box[..., 2])).ravel()
 
   a, b = boxed(ours), boxed(timm)
@@ -80,11 +80,11 @@ def test_timm_switch_is_the_two_method_case():
 
 def test_mixup_and_cutmix_keep_the_cheap_form_in_batch_mode():
   plan = jaxmix.sample_choose(KEY, 4, (8, 8), methods=("mixup", "cutmix"))
-  assert plan.mask is None and plan.box is not None
+  assert plan.mask is None and plan.region is not None
   plan = jaxmix.sample_choose(KEY, 4, (8, 8), methods=("mixup", "fmix"))
-  assert plan.box is None and plan.mask.shape == (1, 8, 8)
+  assert plan.region is None and plan.mask.shape == (1, 8, 8)
   plan = jaxmix.sample_choose(KEY, 4, None, methods=("mixup",))
-  assert plan.box is None and plan.mask is None
+  assert plan.region is None and plan.mask is None
 
 
 _choose = jax.jit(jaxmix.choose, static_argnames=("methods", "mode", "num_classes"))

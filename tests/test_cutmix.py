@@ -38,7 +38,7 @@ def check_cut(out, plan, x, mode):
   """Properties every CutMix output must have, checked by counting pixels."""
   out, x = np.asarray(out), np.asarray(x)
   batch, h, w = x.shape[:3]
-  index, lam, box = np.asarray(plan.index), np.asarray(plan.lam), np.asarray(plan.box)
+  index, lam, box = np.asarray(plan.index), np.asarray(plan.lam), np.asarray(plan.region)
   own = np.arange(1, batch + 1)
   # Every pixel is its own value or its partner's; λ is exactly the own share.
   img = out[..., 0]
@@ -118,13 +118,13 @@ def test_cutmix_jit_equals_eager(mode, pairing):
 
 def test_elem_mode_gives_each_sample_its_own_box():
   plan = jaxmix.sample_cutmix(jax.random.key(1), 6, CANON[1:3], mode="elem", pairing="roll")
-  assert len({tuple(b) for b in np.asarray(plan.box)}) > 1
+  assert len({tuple(b) for b in np.asarray(plan.region)}) > 1
   assert len(set(np.asarray(plan.lam).tolist())) > 1
 
 
 def test_pair_mode_shares_box_within_pairs_only():
   plan = jaxmix.sample_cutmix(jax.random.key(1), 6, CANON[1:3], mode="pair", pairing="permute")
-  box, index = np.asarray(plan.box), np.asarray(plan.index)
+  box, index = np.asarray(plan.region), np.asarray(plan.index)
   np.testing.assert_array_equal(box, box[index])
   assert len({tuple(b) for b in box}) > 1  # different pairs, different boxes
 
@@ -245,7 +245,7 @@ def test_correct_lam_false_keeps_the_drawn_box():
   """Through the sampler: boxes are whole, both sides from one ratio √(1-λ)."""
   h, w = CANON[1:3]
   plan = jaxmix.sample_cutmix(jax.random.key(3), 6, (h, w), mode="elem", pairing="roll", correct_lam=False)
-  box = np.asarray(plan.box)
+  box = np.asarray(plan.region)
   sides_h, sides_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
   # floor(H r) = sides_h and floor(W r) = sides_w for one r: the intervals of r meet.
   low = np.maximum(sides_h / h, sides_w / w)
@@ -261,7 +261,7 @@ def test_cutmix_minmax_through_sampler_even_with_alpha_zero():
     plan = jaxmix.sample_cutmix(
       jax.random.key(2), 6, (h, w), alpha=alpha, mode="elem", cutmix_minmax=(lo, hi)
     )
-    box = np.asarray(plan.box)
+    box = np.asarray(plan.region)
     sides_h, sides_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
     assert np.all((np.floor(lo * h) <= sides_h) & (sides_h <= hi * h))
     assert np.all((np.floor(lo * w) <= sides_w) & (sides_w <= hi * w))

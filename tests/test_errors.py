@@ -118,7 +118,7 @@ def test_bad_plan_layer_input():
   _assert_raises(lambda: jaxmix.apply(plan, jnp.zeros((4, 6, 8, 3))), ValueError, "spatial shape")
   _assert_raises(lambda: jaxmix.mix_labels(plan, IDS), ValueError, "num_classes is required")
   _assert_raises(lambda: jaxmix.one_hot(IDS, 0), ValueError, "num_classes must be a positive int")
-  _assert_raises(lambda: jaxmix.one_hot(IDS, 4, smoothing=2.0), ValueError, "smoothing")
+  _assert_raises(lambda: jaxmix.one_hot(IDS, 4, label_smoothing=2.0), ValueError, "label_smoothing")
   _assert_raises(lambda: jaxmix.one_hot(jnp.zeros(4), 4), TypeError, "integer class ids")
   _assert_raises(lambda: jaxmix.sample_cutmix(KEY, 4, (6,)), ValueError, "spatial_shape must be")
   # Every sampler shares one (H, W) check: empty sides are refused, not turned into NaN λ.

@@ -4,7 +4,7 @@ Every public function is enumerated from ``jaxmix.SAMPLERS`` and from the ``__al
 its namespaces, so a function added later is fuzzed with no new test code: its arguments are built
 by name from :data:`VALID` (the test fails asking for a value when a required argument is new).
 Each case replaces one argument (``batch_size``, ``prob``, ``inputs``, ``labels``,
-``num_classes``, ``sigma``, ``label_maps``, ...) by a bad value from :data:`BAD`; hypothesis draws
+``num_classes``, ``sigma_range``, ``label_maps``, ...) by a bad value from :data:`BAD`; hypothesis draws
 the details (which sample holds the NaN or inf, which label is out of range, list or array). The
 call must either raise a ValueError/TypeError that names the argument (and the value received), or
 return a result with the expected tree, shapes and dtypes, finite wherever it does not read a
@@ -12,7 +12,7 @@ non-finite input, with the inputs unchanged, and the identity for ``prob=0``. Ne
 an AssertionError or an XLA error.
 
 Every call is traced with :func:`jax.eval_shape` (checks run at trace time; nothing compiles).
-The value checks (a non-finite pixel, ``prob=0``, a tiny ``sigma``) run one compiled program per
+The value checks (a non-finite pixel, ``prob=0``, a tiny ``sigma_range``) run one compiled program per
 function, with the inputs and ``prob`` as traced arguments, reused by every example.
 """
 
@@ -269,7 +269,7 @@ BAD: dict[str, list[Bad]] = {
   "num_classes": [scalar(True), scalar(0), scalar(-1), scalar(2.5), scalar("5")],
   "num_classes_a": [scalar(True), scalar(0)],
   "num_classes_b": [scalar(True), scalar(2.5)],
-  "sigma": [Bad("(1e-30, 1e-30)", "value", "finite", lambda valid, draw: (1e-30, 1e-30))],
+  "sigma_range": [Bad("(1e-30, 1e-30)", "value", "finite", lambda valid, draw: (1e-30, 1e-30))],
   "label_maps": [resize("b", 0), resize("h", 0)],
   "maps": [resize("b", 0), resize("h", 0)],
   "spatial_shape": [resize("h", 0), resize("w", 0)],
@@ -611,7 +611,7 @@ def test_smoothmix_tiny_sigma_is_finite(fname):
   """Before, σ = 1e-30 underflowed 2σ² to 0 and the blob's centre became 0 / 0 = NaN."""
   fn = FUNCTIONS[fname]
   x = _probe(fn, BASE) if _input_name(fn) is None else build(fn, BASE)[_input_name(fn)]
-  out = run_program(fname, x, extra=(("sigma", (1e-30, 1e-30)),))
+  out = run_program(fname, x, extra=(("sigma_range", (1e-30, 1e-30)),))
   assert all(np.isfinite(v).all() for v in float_leaves(out))
 
 

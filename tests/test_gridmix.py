@@ -34,14 +34,14 @@ def test_mask_is_constant_on_grid_cells():
         assert cell.min() == cell.max()
 
 
-def test_cells_are_chosen_with_probability_p():
-  masks = _partner_masks(400, (8, 8), grid_size=(4, 4), p=0.3)
+def test_cells_are_chosen_with_probability_cell_prob():
+  masks = _partner_masks(400, (8, 8), grid_size=(4, 4), cell_prob=0.3)
   cells = np.asarray(masks)[:, ::2, ::2]  # one pixel per cell
   assert abs(cells.mean() - 0.3) < 0.02
 
 
 def test_grid_size_is_drawn_from_the_range():
-  masks = np.asarray(_partner_masks(300, (12, 12), grid_size=(2, 4), p=0.5))
+  masks = np.asarray(_partner_masks(300, (12, 12), grid_size=(2, 4), cell_prob=0.5))
   # A mask with n cells a side can change value only at multiples of 12 / n.
   unique = set()
   for m in masks:
@@ -56,7 +56,7 @@ def test_grid_size_is_drawn_from_the_range():
 
 def test_holes_shrink_the_partner_share():
   def share(hole):
-    plan = jaxmix.sample_gridmix(KEY, 20, (24, 24), grid_size=4, p=1.0, hole=hole, mode="elem")
+    plan = jaxmix.sample_gridmix(KEY, 20, (24, 24), grid_size=4, cell_prob=1.0, hole=hole, mode="elem")
     return 1 - float(plan.lam.mean())
 
   assert share(1.0) == pytest.approx(1.0)
@@ -113,7 +113,7 @@ def test_pytree_leaves_share_the_mask():
 def test_off_switches_return_inputs():
   x = _batch()
   np.testing.assert_array_equal(jaxmix.gridmix(KEY, x, prob=0.0)[0], x)
-  np.testing.assert_array_equal(jaxmix.gridmix(KEY, x, p=0.0, mode="elem")[0], x)
+  np.testing.assert_array_equal(jaxmix.gridmix(KEY, x, cell_prob=0.0, mode="elem")[0], x)
 
 
 def test_bad_input_errors():
@@ -122,7 +122,7 @@ def test_bad_input_errors():
     jaxmix.gridmix(KEY, x, grid_size=(5, 3))
   with pytest.raises(ValueError, match="grid_size"):
     jaxmix.gridmix(KEY, x, grid_size=20)
-  with pytest.raises(ValueError, match="p must"):
-    jaxmix.gridmix(KEY, x, p=1.5)
+  with pytest.raises(ValueError, match="cell_prob must"):
+    jaxmix.gridmix(KEY, x, cell_prob=1.5)
   with pytest.raises(ValueError, match="hole"):
     jaxmix.gridmix(KEY, x, hole=-0.1)

@@ -48,8 +48,8 @@ SELECTING = {
   "saliencymix": lambda k, t: jaxmix.saliencymix(k, t, saliency=SALIENCY),
   "attentive_cutmix": lambda k, t: jaxmix.attentive_cutmix(k, t, features=FEATURES, top_k=4),
   "specmix": lambda k, t: jaxmix.specmix(k, t),
-  "resizemix_nearest": lambda k, t: jaxmix.resizemix(k, t, mode="elem", method="nearest"),
-  "resizemix_nearest_exact": lambda k, t: jaxmix.resizemix(k, t, mode="elem", method="nearest-exact"),
+  "resizemix_nearest": lambda k, t: jaxmix.resizemix(k, t, mode="elem", interpolation="nearest"),
+  "resizemix_nearest_exact": lambda k, t: jaxmix.resizemix(k, t, mode="elem", interpolation="nearest-exact"),
   "choose_cutmix_fmix": lambda k, t: jaxmix.choose(k, t, methods=("cutmix", "fmix"), mode="elem"),
   "classmix": lambda k, t: jaxmix.segmentation.classmix(
     k, t, (jnp.arange(B * H * W).reshape(B, H, W) // 37) % 3, num_classes=3
@@ -73,9 +73,9 @@ def test_selecting_plans_keep_wide_integers_exact_under_jit():
 
 def test_resizemix_bilinear_reads_integer_leaves_with_nearest_exact():
   paint, ids, top = _tree(jnp.int32)
-  plan = jaxmix.sample_resizemix(KEY, B, (H, W), mode="elem", method="bilinear")
+  plan = jaxmix.sample_resizemix(KEY, B, (H, W), mode="elem", interpolation="bilinear")
   out_ids = jaxmix.apply(plan, ids)
-  out_paint = jaxmix.apply(plan.replace(method="nearest-exact"), paint)
+  out_paint = jaxmix.apply(plan.replace(interpolation="nearest-exact"), paint)
   _check_exact(out_paint, out_ids, paint, ids, top)
 
 

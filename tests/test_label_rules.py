@@ -49,7 +49,7 @@ def test_keep_larger_share_on_box_plans_is_exact(seed, method):
   else:
     plan = jaxmix.sample_mixup_cutmix(key, b, (6, 6), cutmix_alpha=1.0, mode="elem")
   new = jaxmix.keep_larger_share(plan)
-  assert new.box is None and new.mask.shape == (b, 6, 6)
+  assert new.region is None and new.mask.shape == (b, 6, 6)
   np.testing.assert_allclose(new.lam, np.maximum(plan.lam, 1 - plan.lam), rtol=1e-5)
   # λ' is the exact own share of the new own-weight map.
   np.testing.assert_allclose(new.lam, new.own_weight().mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
@@ -106,7 +106,7 @@ def test_regmixup_is_clean_then_mixed():
     assert out[name].shape[0] == 12 and out[name].dtype == tree[name].dtype
     np.testing.assert_array_equal(out[name][:6], tree[name])
     np.testing.assert_allclose(out[name][6:], mixed[name], rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(y[:6], jaxmix.one_hot(labels, 4, smoothing=0.1), rtol=1e-6)
+  np.testing.assert_allclose(y[:6], jaxmix.one_hot(labels, 4, label_smoothing=0.1), rtol=1e-6)
   np.testing.assert_allclose(y[6:], ym, rtol=1e-6)
   # Large α keeps λ near 1/2.
   lam = jaxmix.sample_mixup(KEY, 512, alpha=10.0, mode="elem").lam

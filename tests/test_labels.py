@@ -25,7 +25,7 @@ SETTINGS = settings(max_examples=15, deadline=None)
 def test_one_hot_values(batch, num_classes, smoothing, seed, use_jit):
   labels = np.random.default_rng(seed).integers(0, num_classes, size=batch)
   y = np.asarray(
-    call(jaxmix.one_hot, use_jit, jnp.asarray(labels), num_classes=num_classes, smoothing=smoothing)
+    call(jaxmix.one_hot, use_jit, jnp.asarray(labels), num_classes=num_classes, label_smoothing=smoothing)
   )
   assert y.dtype == np.float32 and y.shape == (batch, num_classes)
   off, on = smoothing / num_classes, 1 - smoothing + smoothing / num_classes
@@ -36,7 +36,7 @@ def test_one_hot_values(batch, num_classes, smoothing, seed, use_jit):
 
 
 def test_one_hot_example_from_docstring():
-  y = jaxmix.one_hot(jnp.array([0, 2]), 3, smoothing=0.3)
+  y = jaxmix.one_hot(jnp.array([0, 2]), 3, label_smoothing=0.3)
   np.testing.assert_allclose(y, [[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]], atol=1e-6)
 
 

@@ -32,7 +32,7 @@ def _check_mixup(key, x, labels, num_classes, use_jit, cheap=False, **kwargs):
   )
   lam, index = np.asarray(plan.lam), np.asarray(plan.index)
   assert out.shape == x.shape and out.dtype == x.dtype
-  assert plan.box is None and plan.mask is None
+  assert plan.region is None and plan.mask is None
   np.testing.assert_array_equal(plan.blend, plan.lam)  # MixUp's own share is its blend weight
   assert np.all((lam >= 0) & (lam <= 1))
   np.testing.assert_allclose(out, reference_mix(plan, x), rtol=1e-5, atol=1e-5)

@@ -33,7 +33,7 @@ def test_switch_prob_picks_the_method(use_jit, mode):
   for key in range(3):
     # switch_prob = 0: always MixUp, no box anywhere.
     out, _, plan = _run(use_jit, x, key=key, mode=mode, switch_prob=0.0, **BOTH)
-    assert np.all(box_area(plan.box) == 0)
+    assert np.all(box_area(plan.region) == 0)
     np.testing.assert_allclose(plan.blend, plan.lam)
     assert np.all(np.asarray(plan.lam) < 1)
     np.testing.assert_allclose(out, reference_mix(plan, x), rtol=1e-5, atol=1e-5)
@@ -52,14 +52,14 @@ def test_prob_zero_leaves_inputs_and_smooths_labels(use_jit):
   labels = jnp.array([0, 1, 2, 3, 4, 5])
   out, y, plan = _run(use_jit, x, labels, mode="elem", prob=0.0, label_smoothing=0.1, **BOTH)
   np.testing.assert_array_equal(out, x)
-  np.testing.assert_allclose(y, jaxmix.one_hot(labels, 6, smoothing=0.1), atol=1e-7)
+  np.testing.assert_allclose(y, jaxmix.one_hot(labels, 6, label_smoothing=0.1), atol=1e-7)
   np.testing.assert_array_equal(plan.lam, 1.0)
 
 
 def test_elem_mode_chooses_per_sample():
   x = random_images(4, (48, 5, 6, 1))
   out, _, plan = _run(True, x, mode="elem", switch_prob=0.5, cheap=True, **BOTH)
-  boxed = box_area(plan.box) > 0
+  boxed = box_area(plan.region) > 0
   blended = np.asarray(plan.blend) < 1
   assert boxed.any() and blended.any()
   assert not np.any(boxed & blended)  # each sample is MixUp or CutMix, not both
@@ -106,7 +106,7 @@ def test_cutmix_minmax_cuts_with_cutmix_alpha_zero(use_jit):
     cutmix_minmax=(0.4, 0.8),
     static=("mixup_alpha",),
   )
-  sides_h = np.asarray(plan.box)[:, 1] - np.asarray(plan.box)[:, 0]
+  sides_h = np.asarray(plan.region)[:, 1] - np.asarray(plan.region)[:, 0]
   assert np.all((2 <= sides_h) & (sides_h <= 0.8 * h))
   assert np.all(np.asarray(plan.lam) < 1)
   np.testing.assert_array_equal(plan.blend, 1.0)
@@ -127,5 +127,5 @@ def test_single_method_when_other_alpha_is_zero():
   _, _, plan = _run(False, x, mode="elem", mixup_alpha=0.0, cutmix_alpha=1.0)
   np.testing.assert_array_equal(plan.blend, 1.0)  # only CutMix
   _, _, plan = _run(False, x, mode="elem", mixup_alpha=1.0, cutmix_alpha=0.0)
-  assert plan.box is None  # CutMix statically off: a pure blend plan
+  assert plan.region is None  # CutMix statically off: a pure blend plan
   assert np.all(np.asarray(plan.lam) < 1)

@@ -29,7 +29,7 @@ def test_uniform_is_timms_rule_and_mix_labels_smoothing():
   # One-hot rows: jaxmix.one_hot; float rows: what mix_labels(label_smoothing=s) does before mixing.
   np.testing.assert_allclose(
     smooth_multi_hot(jax.nn.one_hot(jnp.array([2, 0]), k), smoothing=s),
-    jaxmix.one_hot(jnp.array([2, 0]), k, smoothing=s),
+    jaxmix.one_hot(jnp.array([2, 0]), k, label_smoothing=s),
     rtol=1e-6,
   )
   identity = jaxmix.Plan(lam=jnp.ones(3), index=jnp.arange(3), blend=jnp.ones(3))

@@ -231,7 +231,7 @@ def test_kornia_4439_4650_boxes_inside_the_image_and_lambda_is_the_own_share(nam
     np.testing.assert_allclose(r["lam"], r["own"].mean(axis=(2, 3)), atol=1e-5, err_msg=f"{name}/{mode}")
     same = r["lam"] == 1  # λ = 1 exactly when the sample comes back unchanged
     np.testing.assert_array_equal(r["unchanged"], same, err_msg=f"{name}/{mode}")
-    box = getattr(plan, "box", None)
+    box = getattr(plan, "region", None)
     if box is not None:
       top, bottom, left, right = np.moveaxis(np.asarray(box), -1, 0)
       assert np.all((0 <= top) & (top <= bottom) & (bottom <= h)), f"{name}/{mode}: rows"
@@ -242,7 +242,7 @@ def test_kornia_4439_a_full_size_request_cuts_the_whole_image():
   """kornia's cut_size=(1, 1) meant 'cut everything' and cut nothing; here the largest box is the image."""
   key = jax.random.key(3)
   plan = jaxmix.sample_cutmix(key, B, HW, cutmix_minmax=(1.0, 1.0), mode="elem")
-  np.testing.assert_array_equal(plan.box, np.tile([0, HW[0], 0, HW[1]], (B, 1)))
+  np.testing.assert_array_equal(plan.region, np.tile([0, HW[0], 0, HW[1]], (B, 1)))
   np.testing.assert_array_equal(plan.lam, 0.0)
   plan = jaxmix.sample_cutmix(key, B, HW, cutmix_minmax=(0.0, 0.0), mode="elem")
   np.testing.assert_array_equal(plan.lam, 1.0)  # an empty box is reported as no mixing
@@ -255,8 +255,8 @@ def test_kornia_4439_a_full_size_request_cuts_the_whole_image():
     ("cutmix", dict(cutmix_minmax=(-0.1, 0.5))),
     ("cutmix", dict(cutmix_minmax=(0.2, 1.5))),
     ("mixup_cutmix", dict(cutmix_minmax=(0.2, 1.5))),
-    ("resizemix", dict(scope=(0.5, 1.5))),
-    ("resizemix", dict(scope=(0.8, 0.2))),
+    ("resizemix", dict(scale_range=(0.5, 1.5))),
+    ("resizemix", dict(scale_range=(0.8, 0.2))),
     ("gridmix", dict(grid_size=0)),
     ("gridmix", dict(grid_size=(2, HW[0] + 1))),  # cells smaller than a pixel
     ("gridmix", dict(grid_size=(3, 2))),
@@ -267,7 +267,7 @@ def test_kornia_4439_a_full_size_request_cuts_the_whole_image():
     ("attentive_cutmix", dict(features=jnp.ones((B, 16, 16)))),  # a grid finer than the 8x12 image
     ("mosaic", dict(center_range=(0.8, 0.2))),
     ("mosaic", dict(center_range=(-0.5, 1.0))),
-    ("smoothmix", dict(sigma=(0.5, 0.25))),
+    ("smoothmix", dict(sigma_range=(0.5, 0.25))),
   ],
 )
 def test_kornia_4439_4650_degenerate_or_oversized_patches_are_refused(name, opts):
@@ -352,7 +352,7 @@ def test_composer_3932_cutmix_box_aspect_follows_the_image():
     functools.partial(jaxmix.sample_mixup_cutmix, mixup_alpha=0.0, cutmix_alpha=1.0, correct_lam=False),
     jaxmix.sample_cutmix,
   ):
-    box = np.asarray(sample(jax.random.key(7), n, hw, mode="elem").box)
+    box = np.asarray(sample(jax.random.key(7), n, hw, mode="elem").region)
     top, bottom, left, right = box.T
     rows, cols = bottom - top, right - left
     whole = (rows > 0) & (top > 0) & (bottom < h) & (left > 0) & (right < w)  # not clipped

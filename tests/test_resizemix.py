@@ -19,7 +19,7 @@ def _images(b, h, w, c=3, seed=0, dtype=jnp.float32):
 
 
 def _boxes(plan):
-  return [tuple(int(v) for v in row) for row in np.asarray(plan.box)]
+  return [tuple(int(v) for v in row) for row in np.asarray(plan.region)]
 
 
 @settings(max_examples=6, deadline=None)
@@ -47,16 +47,16 @@ def test_lam_is_exact_own_share_on_the_output(b, h, w, mode, seed):
     assert np.isclose(lam[i], own if index[i] != i else 1.0)
     if index[i] != i:
       assert np.isclose(own + partner, 1.0)
-    t, bo, le, r = plan.box[i]
+    t, bo, le, r = plan.region[i]
     assert np.isclose(lam[i], 1 - (bo - t) * (r - le) / (h * w))
   np.testing.assert_allclose(np.diagonal(y), lam, atol=1e-6)
   np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-6)
 
 
-def test_box_follows_scope_and_is_clipped():
+def test_region_follows_scale_range_and_is_clipped():
   h, w = 40, 30
-  plan = jaxmix.sample_resizemix(jax.random.key(3), 512, (h, w), mode="elem", scope=(0.25, 0.5))
-  box = np.asarray(plan.box)
+  plan = jaxmix.sample_resizemix(jax.random.key(3), 512, (h, w), mode="elem", scale_range=(0.25, 0.5))
+  box = np.asarray(plan.region)
   heights, widths = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
   assert heights.max() <= int(0.5 * h) and widths.max() <= int(0.5 * w)
   assert (
@@ -65,7 +65,7 @@ def test_box_follows_scope_and_is_clipped():
   # Boxes whose centre is far from the borders keep their full drawn size.
   assert heights.min() < int(0.5 * h) and np.median(heights) >= int(0.25 * h) - 1
   # Away from the borders the box has exactly the drawn sides (int(τ·H), int(τ·W)) for
-  # one τ in the scope (jaxmix's one box rule; OpenMixup's c ± cut//2 box only has even sides).
+  # one τ in the scale_range (jaxmix's one box rule; OpenMixup's c ± cut//2 box only has even sides).
   inner = (box[:, 0] > 0) & (box[:, 1] < h) & (box[:, 2] > 0) & (box[:, 3] < w)
   hi_h, hi_w = heights[inner], widths[inner]
   low = np.maximum(np.maximum(hi_h / h, hi_w / w), 0.25)
@@ -112,7 +112,9 @@ def test_painted_partner_is_pasted_with_torchs_nearest_indexing(method):
   b, h, w = 12, 24, 26
   paint = np.arange(b)[:, None, None] * 10_000 + np.arange(h)[:, None] * 100 + np.arange(w)
   x = jnp.asarray(paint[..., None].astype(np.float32))
-  plan = jaxmix.sample_resizemix(jax.random.key(11), b, (h, w), mode="elem", method=method, scope=(0.2, 1.0))
+  plan = jaxmix.sample_resizemix(
+    jax.random.key(11), b, (h, w), mode="elem", interpolation=method, scale_range=(0.2, 1.0)
+  )
   out = np.asarray(jaxmix.apply(plan, x))[..., 0]
   index = np.asarray(plan.index)
   pasted = 0
@@ -127,16 +129,18 @@ def test_painted_partner_is_pasted_with_torchs_nearest_indexing(method):
   assert pasted == b
   # The two methods differ on most pastes (the 24 x 24 case: 12 of 12).
   other = "nearest-exact" if method == "nearest" else "nearest"
-  plan_other = plan.replace(method=other)
+  plan_other = plan.replace(interpolation=other)
   differ = np.any(out != np.asarray(jaxmix.apply(plan_other, x))[..., 0], axis=(1, 2))
   assert differ.sum() >= b // 2
 
 
-@pytest.mark.parametrize("method", rm.METHODS)
+@pytest.mark.parametrize("method", rm.INTERPOLATIONS)
 def test_pasted_region_is_the_whole_partner_resized(method):
   b, h, w = 4, 24, 18
   x = _images(b, h, w, seed=1)
-  plan = jaxmix.sample_resizemix(jax.random.key(7), b, (h, w), mode="elem", method=method, scope=(0.3, 0.9))
+  plan = jaxmix.sample_resizemix(
+    jax.random.key(7), b, (h, w), mode="elem", interpolation=method, scale_range=(0.3, 0.9)
+  )
   out = jaxmix.apply(plan, x)
   index = np.asarray(plan.index)
   for i, (t, bo, le, r) in enumerate(_boxes(plan)):
@@ -162,8 +166,8 @@ def test_pasted_region_is_the_whole_partner_resized(method):
 def test_outputs_lie_between_sources():
   b, h, w = 6, 16, 16
   x = _images(b, h, w, seed=2)
-  for method in rm.METHODS:
-    plan = jaxmix.sample_resizemix(jax.random.key(0), b, (h, w), mode="elem", method=method)
+  for method in rm.INTERPOLATIONS:
+    plan = jaxmix.sample_resizemix(jax.random.key(0), b, (h, w), mode="elem", interpolation=method)
     out = jaxmix.apply(plan, x)
     partner = x[plan.index]
     lo = jnp.minimum(x.min(axis=(1, 2), keepdims=True), partner.min(axis=(1, 2), keepdims=True))
@@ -180,9 +184,9 @@ def test_pytree_with_label_map_uses_nearest_and_same_box():
   seg = jnp.broadcast_to(jnp.arange(b, dtype=jnp.int32)[:, None, None] * 7, (b, h, w))
   key = jax.random.key(5)
   (mx, mseg), y = jaxmix.resizemix(
-    key, (x, seg), jnp.arange(b), num_classes=b, method="bilinear", mode="elem"
+    key, (x, seg), jnp.arange(b), num_classes=b, interpolation="bilinear", mode="elem"
   )
-  plan = jaxmix.sample_resizemix(key, b, (h, w), method="bilinear", mode="elem")
+  plan = jaxmix.sample_resizemix(key, b, (h, w), interpolation="bilinear", mode="elem")
   assert mseg.dtype == jnp.int32
   # Label map values stay valid class ids, and each pixel's id names its source.
   values = set(np.unique(np.asarray(mseg)).tolist())
@@ -204,7 +208,7 @@ def test_same_key_same_output_jit_and_vmap():
   labels = jnp.arange(b)
 
   def f(key):
-    return jaxmix.resizemix(key, x, labels, num_classes=b, mode="elem", method="bilinear")
+    return jaxmix.resizemix(key, x, labels, num_classes=b, mode="elem", interpolation="bilinear")
 
   key = jax.random.key(11)
   a, ya = f(key)
@@ -233,8 +237,8 @@ def test_legacy_key_and_nchw():
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
 def test_dtype_kept(dtype):
   x = _images(4, 16, 16, seed=9, dtype=dtype)
-  for method in rm.METHODS:
-    out, _ = jaxmix.resizemix(jax.random.key(0), x, method=method)
+  for method in rm.INTERPOLATIONS:
+    out, _ = jaxmix.resizemix(jax.random.key(0), x, interpolation=method)
     assert out.dtype == x.dtype and out.shape == x.shape
 
 
@@ -246,7 +250,7 @@ def test_prob_zero_is_identity_and_prob_is_traced():
   @chex.assert_max_traces(n=1)
   def f(key, prob, lo, hi, smoothing):
     return jaxmix.resizemix(
-      key, x, jnp.arange(b), num_classes=b, prob=prob, scope=(lo, hi), label_smoothing=smoothing
+      key, x, jnp.arange(b), num_classes=b, prob=prob, scale_range=(lo, hi), label_smoothing=smoothing
     )
 
   key = jax.random.key(0)
@@ -260,7 +264,7 @@ def test_prob_zero_is_identity_and_prob_is_traced():
 
 def test_odd_batch_middle_sample_unchanged():
   x = _images(5, 10, 10, seed=13)
-  plan = jaxmix.sample_resizemix(jax.random.key(0), 5, (10, 10), scope=(0.8, 0.8))
+  plan = jaxmix.sample_resizemix(jax.random.key(0), 5, (10, 10), scale_range=(0.8, 0.8))
   out = jaxmix.apply(plan, x)
   np.testing.assert_array_equal(out[2], x[2])
   assert float(plan.lam[2]) == 1.0
@@ -268,12 +272,12 @@ def test_odd_batch_middle_sample_unchanged():
 
 def test_bad_arguments():
   key = jax.random.key(0)
-  with pytest.raises(ValueError, match="scope"):
-    jaxmix.sample_resizemix(key, 4, (8, 8), scope=(0.9, 0.1))
-  with pytest.raises(ValueError, match="scope"):
-    jaxmix.sample_resizemix(key, 4, (8, 8), scope=0.5)
-  with pytest.raises(ValueError, match="method"):
-    jaxmix.sample_resizemix(key, 4, (8, 8), method="cubic")
+  with pytest.raises(ValueError, match="scale_range"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), scale_range=(0.9, 0.1))
+  with pytest.raises(ValueError, match="scale_range"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), scale_range=0.5)
+  with pytest.raises(ValueError, match="interpolation"):
+    jaxmix.sample_resizemix(key, 4, (8, 8), interpolation="cubic")
   with pytest.raises(ValueError, match="mode"):
     jaxmix.sample_resizemix(key, 4, (8, 8), mode="sample")
   with pytest.raises(ValueError, match="spatial_shape"):
@@ -287,13 +291,13 @@ def test_bad_arguments():
     jaxmix.apply(plan, jnp.zeros((4, 9, 8, 3)))
 
 
-@pytest.mark.parametrize("method", rm.METHODS)
+@pytest.mark.parametrize("method", rm.INTERPOLATIONS)
 def test_grad_wrt_inputs(method):
   x = _images(4, 12, 12, seed=14)
   key = jax.random.key(1)
 
   def loss(x):
-    return jnp.sum(jaxmix.resizemix(key, x, method=method, mode="elem")[0])
+    return jnp.sum(jaxmix.resizemix(key, x, interpolation=method, mode="elem")[0])
 
   g = jax.grad(loss)(x)
   # Every output pixel is a convex combination of input pixels.

@@ -26,7 +26,7 @@ def _blob_images(centres, h, w, *, textured, seed=0):
 
 
 def _boxes(plan):
-  return [tuple(int(v) for v in row) for row in np.asarray(plan.box)]
+  return [tuple(int(v) for v in row) for row in np.asarray(plan.region)]
 
 
 def _numpy_spectral_residual(grey):
@@ -155,7 +155,7 @@ def test_box_has_the_drawn_sides_around_a_central_peak():
   sal = np.zeros((b, h, w), np.float32)
   sal[:, h // 2, w // 2] = 1.0
   plan = jaxmix.sample_saliencymix(jax.random.key(2), b, (h, w), saliency=sal, mode="elem")
-  box = np.asarray(plan.box)
+  box = np.asarray(plan.region)
   box = box[box[:, 1] > box[:, 0]]
   side_h, side_w = box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]
   np.testing.assert_array_equal(box, np.stack(timm_box(h // 2, w // 2, side_h, side_w, h, w), axis=-1))

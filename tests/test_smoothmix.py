@@ -40,7 +40,7 @@ def test_orientation_own_zeros_partner_ones(shape, mode):
 
 def test_gaussian_mask_matches_the_formula():
   h, w = 16, 12
-  g = np.asarray(smoothmix_lib.partner_masks(KEY, 8, (h, w), sigma=(0.25, 0.5)))
+  g = np.asarray(smoothmix_lib.partner_masks(KEY, 8, (h, w), sigma_range=(0.25, 0.5)))
   for m in g:
     cy, cx = np.unravel_index(np.argmax(m), m.shape)
     assert m[cy, cx] == pytest.approx(1.0)
@@ -92,8 +92,8 @@ def test_outputs_between_sources_and_lam_is_mean_weight(shape, b, h, w, mode, pa
 
 
 def test_sigma_range_controls_the_share():
-  small = jaxmix.sample_smoothmix(KEY, 200, (32, 32), sigma=(0.1, 0.1), mode="elem").lam
-  large = jaxmix.sample_smoothmix(KEY, 200, (32, 32), sigma=(0.5, 0.5), mode="elem").lam
+  small = jaxmix.sample_smoothmix(KEY, 200, (32, 32), sigma_range=(0.1, 0.1), mode="elem").lam
+  large = jaxmix.sample_smoothmix(KEY, 200, (32, 32), sigma_range=(0.5, 0.5), mode="elem").lam
   assert float(small.mean()) > float(large.mean()) + 0.2
 
 
@@ -120,7 +120,7 @@ def test_no_retrace_when_traced_options_change():
   @jax.jit
   @chex.assert_max_traces(n=1)
   def f(key, alpha, edge, lo, prob):
-    return jaxmix.smoothmix(key, x, shape="square", alpha=alpha, edge=edge, sigma=(lo, 0.5), prob=prob)
+    return jaxmix.smoothmix(key, x, shape="square", alpha=alpha, edge=edge, sigma_range=(lo, 0.5), prob=prob)
 
   for a, e, lo, p in [(1.0, 0.1, 0.25, 1.0), (0.3, 0.3, 0.3, 0.5)]:
     f(KEY, a, e, lo, p)
@@ -130,7 +130,7 @@ def test_bad_input_errors():
   x = _batch()
   with pytest.raises(ValueError, match="shape"):
     jaxmix.smoothmix(KEY, x, shape="circle")
-  with pytest.raises(ValueError, match="sigma"):
-    jaxmix.smoothmix(KEY, x, sigma=(0.5, 0.25))
+  with pytest.raises(ValueError, match="sigma_range"):
+    jaxmix.smoothmix(KEY, x, sigma_range=(0.5, 0.25))
   with pytest.raises(ValueError, match="prob"):
     jaxmix.smoothmix(KEY, x, prob=2.0)

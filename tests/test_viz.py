@@ -53,7 +53,7 @@ def mixed_digits(digits):
 
   plan, mixed, targets, own = run(jnp.asarray(x), jnp.asarray(labels))
   # Both methods occur, so the overlay is checked on boxes and on even blends.
-  assert np.any(np.asarray(plan.blend) < 1) and np.any(np.asarray(plan.box)[:, 1] > 0)
+  assert np.any(np.asarray(plan.blend) < 1) and np.any(np.asarray(plan.region)[:, 1] > 0)
   return plan, mixed, targets, np.asarray(own)
 
 

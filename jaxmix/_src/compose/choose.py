@@ -7,11 +7,11 @@ case: ``methods=(mixup, cutmix), weights=(1 - switch_prob, switch_prob)``.
 
 * ``batch``: ``lax.switch`` runs only the chosen sampler. Every branch returns
   the same pytree: a :class:`Plan` with the union of the candidates' fields
-  (a box when any candidate has one — empty for the others; a mask when any
+  (a region when any candidate has one — empty for the others; a mask when any
   has one — all ones for the others). MixUp and CutMix have no mask, so
-  choosing between them keeps the cheap blend-and-box path.
+  choosing between them keeps the cheap blend-and-paste path.
 * ``elem``: every candidate plan is sampled and each sample takes its
-  fields (λ, partner, blend, box, mask) from its chosen method.
+  fields (λ, partner, blend, region, mask) from its chosen method.
 """
 
 from __future__ import annotations
@@ -83,18 +83,18 @@ def _check_weights(weights: Any, num: int) -> jax.Array:
 def _common(
   plan: plan_lib.Plan,
   *,
-  with_box: bool,
+  with_region: bool,
   mask_lead: int | None,
   spatial_shape: tuple[int, int] | None,
   pairing: str,
   selects_pixels: bool,
 ) -> plan_lib.Plan:
-  """The candidate as a Plan with the union of fields (empty box, all-ones mask where absent);
+  """The candidate as a Plan with the union of fields (empty region, all-ones mask where absent);
   `selects_pixels` only when every candidate selects, so all branches share one structure."""
   b = plan.batch_size
-  box = None
-  if with_box:
-    box = jnp.zeros((b, 4), jnp.int32) if plan.box is None else plan.box.astype(jnp.int32)
+  region = None
+  if with_region:
+    region = jnp.zeros((b, 4), jnp.int32) if plan.region is None else plan.region.astype(jnp.int32)
   mask = None
   if mask_lead is not None:
     full = (mask_lead,) + tuple(spatial_shape)
@@ -104,10 +104,10 @@ def _common(
     lam=plan.lam.astype(jnp.float32),
     index=plan.index.astype(jnp.int32),
     blend=plan.blend.astype(jnp.float32),
-    box=box,
+    region=region,
     mask=mask,
     pairing=pairing,
-    spatial_shape=spatial_shape if (with_box or mask_lead is not None) else None,
+    spatial_shape=spatial_shape if (with_region or mask_lead is not None) else None,
     selects_pixels=selects_pixels,
   )
 
@@ -146,7 +146,7 @@ def sample_choose(
       method. Static.
 
   Returns:
-    A :class:`Plan`. Its ``box`` is present when any method has boxes (empty
+    A :class:`Plan`. Its ``region`` is present when any method pastes one (empty
     for the others), its ``mask`` when any method has masks (all ones for
     the others).
 
@@ -178,20 +178,20 @@ def sample_choose(
   for i, s in enumerate(shapes):
     if s.pairing != pairing:
       raise ValueError(f"methods[{i}] returned pairing {s.pairing!r}, but choose uses {pairing!r}.")
-  with_box = any(s.box is not None for s in shapes)
+  with_region = any(s.region is not None for s in shapes)
   masks = [s.mask for s in shapes if s.mask is not None]
   mask_lead = None
   if masks:
     mask_lead = 1 if mode == "batch" and all(m.shape[0] == 1 for m in masks) else batch_size
-  if (with_box or masks) and spatial_shape is None:
-    raise ValueError("spatial_shape (H, W) is required: a chosen method has boxes or masks.")
+  if (with_region or masks) and spatial_shape is None:
+    raise ValueError("spatial_shape (H, W) is required: a chosen method has regions or masks.")
 
   selects = all(s.selects_pixels for s in shapes)
 
   def common(plan: plan_lib.Plan) -> plan_lib.Plan:
     return _common(
       plan,
-      with_box=with_box,
+      with_region=with_region,
       mask_lead=mask_lead,
       spatial_shape=spatial_shape,
       pairing=pairing,
@@ -220,13 +220,13 @@ def sample_choose(
       lam=select(lambda p: p.lam),
       index=select(lambda p: p.index),
       blend=select(lambda p: p.blend),
-      box=select(lambda p: p.box) if with_box else None,
+      region=select(lambda p: p.region) if with_region else None,
       mask=select(lambda p: p.mask) if mask_lead is not None else None,
     )
     on = sampling.gate(k_gate, prob, (batch_size,))
   plan = plan.replace(lam=jnp.where(on, plan.lam, 1.0), blend=jnp.where(on, plan.blend, 1.0))
-  if plan.box is not None:
-    plan = plan.replace(box=jnp.where(on[:, None], plan.box, 0))
+  if plan.region is not None:
+    plan = plan.replace(region=jnp.where(on[:, None], plan.region, 0))
   if plan.mask is not None:
     lead_on = on[:1] if plan.mask.shape[0] == 1 else on
     plan = plan.replace(mask=jnp.where(lead_on[:, None, None], plan.mask, 1.0))

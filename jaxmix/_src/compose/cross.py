@@ -145,9 +145,9 @@ def joint_labels(
 def _stacked_plan(plan: plan_lib.Plan, batch_size: int) -> plan_lib.Plan:
   """Extends a B-row plan to the 2B-row stack ``[A; reverse(B)]`` (rows of B unmixed)."""
   ones = jnp.ones((batch_size,), jnp.float32)
-  box = plan.box
-  if box is not None:
-    box = jnp.concatenate([box, jnp.zeros_like(box)], axis=0)
+  region = plan.region
+  if region is not None:
+    region = jnp.concatenate([region, jnp.zeros_like(region)], axis=0)
   mask = plan.mask
   if mask is not None and mask.shape[0] != 1:
     mask = jnp.concatenate([mask, jnp.ones_like(mask)], axis=0)
@@ -155,7 +155,7 @@ def _stacked_plan(plan: plan_lib.Plan, batch_size: int) -> plan_lib.Plan:
     lam=jnp.concatenate([plan.lam, ones]),
     index=jnp.arange(2 * batch_size, dtype=jnp.int32)[::-1],
     blend=jnp.concatenate([plan.blend, ones]),
-    box=box,
+    region=region,
     mask=mask,
     pairing="flip",
     spatial_shape=plan.spatial_shape,

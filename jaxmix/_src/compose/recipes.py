@@ -3,7 +3,7 @@
 * :func:`keep_larger_share` — MixMatch (Berthelot et al. 2019, "MixMatch: A
   Holistic Approach to Semi-Supervised Learning") uses λ' = max(λ, 1 − λ)
   so the mixed sample stays closer to the original. Here it is a plan
-  transform, valid for every two-source plan (blend, box or mask) and for
+  transform, valid for every two-source plan (blend, region or mask) and for
   k-way plans; :func:`with_plan_transform` turns any ``sample_*`` function
   into a one-call method with the transform applied, so the rule is an
   option on every method without touching it.
@@ -76,11 +76,11 @@ def keep_larger_share(plan: Any) -> Any:
     )
   flip = plan.lam < 0.5
   lam = jnp.where(flip, 1.0 - plan.lam, plan.lam)
-  if plan.box is None and plan.mask is None:
+  if plan.region is None and plan.mask is None:
     return plan.replace(lam=lam, blend=jnp.where(flip, 1.0 - plan.blend, plan.blend))
   own = plan.own_weight()
   mask = jnp.where(flip[:, None, None], 1.0 - own, own)
-  return plan.replace(lam=lam, blend=jnp.ones_like(plan.blend), box=None, mask=mask)
+  return plan.replace(lam=lam, blend=jnp.ones_like(plan.blend), region=None, mask=mask)
 
 
 def with_plan_transform(
@@ -108,6 +108,7 @@ def with_plan_transform(
     >>> bool((targets.max(-1) >= 0.5).all())          # each sample keeps the larger share
     True
   """
+
   def method(
     key: jax.Array,
     inputs: Any,

@@ -6,11 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmix._src.core import deprecation
 from jaxmix._src.core import validation
 
 
+@deprecation.renamed(smoothing="label_smoothing")
 def one_hot(
-  labels: jax.typing.ArrayLike, num_classes: int, *, smoothing: jax.typing.ArrayLike = 0.0
+  labels: jax.typing.ArrayLike, num_classes: int, *, label_smoothing: jax.typing.ArrayLike = 0.0
 ) -> jax.Array:
   """Smoothed one-hot targets in timm's form.
 
@@ -25,22 +27,24 @@ def one_hot(
       then gives an all-zero row.
     num_classes: K, the number of classes: a positive int (static); a bool is
       a TypeError.
-    smoothing: label smoothing ``s`` in [0, 1]; may be traced.
+    label_smoothing: ``s`` in [0, 1], the same option as every mixing
+      function's; may be traced. (``smoothing`` before 0.2.0:
+      ``smoothing=`` warns until 0.3.0.)
 
   Returns:
     float32 array of shape ``labels.shape + (K,)``.
 
   Example:
-    >>> jaxmix.one_hot(jnp.array([0, 2]), 3, smoothing=0.3)
+    >>> jaxmix.one_hot(jnp.array([0, 2]), 3, label_smoothing=0.3)
     Array([[0.8, 0.1, 0.1],
            [0.1, 0.1, 0.8]], dtype=float32)
   """
   num_classes = validation.check_num_classes(num_classes, required=True)
-  validation.check_unit_interval("smoothing", smoothing)
+  validation.check_unit_interval("label_smoothing", label_smoothing)
   labels = validation.numbers_as_array(labels)
   validation.check_array("labels", labels, dtype=jnp.integer, expected="integer class ids")
   validation.check_class_ids("labels", labels, num_classes)
-  smoothing = jnp.asarray(smoothing, jnp.float32)
+  smoothing = jnp.asarray(label_smoothing, jnp.float32)
   off = smoothing / num_classes
   hot = jax.nn.one_hot(jnp.asarray(labels), num_classes, dtype=jnp.float32)
   return hot * (1.0 - smoothing) + off
@@ -101,7 +105,7 @@ def soft_labels(
     )
     if num_classes is None:
       raise ValueError("num_classes is required when labels are integer class ids of shape [B].")
-    return one_hot(labels, num_classes, smoothing=smoothing)
+    return one_hot(labels, num_classes, label_smoothing=smoothing)
   if not jnp.issubdtype(jnp.result_type(labels), jnp.floating):  # int or bool [B, K]: multi-hot rows
     values = validation.concrete_values(labels)
     if values is not None and values.size and ((values != 0) & (values != 1)).any():

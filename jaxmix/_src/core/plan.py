@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxmix._src.core import deprecation
 from jaxmix._src.core import labels as labels_lib
 from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import regions
@@ -81,10 +82,10 @@ class Plan(PlanLike):
 
   The weight of a sample's own content at pixel (h, w) is::
 
-      own = 0                        inside `box` (pasted from the partner)
+      own = 0                        inside `region` (pasted from the partner)
       own = blend * mask[h, w]       elsewhere (mask = 1 when absent)
 
-  which covers MixUp (blend = λ), CutMix (a box, blend = 1), their per-sample
+  which covers MixUp (blend = λ), CutMix (a region, blend = 1), their per-sample
   switch, and every mask method (a `mask`).
 
   A sampler whose own weights are only ever 0 or 1 (CutMix, a binary mask)
@@ -96,12 +97,15 @@ class Plan(PlanLike):
   Attributes:
     lam: float32 `[B]`, each sample's exact share of its own content.
     index: int32 `[B]`, each sample's partner.
-    blend: float32 `[B]`, own weight outside the box.
-    box: int32 `[B, 4]` as (top, bottom, left, right), half-open rows and
-      columns taken from the partner, or None.
+    blend: float32 `[B]`, own weight outside the region.
+    region: int32 `[B, 4]` as (top, bottom, left, right), half-open rows
+      and columns taken from the partner (CutMix's rectangle), or None. (``box``
+      before 0.2.0: a read-only alias that warns until 0.3.0; "box" in
+      jaxmix now means only an object's bounding box, see
+      :mod:`jaxmix.detection`.)
     mask: float32 `[B, H, W]` or `[1, H, W]` own-content weight, or None.
     pairing: "flip", "roll" or "permute" (static).
-    spatial_shape: (H, W) the box/mask refers to, or None (static).
+    spatial_shape: (H, W) the region/mask refers to, or None (static).
     selects_pixels: True when every own weight is exactly 0 or 1, so mixing
       selects instead of blending (static; default False).
   """
@@ -109,20 +113,26 @@ class Plan(PlanLike):
   lam: jax.Array
   index: jax.Array
   blend: jax.Array
-  box: jax.Array | None = None
+  region: jax.Array | None = None
   mask: jax.Array | None = None
   pairing: str = struct.field(pytree_node=False, default="flip")
   spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
   selects_pixels: bool = struct.field(pytree_node=False, default=False)
+
+  @property
+  def box(self) -> jax.Array | None:
+    """Deprecated spelling of :attr:`region` (removed in 0.3.0)."""
+    deprecation.warn_attribute(self, "box", "region")
+    return self.region
 
   def own_weight(self) -> jax.Array:
     """Own-content weight `[B, H, W]` (or `[B, 1, 1]` for a pure blend), float32."""
     weight = self.blend[:, None, None]
     if self.mask is not None:
       weight = weight * self.mask
-    if self.box is not None:
-      weight = jnp.where(regions.box_mask(self.box, self.spatial_shape), 0.0, weight)
-    if self.mask is not None or self.box is not None:
+    if self.region is not None:
+      weight = jnp.where(regions.region_mask(self.region, self.spatial_shape), 0.0, weight)
+    if self.mask is not None or self.region is not None:
       # A sample that is its own partner comes back bit-exact.
       own = pairing_lib.self_pairs(self.index)
       weight = jnp.where(own[:, None, None], 1.0, weight)
@@ -138,10 +148,12 @@ class Plan(PlanLike):
     if self.mask is None:
       blend = self.blend.reshape((-1,) + (1,) * (x.ndim - 1))
       mixed = pairing_lib.blend(x, partner, blend)
-      if self.box is None:
+      if self.region is None:
         return mixed
       # The pasted region is an exact copy of the partner.
-      inside = regions.expand_spatial(regions.box_mask(self.box, self.spatial_shape), x.ndim, data_format)
+      inside = regions.expand_spatial(
+        regions.region_mask(self.region, self.spatial_shape), x.ndim, data_format
+      )
       return jnp.where(inside, partner, mixed)
     w = regions.expand_spatial(self.own_weight(), x.ndim, data_format)
     return pairing_lib.blend(x, partner, w)
@@ -215,7 +227,7 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
 
   Args:
     plan: a plan from any ``sample_*`` function.
-    tree: an array or pytree of arrays sharing the batch axis (and, for box
+    tree: an array or pytree of arrays sharing the batch axis (and, for region
       or mask plans, the spatial axes).
     data_format: ``"NHWC"`` (default) or ``"NCHW"`` for rank-4 leaves;
       rank-3 leaves are always ``[B, H, W]``.

@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 
 
-def box_mask(box: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:
-  """bool `[B, H, W]`: True inside each half-open box, from iota comparisons."""
+def region_mask(region: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:
+  """bool `[B, H, W]`: True inside each half-open region (top, bottom, left, right), from iota comparisons."""
   h, w = spatial_shape
   rows = jnp.arange(h, dtype=jnp.int32)[None, :, None]
   cols = jnp.arange(w, dtype=jnp.int32)[None, None, :]
-  top, bottom, left, right = (box[:, i, None, None] for i in range(4))
+  top, bottom, left, right = (region[:, i, None, None] for i in range(4))
   return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
 
 

@@ -25,7 +25,7 @@ The rule, for a plan whose own-content weight at pixel (h, w) is ``w``:
   y2 < y1), comes back as (0, 0, 0, 0), invalid, weight 0; boxes are
   clipped to the image, and one with no area inside it is invalid.
 
-Plans without a box or mask (MixUp) skip the per-pixel work: boxes pass
+Plans without a region or mask (MixUp) skip the per-pixel work: boxes pass
 unchanged with weights λ and 1 − λ (Zhang et al. 2019, "Bag of Freebies for
 Training Object Detection Neural Networks", which blends with
 λ ~ Beta(1.5, 1.5) and weights each box's loss by its image's share).
@@ -197,7 +197,7 @@ def mix_boxes(
 
   Args:
     plan: a :class:`jaxmix.Plan` (MixUp, CutMix, FMix, ClassMix, …) used on
-      the images; plans with a box or mask need their ``spatial_shape``.
+      the images; plans with a region or mask need their ``spatial_shape``.
       Other types (None, a dict, a MosaicPlan: use :func:`jaxmix.detection.mosaic_boxes`)
       raise a TypeError.
     boxes: float `[B, N, 4]` in `box_format`.
@@ -238,7 +238,7 @@ def mix_boxes(
   pure_blend = segmentation._is_pure_blend(plan)
   if not pure_blend and spatial_shape is None:
     raise ValueError(
-      "mix_boxes needs spatial_shape (H, W) for a plan with a box or mask; this plan has none. "
+      "mix_boxes needs spatial_shape (H, W) for a plan with a region or mask; this plan has none. "
       "Pass spatial_shape=(H, W)."
     )
   if plan.mask is not None and tuple(plan.mask.shape[1:]) != spatial_shape:
@@ -264,9 +264,9 @@ def mix_boxes(
   else:
     min_visibility = jnp.asarray(min_visibility, jnp.float32)
     if plan.mask is None:
-      # A box (CutMix, the MixUp/CutMix switch): own weight `blend` off the box, 0 on it.
+      # A pasted region (CutMix, the MixUp/CutMix switch): own weight `blend` off it, 0 on it.
       h, w = spatial_shape
-      top, bottom, left, right = (plan.box[:, i, None] for i in range(4))
+      top, bottom, left, right = (plan.region[:, i, None] for i in range(4))
       rows_in = ((jnp.arange(h) >= top) & (jnp.arange(h) < bottom)).astype(jnp.float32)
       cols_in = ((jnp.arange(w) >= left) & (jnp.arange(w) < right)).astype(jnp.float32)
       outside = jnp.where(self_pair, 1.0, plan.blend).astype(jnp.float32)

@@ -37,7 +37,7 @@ def _check_ignore_index(ignore_index: Any) -> None:
 
 
 def _is_pure_blend(plan: Any) -> bool:
-  return isinstance(plan, plan_lib.Plan) and plan.box is None and plan.mask is None
+  return isinstance(plan, plan_lib.Plan) and plan.region is None and plan.mask is None
 
 
 def _one_hot(maps: jax.Array, num_classes: int, ignore_index: int | None) -> jax.Array:

@@ -187,7 +187,7 @@ def _token_soft_labels(plan, labels, num_classes, label_smoothing) -> jax.Array:
   if len(shape) == 2:
     if num_classes is None:
       raise ValueError("num_classes is required when per-token labels are integer ids [B, T].")
-    return labels_lib.one_hot(labels, num_classes, smoothing=label_smoothing)
+    return labels_lib.one_hot(labels, num_classes, label_smoothing=label_smoothing)
   if not jnp.issubdtype(dtype, jnp.floating):
     raise TypeError(f"per-token labels [B, T, K] must be float, got dtype {dtype}.")
   if num_classes is not None and shape[2] != num_classes:

@@ -121,7 +121,7 @@ def sample_cutmix(
     cutmix_minmax: timm's box-size range, see :func:`draw_boxes`. Static.
 
   Returns:
-    A :class:`Plan` with a ``box`` per sample.
+    A :class:`Plan` with a pasted ``region`` per sample.
 
   Example:
     >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32), alpha=1.0, mode="elem")
@@ -149,7 +149,7 @@ def sample_cutmix(
     lam=sampling.per_sample(lam, mode, index, pairing),
     index=index,
     blend=jnp.ones((batch_size,), jnp.float32),
-    box=sampling.per_sample(box, mode, index, pairing),
+    region=sampling.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
     selects_pixels=True,
@@ -250,7 +250,7 @@ def sample_mixup_cutmix(
     mode, pairing, correct_lam: as in :func:`sample_cutmix`. Static.
 
   Returns:
-    A :class:`Plan` (blend weights for MixUp samples, boxes for CutMix ones).
+    A :class:`Plan` (blend weights for MixUp samples, pasted regions for CutMix ones).
   """
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
@@ -301,7 +301,7 @@ def sample_mixup_cutmix(
     lam=sampling.per_sample(lam, mode, index, pairing),
     index=index,
     blend=sampling.per_sample(blend, mode, index, pairing),
-    box=sampling.per_sample(box, mode, index, pairing),
+    region=sampling.per_sample(box, mode, index, pairing),
     pairing=pairing,
     spatial_shape=spatial_shape,
     # Only boxes when MixUp is off by a static 0 (traced alphas may blend).

@@ -2,7 +2,7 @@
 context mapping", Pattern Recognition 2021).
 
 The image is cut into an ``n × n`` grid; each cell independently comes from
-the partner with probability ``p``. With ``hole < 1`` only a square hole of
+the partner with probability ``cell_prob``. With ``hole < 1`` only a square hole of
 side ``hole ·`` (cell side) at the top-left corner of a chosen cell is taken
 from the partner, which gives the regular hole pattern of the GridMixup variant that
 OpenMixup ships (github.com/IlyaDobrynin/GridMixup). λ is the exact share of
@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxmix._src.core import deprecation
 from jaxmix._src.core import one_call
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
@@ -48,14 +49,14 @@ def _masks_and_counts(
   spatial_shape: tuple[int, int],
   *,
   grid_size: tuple[int, int],
-  p: jax.typing.ArrayLike,
+  cell_prob: jax.typing.ArrayLike,
   hole: jax.typing.ArrayLike,
 ) -> tuple[jax.Array, jax.Array]:
   """float32 `[num, H, W]` binary GridMix masks (1 where the partner's pixels go) and float32 `[num]`
   counts of partner pixels in each.
 
   n cells a side is drawn uniformly from ``grid_size`` = (low, high); each cell is
-  taken from the partner with probability `p`, as a square of side `hole` × the
+  taken from the partner with probability `cell_prob`, as a square of side `hole` × the
   cell side (1 = the whole cell).
 
   The mask is an elementwise expression of per-row and per-column vectors
@@ -71,7 +72,7 @@ def _masks_and_counts(
   cols = jnp.arange(w, dtype=jnp.int32)[None, :]
   cell_h = rows * n // h  # [num, H]
   cell_w = cols * n // w  # [num, W]
-  chosen = jax.random.uniform(k_cells, (num, hi, hi)) < jnp.asarray(p, jnp.float32)
+  chosen = jax.random.uniform(k_cells, (num, hi, hi)) < jnp.asarray(cell_prob, jnp.float32)
   hole = jnp.asarray(hole, jnp.float32)
 
   def in_hole(pos: jax.Array, size: int) -> jax.Array:
@@ -97,13 +98,14 @@ def _masks_and_counts(
   return hit.astype(jnp.float32), counts
 
 
+@deprecation.renamed(p="cell_prob")
 def sample_gridmix(
   key: jax.Array,
   batch_size: int,
   spatial_shape: tuple[int, int] | None = None,
   *,
   grid_size: int | tuple[int, int] = (2, 7),
-  p: jax.typing.ArrayLike = 0.5,
+  cell_prob: jax.typing.ArrayLike = 0.5,
   hole: jax.typing.ArrayLike = 1.0,
   prob: jax.typing.ArrayLike = 1.0,
   mode: str = "batch",
@@ -117,8 +119,9 @@ def sample_gridmix(
     spatial_shape: (H, W) (static).
     grid_size: n, or (low, high) to draw n uniformly from low..high
       inclusive, per batch or per sample. Default (2, 7). Static.
-    p: probability that a cell comes from the partner (the hole ratio).
-      Default 0.5. Traced.
+    cell_prob: probability that a cell comes from the partner (the hole
+      ratio). Default 0.5. Traced. (Called ``p`` before 0.2.0; ``p=`` still
+      works, with a DeprecationWarning, until 0.3.0.)
     hole: side of the partner's square within a chosen cell as a fraction of
       the cell side; 1 (default) takes the whole cell. Traced.
     prob: probability that a batch (or sample) is mixed at all. Traced.
@@ -131,14 +134,14 @@ def sample_gridmix(
     whose ``lam`` is their exact share.
 
   Example:
-    >>> plan = jaxmix.sample_gridmix(key, 8, (32, 32), grid_size=(2, 8), p=0.5)
+    >>> plan = jaxmix.sample_gridmix(key, 8, (32, 32), grid_size=(2, 8), cell_prob=0.5)
     >>> images = jaxmix.apply(plan, images)
     >>> plan.mask.shape                       # mode="batch": one grid for the whole batch
     (1, 32, 32)
   """
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
-  validation.check_unit_interval("p", p)
+  validation.check_unit_interval("cell_prob", cell_prob)
   validation.check_unit_interval("hole", hole)
   validation.check_unit_interval("prob", prob)
   h, w = validation.check_spatial_shape(spatial_shape)
@@ -147,7 +150,7 @@ def sample_gridmix(
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
   return _sample_gridmix(
     key,
-    p,
+    cell_prob,
     hole,
     prob,
     batch_size=batch_size,
@@ -162,7 +165,7 @@ def sample_gridmix(
 @functools.partial(jax.jit, static_argnames=("batch_size", "spatial_shape", "grid_size", "mode", "pairing"))
 def _sample_gridmix(
   key: jax.Array,
-  p: Any,
+  cell_prob: Any,
   hole: Any,
   prob: Any,
   *,
@@ -176,20 +179,21 @@ def _sample_gridmix(
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
-  partner, count = _masks_and_counts(k_mask, n, (h, w), grid_size=grid_size, p=p, hole=hole)
+  partner, count = _masks_and_counts(k_mask, n, (h, w), grid_size=grid_size, cell_prob=cell_prob, hole=hole)
   on = sampling.gate(k_gate, prob, (n,))
   own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
   own_share = jnp.where(on, 1.0 - count / (h * w), 1.0)
   return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing, own_share=own_share, selects_pixels=True)
 
 
+@deprecation.renamed(p="cell_prob")
 def gridmix(
   key: jax.Array,
   inputs: Any,
   labels: jax.typing.ArrayLike | None = None,
   *,
   grid_size: int | tuple[int, int] = (2, 7),
-  p: jax.typing.ArrayLike = 0.5,
+  cell_prob: jax.typing.ArrayLike = 0.5,
   hole: jax.typing.ArrayLike = 1.0,
   prob: jax.typing.ArrayLike = 1.0,
   mode: str = "batch",
@@ -206,7 +210,7 @@ def gridmix(
     key: PRNG key.
     inputs: an array or pytree of arrays sharing batch and spatial axes.
     labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
-    grid_size, p, hole, prob, mode, pairing: as in :func:`sample_gridmix`.
+    grid_size, cell_prob, hole, prob, mode, pairing: as in :func:`sample_gridmix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
@@ -229,7 +233,7 @@ def gridmix(
     label_smoothing=label_smoothing,
     data_format=data_format,
     grid_size=grid_size,
-    p=p,
+    cell_prob=cell_prob,
     hole=hole,
     prob=prob,
     mode=mode,

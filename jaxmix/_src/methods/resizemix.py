@@ -6,12 +6,12 @@ pasted region always holds the partner's object; λ is the exact share of the
 sample's own pixels left outside the box.
 
 Defaults follow OpenMixup's ``resizemix`` (the code the paper's numbers are
-usually reproduced with): the side ratio τ ~ U(0.1, 0.8) (``scope``), box
+usually reproduced with): the side ratio τ ~ U(0.1, 0.8) (``scale_range``; OpenMixup's ``scope``), box
 sides ``int(τ·H)`` and ``int(τ·W)`` centred at a uniform pixel and clipped to
 the image, the partner resized to the clipped box with ``F.interpolate``'s
 ``mode="nearest"`` (OpenMixup's default; mmpretrain uses bilinear).
 
-Three resampling methods, each reproducing ``torch.nn.functional.interpolate``
+Three interpolations, each reproducing ``torch.nn.functional.interpolate``
 (``align_corners=False``), with torch's float32 scale ``s = in / out``:
 
 * ``"nearest"`` (torch ``mode="nearest"``, OpenMixup's default): output
@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxmix._src.core import deprecation
 from jaxmix._src.core import one_call
 from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import plan as plan_lib
@@ -55,7 +56,7 @@ from jaxmix._src.core import regions
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
-METHODS = ("nearest", "nearest-exact", "bilinear")
+INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear")
 
 
 def _scales(size: int) -> jax.Array:
@@ -68,7 +69,7 @@ def _scales(size: int) -> jax.Array:
   return jnp.asarray(np.float32(size) / np.arange(1, size + 1, dtype=np.float32))
 
 
-def _source_coords(start: jax.Array, stop: jax.Array, size: int, method: str):
+def _source_coords(start: jax.Array, stop: jax.Array, size: int, interpolation: str):
   """Where each output row (or column) samples the partner, per sample.
 
   Output position ``i`` inside ``[start, stop)`` samples the full partner
@@ -89,10 +90,10 @@ def _source_coords(start: jax.Array, stop: jax.Array, size: int, method: str):
   extent = jnp.clip(stop - start, 1, size)
   scale = jnp.take(_scales(size), extent - 1)[:, None]
   k = (jnp.arange(size, dtype=jnp.int32)[None, :] - start[:, None]).astype(jnp.float32)
-  if method == "nearest":
+  if interpolation == "nearest":
     return jnp.clip(jnp.floor(k * scale), 0, size - 1).astype(jnp.int32)
   scaled = (k + 0.5) * scale
-  if method == "nearest-exact":
+  if interpolation == "nearest-exact":
     return jnp.clip(jnp.floor(scaled), 0, size - 1).astype(jnp.int32)
   src = jnp.maximum(scaled - 0.5, 0.0)
   i0 = jnp.clip(jnp.floor(src), 0, size - 1)
@@ -109,9 +110,9 @@ def _take(x: jax.Array, index: jax.Array, axis: int) -> jax.Array:
   return jnp.take_along_axis(x, index.reshape(shape), axis=axis)
 
 
-def _resample(x: jax.Array, coords: Any, axis: int, method: str) -> jax.Array:
+def _resample(x: jax.Array, coords: Any, axis: int, interpolation: str) -> jax.Array:
   """Resamples `x` along one spatial axis (separable resize)."""
-  if method != "bilinear":
+  if interpolation != "bilinear":
     return _take(x, coords, axis)
   i0, i1, frac = coords
   shape = [1] * x.ndim
@@ -124,11 +125,11 @@ def _resample(x: jax.Array, coords: Any, axis: int, method: str) -> jax.Array:
 
 @struct.dataclass
 class ResizeMixPlan(plan_lib.PlanLike):
-  """A ResizeMix plan: each sample gets its whole partner shrunk into `box`.
+  """A ResizeMix plan: each sample gets its whole partner shrunk into `region`.
 
   Outside the box a sample keeps its own pixels exactly; inside, the whole
   partner is resized to the box as ``torch.nn.functional.interpolate`` does
-  with ``mode=method``: pixel ``(h, w)`` reads partner row
+  with ``mode=interpolation``: pixel ``(h, w)`` reads partner row
   ``floor((h - top)·H/box_h)`` for ``"nearest"``, ``floor((h - top +
   0.5)·H/box_h)`` for ``"nearest-exact"``, and interpolates around
   ``(h - top + 0.5)·H/box_h - 0.5`` for ``"bilinear"`` (likewise columns;
@@ -137,11 +138,13 @@ class ResizeMixPlan(plan_lib.PlanLike):
   Attributes:
     lam: float32 `[B]`, the exact share of own pixels (1 - box area / HW).
     index: int32 `[B]`, each sample's partner.
-    box: int32 `[B, 4]` (top, bottom, left, right), half-open, holding the
-      resized partner; an empty box means no mixing.
+    region: int32 `[B, 4]` (top, bottom, left, right), half-open, holding
+      the resized partner; an empty region means no mixing. (``box`` before
+      0.2.0: a read-only alias that warns until 0.3.0.)
     pairing: "flip", "roll" or "permute" (static).
     spatial_shape: (H, W) (static).
-    method: ``"nearest"``, ``"nearest-exact"`` or ``"bilinear"`` (static).
+    interpolation: ``"nearest"``, ``"nearest-exact"`` or ``"bilinear"``
+      (static; ``method`` before 0.2.0, a read-only alias that warns).
       Integer leaves (label maps) are never interpolated: :func:`jaxmix.apply`
       reads them through :meth:`for_integer_leaves`, which turns
       ``"bilinear"`` into ``"nearest-exact"`` (the same half-pixel centres).
@@ -149,69 +152,84 @@ class ResizeMixPlan(plan_lib.PlanLike):
 
   lam: jax.Array
   index: jax.Array
-  box: jax.Array
+  region: jax.Array
   pairing: str = struct.field(pytree_node=False, default="flip")
   spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
-  method: str = struct.field(pytree_node=False, default="nearest")
+  interpolation: str = struct.field(pytree_node=False, default="nearest")
+
+  @property
+  def box(self) -> jax.Array:
+    """Deprecated spelling of :attr:`region` (removed in 0.3.0)."""
+    deprecation.warn_attribute(self, "box", "region")
+    return self.region
+
+  @property
+  def method(self) -> str:
+    """Deprecated spelling of :attr:`interpolation` (removed in 0.3.0)."""
+    deprecation.warn_attribute(self, "method", "interpolation")
+    return self.interpolation
 
   @property
   def selects_pixels(self) -> bool:
-    """True for the nearest methods: every output pixel is a copy of one input pixel,
+    """True for the nearest interpolations: every output pixel is a copy of one input pixel,
     so :func:`jaxmix.apply` mixes any dtype exactly, without a float pass."""
-    return self.method != "bilinear"
+    return self.interpolation != "bilinear"
 
   def for_integer_leaves(self) -> ResizeMixPlan:
-    """The plan for label maps: a nearest method, aligned with the images.
+    """The plan for label maps: a nearest interpolation, aligned with the images.
 
     ``"nearest"`` and ``"nearest-exact"`` are kept; ``"bilinear"`` becomes
     ``"nearest-exact"``, which samples at the same half-pixel centres.
     """
-    return self.replace(method="nearest-exact") if self.method == "bilinear" else self
+    return self.replace(interpolation="nearest-exact") if self.interpolation == "bilinear" else self
 
   def own_weight(self) -> jax.Array:
-    """Own-content weight float32 `[B, H, W]`: 0 inside the box, 1 outside."""
-    return 1.0 - regions.box_mask(self.box, self.spatial_shape).astype(jnp.float32)
+    """Own-content weight float32 `[B, H, W]`: 0 inside the region, 1 outside."""
+    return 1.0 - regions.region_mask(self.region, self.spatial_shape).astype(jnp.float32)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf (already in its compute dtype)."""
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
     h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
     h, w = self.spatial_shape
-    top, bottom, left, right = (self.box[:, i] for i in range(4))
-    rows = _source_coords(top, bottom, h, self.method)
-    cols = _source_coords(left, right, w, self.method)
-    resized = _resample(_resample(partner, rows, h_axis, self.method), cols, w_axis, self.method)
-    inside = regions.expand_spatial(regions.box_mask(self.box, self.spatial_shape), x.ndim, data_format)
+    top, bottom, left, right = (self.region[:, i] for i in range(4))
+    rows = _source_coords(top, bottom, h, self.interpolation)
+    cols = _source_coords(left, right, w, self.interpolation)
+    resized = _resample(
+      _resample(partner, rows, h_axis, self.interpolation), cols, w_axis, self.interpolation
+    )
+    inside = regions.expand_spatial(regions.region_mask(self.region, self.spatial_shape), x.ndim, data_format)
     return jnp.where(inside, resized, x)
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
     return pairing_lib.blend_with_partner(y, self.lam, self.pairing, self.index)
 
 
-def _check_scope(scope: Any) -> tuple[Any, Any]:
+def _check_scale_range(scale_range: Any) -> tuple[Any, Any]:
   try:
-    lo, hi = scope
+    lo, hi = scale_range
   except (TypeError, ValueError):
-    raise ValueError(f"scope must be (lo, hi), got {scope!r}.") from None
+    raise ValueError(f"scale_range must be (lo, hi), got {scale_range!r}.") from None
   if validation.is_static_number(lo) and validation.is_static_number(hi) and not 0 <= lo <= hi <= 1:
-    raise ValueError(f"scope must be (lo, hi) with 0 <= lo <= hi <= 1, got {scope!r}.")
+    raise ValueError(f"scale_range must be (lo, hi) with 0 <= lo <= hi <= 1, got {scale_range!r}.")
   return lo, hi
 
 
+@deprecation.renamed(scope="scale_range", method="interpolation")
 def sample_resizemix(
   key: jax.Array,
   batch_size: int,
   spatial_shape: tuple[int, int] | None = None,
   *,
-  scope: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.1, 0.8),
+  scale_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.1, 0.8),
   prob: jax.typing.ArrayLike = 1.0,
   mode: str = "batch",
   pairing: str = "flip",
-  method: str = "nearest",
+  interpolation: str = "nearest",
 ) -> ResizeMixPlan:
   """Samples a ResizeMix plan: a box per sample that receives the whole partner.
 
-  τ ~ U(scope) per batch (``mode="batch"``, the paper's and OpenMixup's
+  τ ~ U(scale_range) per batch (``mode="batch"``, the paper's and OpenMixup's
   behaviour), per mutual pair (``"pair"``) or per sample (``"elem"``); the
   box has sides ``int(τ·H)``, ``int(τ·W)``, a uniform centre, and is clipped
   to the image (jaxmix's one box rule, see the module docstring); the
@@ -222,14 +240,17 @@ def sample_resizemix(
     key: PRNG key.
     batch_size: B (static).
     spatial_shape: (H, W) (static).
-    scope: (lo, hi) range of the side ratio τ; the paper's (0.1, 0.8). Traced.
+    scale_range: (lo, hi) range of the side ratio τ by which the partner is
+      shrunk; the paper's (0.1, 0.8). Traced. (OpenMixup's ``scope``, and
+      jaxmix's before 0.2.0: ``scope=`` warns until 0.3.0.)
     prob: probability that a batch/pair/sample is mixed at all. Traced.
     mode: ``"batch"``, ``"pair"`` or ``"elem"``. Static.
     pairing: ``"flip"``, ``"roll"`` or ``"permute"``. Static.
-    method: ``"nearest"`` (torch ``F.interpolate``'s ``mode="nearest"``,
+    interpolation: ``"nearest"`` (torch ``F.interpolate``'s ``mode="nearest"``,
       source index ``floor(i·in/out)``: OpenMixup's default),
       ``"nearest-exact"`` (half-pixel centres, torch's ``"nearest-exact"``)
-      or ``"bilinear"`` (mmpretrain's). Static.
+      or ``"bilinear"`` (mmpretrain's). Static. (``method`` before 0.2.0:
+      ``method=`` warns until 0.3.0.)
 
   Returns:
     A :class:`ResizeMixPlan`.
@@ -244,8 +265,8 @@ def sample_resizemix(
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("prob", prob)
-  validation.check_choice("method", method, METHODS)
-  lo, hi = _check_scope(scope)
+  validation.check_choice("interpolation", interpolation, INTERPOLATIONS)
+  lo, hi = _check_scale_range(scale_range)
   spatial_shape = validation.check_spatial_shape(spatial_shape)
   h, w = spatial_shape
   n = sampling.num_draws(mode, batch_size)
@@ -266,23 +287,24 @@ def sample_resizemix(
   return ResizeMixPlan(
     lam=jnp.where(own, 1.0, lam),
     index=index,
-    box=jnp.where(own[:, None], 0, box),
+    region=jnp.where(own[:, None], 0, box),
     pairing=pairing,
     spatial_shape=spatial_shape,
-    method=method,
+    interpolation=interpolation,
   )
 
 
+@deprecation.renamed(scope="scale_range", method="interpolation")
 def resizemix(
   key: jax.Array,
   inputs: Any,
   labels: jax.typing.ArrayLike | None = None,
   *,
-  scope: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.1, 0.8),
+  scale_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.1, 0.8),
   prob: jax.typing.ArrayLike = 1.0,
   mode: str = "batch",
   pairing: str = "flip",
-  method: str = "nearest",
+  interpolation: str = "nearest",
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
@@ -297,7 +319,7 @@ def resizemix(
     key: PRNG key.
     inputs: an array or pytree of arrays sharing batch and spatial axes.
     labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
-    scope, prob, mode, pairing, method: as in :func:`sample_resizemix`.
+    scale_range, prob, mode, pairing, interpolation: as in :func:`sample_resizemix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
@@ -319,9 +341,9 @@ def resizemix(
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
-    scope=scope,
+    scale_range=scale_range,
     prob=prob,
     mode=mode,
     pairing=pairing,
-    method=method,
+    interpolation=interpolation,
   )

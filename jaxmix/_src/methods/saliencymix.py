@@ -247,7 +247,7 @@ def _plan_from_peaks(
     lam=jnp.where(on, lam, 1.0),
     index=index,
     blend=jnp.ones((batch_size,), jnp.float32),
-    box=jnp.where(on[:, None], box, 0),
+    region=jnp.where(on[:, None], box, 0),
     pairing=pairing,
     spatial_shape=spatial_shape,
     selects_pixels=True,
@@ -386,6 +386,7 @@ def saliencymix(
     >>> targets.shape
     (8, 10)
   """
+
   def sample_from_inputs(key, batch_size, spatial, *, alpha, prob, mode, pairing):
     """The sampler with the built-in map: computed only for the partners that are pasted."""
     validation.check_key(key)

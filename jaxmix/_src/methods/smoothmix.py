@@ -31,6 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxmix._src.core import deprecation
 from jaxmix._src.core import one_call
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
@@ -54,7 +55,7 @@ def partner_masks(
   spatial_shape: tuple[int, int],
   *,
   shape: str = "gaussian",
-  sigma: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
+  sigma_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
   alpha: jax.typing.ArrayLike = 1.0,
   edge: jax.typing.ArrayLike = 0.1,
 ) -> jax.Array:
@@ -65,7 +66,7 @@ def partner_masks(
     num: how many masks (static).
     spatial_shape: (H, W) (static).
     shape: ``"gaussian"`` or ``"square"`` (static).
-    sigma: (low, high) range of σ as a fraction of (H, W), gaussian only.
+    sigma_range: (low, high) range of σ as a fraction of (H, W), gaussian only.
     alpha: Beta concentration of the square's λ₀, square only.
     edge: ramp width as a fraction of (H, W), square only.
 
@@ -79,7 +80,7 @@ def partner_masks(
   cy = jax.random.randint(k_y, (num, 1), 0, h).astype(jnp.float32)
   cx = jax.random.randint(k_x, (num, 1), 0, w).astype(jnp.float32)
   if shape == "gaussian":
-    lo, hi = (jnp.asarray(v, jnp.float32) for v in sigma)
+    lo, hi = (jnp.asarray(v, jnp.float32) for v in sigma_range)
     s = jax.random.uniform(k_s, (num, 1), jnp.float32, lo, hi)
 
     def profile(pos: jax.Array, centre: jax.Array, size: int) -> jax.Array:
@@ -107,13 +108,14 @@ def partner_masks(
   return prof_h[:, :, None] * prof_w[:, None, :]
 
 
+@deprecation.renamed(sigma="sigma_range")
 def sample_smoothmix(
   key: jax.Array,
   batch_size: int,
   spatial_shape: tuple[int, int] | None = None,
   *,
   shape: str = "gaussian",
-  sigma: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
+  sigma_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
   alpha: jax.typing.ArrayLike = 1.0,
   edge: jax.typing.ArrayLike = 0.1,
   prob: jax.typing.ArrayLike = 1.0,
@@ -131,8 +133,9 @@ def sample_smoothmix(
     spatial_shape: (H, W) (static).
     shape: ``"gaussian"`` (default, the paper's circle mask) or ``"square"``.
       Static.
-    sigma: (low, high): σ ~ U(low, high) · (H, W), gaussian only; default
-      (0.25, 0.5) as in the released code. Traced.
+    sigma_range: (low, high): σ ~ U(low, high) · (H, W), gaussian only;
+      default (0.25, 0.5) as in the released code. Traced. (``sigma`` before
+      0.2.0: ``sigma=`` warns until 0.3.0.)
     alpha: Beta concentration for the square's area, square only (the
       gaussian's share is set by σ and the centre). Traced. Edges as in
       :func:`jaxmix.sample_mixup` for the drawn λ₀ (≤ 0 or NaN: an empty
@@ -155,7 +158,7 @@ def sample_smoothmix(
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
   validation.check_choice("shape", shape, SHAPES)
-  _check_range("sigma", sigma)
+  _check_range("sigma_range", sigma_range)
   validation.check_nonnegative("alpha", alpha)
   validation.check_nonnegative("edge", edge)
   validation.check_unit_interval("prob", prob)
@@ -164,7 +167,7 @@ def sample_smoothmix(
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
   return _sample_smoothmix(
     key,
-    sigma,
+    sigma_range,
     alpha,
     edge,
     prob,
@@ -180,7 +183,7 @@ def sample_smoothmix(
 @functools.partial(jax.jit, static_argnames=("batch_size", "spatial_shape", "shape", "mode", "pairing"))
 def _sample_smoothmix(
   key: jax.Array,
-  sigma: Any,
+  sigma_range: Any,
   alpha: Any,
   edge: Any,
   prob: Any,
@@ -195,19 +198,20 @@ def _sample_smoothmix(
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
-  partner = partner_masks(k_mask, n, (h, w), shape=shape, sigma=sigma, alpha=alpha, edge=edge)
+  partner = partner_masks(k_mask, n, (h, w), shape=shape, sigma_range=sigma_range, alpha=alpha, edge=edge)
   on = sampling.gate(k_gate, prob, (n,))
   own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
   return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing)
 
 
+@deprecation.renamed(sigma="sigma_range")
 def smoothmix(
   key: jax.Array,
   inputs: Any,
   labels: jax.typing.ArrayLike | None = None,
   *,
   shape: str = "gaussian",
-  sigma: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
+  sigma_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
   alpha: jax.typing.ArrayLike = 1.0,
   edge: jax.typing.ArrayLike = 0.1,
   prob: jax.typing.ArrayLike = 1.0,
@@ -225,7 +229,7 @@ def smoothmix(
     key: PRNG key.
     inputs: an array or pytree of arrays sharing batch and spatial axes.
     labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
-    shape, sigma, alpha, edge, prob, mode, pairing: as in
+    shape, sigma_range, alpha, edge, prob, mode, pairing: as in
       :func:`sample_smoothmix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
@@ -249,7 +253,7 @@ def smoothmix(
     label_smoothing=label_smoothing,
     data_format=data_format,
     shape=shape,
-    sigma=sigma,
+    sigma_range=sigma_range,
     alpha=alpha,
     edge=edge,
     prob=prob,

@@ -168,7 +168,7 @@ def manifold_point(h: Any, mix: ManifoldPlan | None, i: int, *, data_format: str
       mixes the inputs elsewhere): then `h` is returned as is.
     i: this point's layer index (a static int listed in ``mix.layers``).
     data_format: passed to :func:`jaxmix.apply` (matters only for plans with
-      boxes or masks).
+      regions or masks).
 
   Returns:
     `h`, mixed at the chosen layer, otherwise unchanged (same shapes, dtypes).
