@@ -524,6 +524,9 @@ def cell_runs(
 def _metric(record: dict, name: str) -> float:
   if name in ("accuracy", "nll", "ece"):
     return record["test"][name]
+  if name == "confidence":  # mean top-class probability on the test set, from the ECE bins
+    bins = record["test"]["bins"]
+    return float(np.dot(bins["count"], bins["confidence"]) / np.sum(bins["count"]))
   return record[name]
 
 
@@ -643,6 +646,7 @@ def report(args: argparse.Namespace) -> int:
     ("accuracy", 100, "acc. %"),
     ("nll", 1, "NLL"),
     ("ece", 100, "ECE %"),
+    ("confidence", 100, "conf. %"),
     ("corrupt_mean", 100, "corr. %"),
   )
   lines = [

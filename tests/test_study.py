@@ -162,3 +162,8 @@ def test_report_rewrites_the_readme_summary_between_its_markers(tmp_path):
   readme.write_text("no markers\n")
   with pytest.raises(ValueError, match="no study-summary markers"):
     study.report(argparse.Namespace(out=out, seeds=3, readme=str(readme)))
+
+
+def test_mean_confidence_comes_from_the_ece_bins():
+  record = _fake(study.Config(1000, 0.0, "aug", None, 0))  # bins: 10 at 0.3, 30 at 0.8
+  assert study._metric(record, "confidence") == pytest.approx((10 * 0.3 + 30 * 0.8) / 40)
