@@ -42,10 +42,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import data as data_lib  # noqa: E402
 
-from jaxmix._src.train.flow_mixup import flow_constraint  # noqa: E402
-from jaxmix._src.train.flow_mixup import flow_inputs  # noqa: E402
-from jaxmix._src.train.flow_mixup import flow_targets  # noqa: E402
-from jaxmix._src.train.flow_mixup import sample_flow_mixup  # noqa: E402
+from jaxmix.flow_mixup import flow_constraint  # noqa: E402
+from jaxmix.flow_mixup import flow_inputs  # noqa: E402
+from jaxmix.flow_mixup import flow_targets  # noqa: E402
+from jaxmix.flow_mixup import sample_flow_mixup  # noqa: E402
 
 # ----------------------------------------------------------------------------- data
 

@@ -8,12 +8,14 @@ name → method table (what :func:`choose` resolves names with).
 Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 :mod:`jaxmix.segmentation` (label maps, ClassMix), :mod:`jaxmix.sequence`
 (padded sequences, token labels), :mod:`jaxmix.sharding` (mixing per device) and
-:mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels).
+:mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels) and
+:mod:`jaxmix.flow_mixup` (Flow-Mixup for multi-label training; experimental).
 """
 
 import warnings
 
 from jaxmix import detection as detection
+from jaxmix import flow_mixup as flow_mixup
 from jaxmix import losses as losses
 from jaxmix import segmentation as segmentation
 from jaxmix import sequence as sequence
@@ -164,4 +166,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-  return sorted(__all__ + ["detection", "losses", "segmentation", "sequence", "sharding", "__version__"])
+  namespaces = ["detection", "flow_mixup", "losses", "segmentation", "sequence", "sharding"]
+  return sorted(__all__ + namespaces + ["__version__"])

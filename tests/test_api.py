@@ -36,7 +36,15 @@ from core_helpers import reference_mix
 import jaxmix
 import jaxmix.viz
 
-NAMESPACES = (jaxmix, jaxmix.detection, jaxmix.losses, jaxmix.segmentation, jaxmix.sequence, jaxmix.sharding)
+NAMESPACES = (
+  jaxmix,
+  jaxmix.detection,
+  jaxmix.flow_mixup,
+  jaxmix.losses,
+  jaxmix.segmentation,
+  jaxmix.sequence,
+  jaxmix.sharding,
+)
 PUBLIC = [(ns, name) for ns in NAMESPACES for name in ns.__all__]
 FUNCTIONS = [(ns, n) for ns, n in PUBLIC if inspect.isfunction(getattr(ns, n))]
 

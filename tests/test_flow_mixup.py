@@ -16,11 +16,11 @@ from flax import linen as nn
 from flax import nnx
 
 import jaxmix
-from jaxmix._src.train.flow_mixup import FlowPlan
-from jaxmix._src.train.flow_mixup import flow_constraint
-from jaxmix._src.train.flow_mixup import flow_inputs
-from jaxmix._src.train.flow_mixup import flow_targets
-from jaxmix._src.train.flow_mixup import sample_flow_mixup
+from jaxmix.flow_mixup import FlowPlan
+from jaxmix.flow_mixup import flow_constraint
+from jaxmix.flow_mixup import flow_inputs
+from jaxmix.flow_mixup import flow_targets
+from jaxmix.flow_mixup import sample_flow_mixup
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "examples"))
 

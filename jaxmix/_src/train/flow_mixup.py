@@ -136,7 +136,7 @@ def sample_flow_mixup(
     compiled train step serves every λ, α, ``prob`` and step.
 
   Example:
-    >>> from jaxmix._src.train.flow_mixup import sample_flow_mixup
+    >>> from jaxmix.flow_mixup import sample_flow_mixup
     >>> mix = sample_flow_mixup(key, 8, alpha=1.0)
     >>> mix.lam.shape, mix.batch_size
     ((8,), 8)
@@ -167,7 +167,7 @@ def flow_inputs(x: Any, mix: FlowPlan | None, *, data_format: str = "NHWC") -> A
     A pytree like `x` with every leaf ``[2B, ...]`` (same dtypes).
 
   Example:
-    >>> from jaxmix._src.train.flow_mixup import flow_inputs, sample_flow_mixup
+    >>> from jaxmix.flow_mixup import flow_inputs, sample_flow_mixup
     >>> mix = sample_flow_mixup(key, 8)
     >>> both = flow_inputs(images, mix)
     >>> both.shape, bool((both[:8] == images).all())
@@ -208,7 +208,7 @@ def flow_targets(
     float32 ``[2B, K]`` (``[B, K]`` when `mix` is None).
 
   Example:
-    >>> from jaxmix._src.train.flow_mixup import flow_targets, sample_flow_mixup
+    >>> from jaxmix.flow_mixup import flow_targets, sample_flow_mixup
     >>> multi_hot = jnp.array([[1., 1., 0.], [0., 0., 1.]])
     >>> mix = sample_flow_mixup(key, 2, alpha=float("inf"))   # λ = 0.5
     >>> flow_targets(mix, multi_hot)
@@ -264,7 +264,7 @@ def flow_constraint(
     float32 scalar.
 
   Example:
-    >>> from jaxmix._src.train.flow_mixup import flow_constraint, flow_inputs, sample_flow_mixup
+    >>> from jaxmix.flow_mixup import flow_constraint, flow_inputs, sample_flow_mixup
     >>> mix = sample_flow_mixup(key, 8)
     >>> x = flow_inputs(images, mix)
     >>> float(flow_constraint(mix, [x, 2.0 * x]))        # linear maps keep the constraint at 0
