@@ -105,7 +105,7 @@ def test_mask_and_lam_match_a_numpy_reference(b, h, w, gh, gw, data):
     np.testing.assert_allclose(plan.lam[i], expected.mean(), atol=1e-6)
 
 
-def test_pytree_label_map_and_nchw():
+def test_pytree_label_map_follows_the_partner():
   b, h, w = 4, 14, 14
   feats = _features(b, 7, 7, seed=3)
   x = jax.random.uniform(jax.random.key(0), (b, h, w, 3))
@@ -117,11 +117,10 @@ def test_pytree_label_map_and_nchw():
   np.testing.assert_array_equal(np.asarray(mx)[from_partner], np.asarray(x[::-1])[from_partner])
   np.testing.assert_array_equal(np.asarray(mx)[~from_partner], np.asarray(x)[~from_partner])
   np.testing.assert_allclose(np.diagonal(np.asarray(y)), 1 - from_partner.mean(axis=(1, 2)), atol=1e-6)
-  nchw, _ = jaxmix.attentive_cutmix(key, jnp.transpose(x, (0, 3, 1, 2)), features=feats, data_format="NCHW")
-  np.testing.assert_array_equal(jnp.transpose(nchw, (0, 2, 3, 1)), mx)
 
 
-def test_same_key_jit_and_vmap_over_keys():
+def test_jit_and_vmap_over_keys_with_permute_and_prob():
+  # Same key -> same output is test_contract.py's (elem, permute); its jit and vmap tests use flip.
   b, h, w = 4, 8, 8
   feats = _features(b, 4, 4, seed=4)
   x = jax.random.uniform(jax.random.key(1), (b, h, w, 3))
@@ -133,8 +132,6 @@ def test_same_key_jit_and_vmap_over_keys():
 
   key = jax.random.key(2)
   a, ya = f(key)
-  a2, _ = f(key)
-  np.testing.assert_array_equal(a, a2)
   j, yj = jax.jit(f)(key)
   np.testing.assert_allclose(j, a, atol=1e-6)
   np.testing.assert_allclose(yj, ya, atol=1e-6)
@@ -144,14 +141,6 @@ def test_same_key_jit_and_vmap_over_keys():
     lo, ly = jax.jit(f)(keys[k])
     np.testing.assert_allclose(vm[k], lo, atol=1e-6)
     np.testing.assert_allclose(vy[k], ly, atol=1e-6)
-
-
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
-def test_dtype_kept(dtype):
-  x = jax.random.uniform(jax.random.key(1), (4, 14, 14, 3))
-  x = (x * 255).astype(jnp.uint8) if dtype == jnp.uint8 else x.astype(dtype)
-  out, _ = jaxmix.attentive_cutmix(jax.random.key(0), x, features=_features(4, 7, 7))
-  assert out.dtype == x.dtype and out.shape == x.shape
 
 
 def test_prob_is_traced_and_features_may_be_traced():

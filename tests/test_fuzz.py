@@ -8,8 +8,9 @@ Each case replaces one argument (``batch_size``, ``prob``, ``inputs``, ``labels`
 the details (which sample holds the NaN or inf, which label is out of range, list or array). The
 call must either raise a ValueError/TypeError that names the argument (and the value received), or
 return a result with the expected tree, shapes and dtypes, finite wherever it does not read a
-non-finite input, with the inputs unchanged, and the identity for ``prob=0``. Never an IndexError,
-an AssertionError or an XLA error.
+non-finite input, with the inputs unchanged, and the identity for ``prob=0`` (:data:`EXPECT` names
+the few functions whose contract for an argument differs, e.g. ``jaxmix.losses.label_pair`` passes any
+id through). Never an IndexError, an AssertionError or an XLA error.
 
 Every call is traced with :func:`jax.eval_shape` (checks run at trace time; nothing compiles).
 The value checks (a non-finite pixel, ``prob=0``, a tiny ``sigma_range``) run one compiled program per
@@ -45,7 +46,7 @@ class Size(NamedTuple):
 
 
 BASE = Size(4, 8, 7)  # non-square; W >= 7 for GridMix's default grid_size (2, 7)
-MODULES = (jaxmix, jaxmix.detection, jaxmix.segmentation, jaxmix.sequence, jaxmix.sharding)
+MODULES = (jaxmix, jaxmix.detection, jaxmix.losses, jaxmix.segmentation, jaxmix.sequence, jaxmix.sharding)
 
 
 def public_functions() -> dict[str, Callable[..., Any]]:
@@ -87,6 +88,16 @@ def padding_mask(s: Size) -> np.ndarray:
 
 def embeddings(s: Size) -> np.ndarray:
   return np.random.RandomState(2).normal(size=(s.b, T, D)).astype(np.float32)
+
+
+def multi_hot(s: Size) -> np.ndarray:
+  return (np.random.RandomState(6).uniform(size=(s.b, K)) < 0.4).astype(np.float32)
+
+
+def cross_entropy(logits: Any, labels: Any) -> jax.Array:
+  """Softmax cross-entropy with integer labels: a `loss_fn` for jaxmix.losses.mixed_loss."""
+  log_p = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32))
+  return -jnp.take_along_axis(log_p, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
 
 
 def boxes(s: Size) -> np.ndarray:
@@ -136,6 +147,11 @@ VALID: dict[str, Callable[[Size], Any]] = {
   "mix": lazy(lambda s: jaxmix.sample_manifold(KEY, s.b, layers=1)),
   "i": lambda s: 0,
   "fn": lambda s: lambda key, x: x,
+  "targets": multi_hot,
+  "smoothing": lambda s: 0.1,
+  "threshold": lambda s: 0.5,
+  "loss_fn": lambda s: cross_entropy,
+  "logits": lambda s: np.random.RandomState(7).normal(size=(s.b, K)).astype(np.float32),
 }
 
 # Arguments that differ for one function (or that exercise a path its defaults skip).
@@ -247,6 +263,17 @@ def _as_list(valid, draw):
   return np.asarray(valid).tolist()
 
 
+def _drop_class_axis(valid, draw):
+  return np.asarray(valid)[:, 0]  # [B]: class ids, not targets [B, K]
+
+
+def _not_zero_or_one(valid, draw):
+  """Targets with one (drawn) entry neither 0 nor 1: bad multi-hot rows, valid soft targets."""
+  values = np.array(valid, dtype=np.float32)
+  values.flat[draw(st.integers(0, values.size - 1))] = draw(st.sampled_from([0.5, 2.0, np.nan, np.inf]))
+  return values
+
+
 def _one_hot_extra_axis(valid, draw):
   return np.eye(K, dtype=np.float32)[np.asarray(valid)][..., None]  # [B, K, 1] (or [B, T, K, 1])
 
@@ -273,7 +300,25 @@ BAD: dict[str, list[Bad]] = {
   "label_maps": [resize("b", 0), resize("h", 0)],
   "maps": [resize("b", 0), resize("h", 0)],
   "spatial_shape": [resize("h", 0), resize("w", 0)],
+  "targets": [
+    Bad("[B]", "value", "error", _drop_class_axis),
+    Bad("not 0/1", "value", "result", _not_zero_or_one),
+    resize("b", 0),
+  ],
+  "smoothing": [scalar(-0.1), scalar(1.5), scalar(float("nan"))],
+  "threshold": [scalar(-0.1), scalar(1.5), scalar(float("nan"))],
+  "loss_fn": [scalar(None)],
   **{name: [Bad("nan/inf", "poison", "result"), *EMPTY] for name in INPUT_NAMES},
+}
+
+
+# Where one function's contract differs from the argument's usual one: (argument, bad label) -> expect.
+EXPECT: dict[Callable[..., Any], dict[tuple[str, str], str]] = {
+  # label_pair has no num_classes: it passes every id through (mixed_loss's ignore_index, e.g. -100 or
+  # 255, included), so ids outside [0, K) come back as they are; mixed_loss with num_classes refuses them.
+  jaxmix.losses.label_pair: {("labels", label): "result" for label in ("-1", "K", "2**31-1")},
+  # Multi-hot targets are 0/1 (a ValueError naming targets otherwise); threshold_targets takes soft ones.
+  jaxmix.losses.smooth_multi_hot: {("targets", "not 0/1"): "error"},
 }
 
 
@@ -486,6 +531,7 @@ SETTINGS = hypothesis.settings(
 def test_fuzz(fname, param, label, data):
   fn = FUNCTIONS[fname]
   bad = next(b for b in BAD[param] if b.label == label)
+  expect = EXPECT.get(fn, {}).get((param, label), bad.expect)
   where = f"{fname}({param}={label})"
   if bad.kind == "poison":
     check_nonfinite_stays(fname, data.draw)
@@ -516,15 +562,15 @@ def test_fuzz(fname, param, label, data):
   try:
     got = jax.eval_shape(lambda: _call(fn, args))
   except Exception as err:  # noqa: BLE001 - the test is about which exceptions come out
-    if bad.expect in ("result", "finite"):
+    if expect in ("result", "finite"):
       raise AssertionError(f"{where} must return a result, raised {type(err).__name__}: {err}") from err
     assert_named_error(err, names, bad.received, where)
     return
-  assert bad.expect != "error", f"{where} must raise a ValueError/TypeError naming {param}, returned {got}"
+  assert expect != "error", f"{where} must raise a ValueError/TypeError naming {param}, returned {got}"
   assert_same_shapes(got, want, where)
   for n, v in kept.items():
     assert bits_equal(args[n], v), f"{where} changed its argument {n}"
-  if bad.expect == "finite":
+  if expect == "finite":
     extra = ((param, args[param]),)
     out = run_program(
       fname, _probe(fn, BASE) if _input_name(fn) is None else args[_input_name(fn)], extra=extra

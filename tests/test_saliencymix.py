@@ -234,8 +234,10 @@ def test_jit_and_vmap_over_keys():
     np.testing.assert_allclose(vy[k], ly, atol=1e-6)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
-def test_dtype_kept(dtype):
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.uint8])
+def test_built_in_map_reads_bf16_and_uint8_pixels(dtype):
+  # The one-call form computes the map from the pixels themselves; the plan layer's dtypes
+  # (bf16, f16, uint8, values included) are test_contract.py's test_dtype_kept.
   x = jax.random.uniform(jax.random.key(1), (4, 16, 16, 3))
   x = (x * 255).astype(jnp.uint8) if dtype == jnp.uint8 else x.astype(dtype)
   out, _ = jaxmix.saliencymix(jax.random.key(0), x)
@@ -295,10 +297,11 @@ def test_grad_wrt_inputs():
   assert set(np.unique(np.asarray(g)).tolist()) <= {0.0, 1.0, 2.0}
 
 
-@pytest.mark.parametrize("mode", ["elem", "batch"])
-def test_nchw_matches_nhwc(mode):
+def test_built_in_map_reads_nchw():
+  # The built-in map must read NCHW pixels as NHWC ones; apply on NCHW leaves (elem mode, the same
+  # plan structure as batch mode) is test_contract.py's test_nchw_equals_nhwc_transposed.
   x = _blob_images([(10, 12), (20, 6), (8, 20)], 28, 26, textured=True)
   key = jax.random.key(7)
-  nhwc, _ = jaxmix.saliencymix(key, x, mode=mode)
-  nchw, _ = jaxmix.saliencymix(key, jnp.transpose(x, (0, 3, 1, 2)), mode=mode, data_format="NCHW")
+  nhwc, _ = jaxmix.saliencymix(key, x)
+  nchw, _ = jaxmix.saliencymix(key, jnp.transpose(x, (0, 3, 1, 2)), data_format="NCHW")
   np.testing.assert_array_equal(jnp.transpose(nchw, (0, 2, 3, 1)), nhwc)

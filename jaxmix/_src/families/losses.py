@@ -228,7 +228,7 @@ def mixed_loss(
   if ignore_index is not None and not is_int:
     raise ValueError(f"ignore_index applies to integer labels, got float labels of shape {y_a.shape}.")
   if is_int and num_classes is not None:
-    values = validation.concrete_values(y_a)
+    values = validation.concrete_values(labels)  # the given ids: y_a is a tracer under jit
     if values is not None:
       kept = values if ignore_index is None else values[values != ignore_index]
       validation.check_class_ids("labels", kept, num_classes)
