@@ -46,7 +46,15 @@ class Size(NamedTuple):
 
 
 BASE = Size(4, 8, 7)  # non-square; W >= 7 for GridMix's default grid_size (2, 7)
-MODULES = (jaxmix, jaxmix.detection, jaxmix.losses, jaxmix.segmentation, jaxmix.sequence, jaxmix.sharding)
+MODULES = (
+  jaxmix,
+  jaxmix.detection,
+  jaxmix.flow_mixup,
+  jaxmix.losses,
+  jaxmix.segmentation,
+  jaxmix.sequence,
+  jaxmix.sharding,
+)
 
 
 def public_functions() -> dict[str, Callable[..., Any]]:
@@ -155,6 +163,7 @@ VALID: dict[str, Callable[[Size], Any]] = {
 }
 
 # Arguments that differ for one function (or that exercise a path its defaults skip).
+FLOW = lazy(lambda s: jaxmix.flow_mixup.sample_flow_mixup(KEY, s.b))
 SEQ = {"inputs": embeddings, "labels": class_ids, "num_classes": lambda s: K}
 OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
   jaxmix.sequence.mixup: SEQ,
@@ -165,6 +174,13 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
   jaxmix.remix_lam: {"plan": lazy(lambda s: jaxmix.sample_mixup(KEY, s.b, mode="elem"))},
   jaxmix.mix_labels: {"plan": lazy(lambda s: jaxmix.sample_mixup(KEY, s.b, mode="elem"))},
   jaxmix.mix_batches: {"num_classes_a": VALID["num_classes_a"], "num_classes_b": VALID["num_classes_b"]},
+  # Flow-Mixup: its plan, the batch it doubles into two flows, and hidden states of both flows [2B, ...].
+  jaxmix.flow_mixup.flow_inputs: {"x": images, "mix": FLOW},
+  jaxmix.flow_mixup.flow_targets: {"mix": FLOW},
+  jaxmix.flow_mixup.flow_constraint: {
+    "mix": FLOW,
+    "states": lambda s: [np.concatenate([images(s), images(s, seed=6)])],
+  },
   jaxmix.choose: {"mode": lambda s: "elem"},
   jaxmix.sample_choose: {"mode": lambda s: "elem"},
   jaxmix.mixup_cutmix: {"cutmix_alpha": lambda s: 1.0},
