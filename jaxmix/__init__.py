@@ -11,6 +11,7 @@ Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 :mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels).
 """
 
+import typing
 import warnings
 
 from jaxmix import detection as detection
@@ -151,7 +152,7 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> typing.Any:
   if name in _MOVED:
     namespace, new = _MOVED[name]
     warnings.warn(
