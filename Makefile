@@ -28,6 +28,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 -m "not slow"
 	$(PY) -m pytest -q -n 2 --doctest-modules jaxmix
 
@@ -52,4 +53,4 @@ dist: $(VENV)/.installed
 	$(VENV)/bin/twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis dist
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache dist

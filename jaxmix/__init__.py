@@ -12,6 +12,7 @@ Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 :mod:`jaxmix.flow_mixup` (Flow-Mixup for multi-label training; experimental).
 """
 
+import typing
 import warnings
 
 from jaxmix import detection as detection
@@ -153,7 +154,7 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> typing.Any:
   if name in _MOVED:
     namespace, new = _MOVED[name]
     warnings.warn(

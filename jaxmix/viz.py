@@ -25,10 +25,14 @@ import warnings
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 
 import jax
 import numpy as np
+
+if TYPE_CHECKING:
+  from matplotlib.figure import Figure
 
 __all__ = ["draw_lambdas", "plot_lambda", "show_batch"]
 
@@ -234,7 +238,7 @@ def show_batch(
   data_format: str = "NHWC",
   panel_size: float = 2.0,
   mask_color: tuple[float, float, float] = (1.0, 0.15, 0.1),
-):
+) -> Figure:
   """A grid of a (mixed) batch, each image with its top soft-label entries under it.
 
   One panel (matplotlib ``Axes``) per sample, in batch order, so
@@ -366,7 +370,7 @@ def show_batch(
         text = []
         if cls is not None:
           known = class_names is not None and 0 <= cls < len(class_names)
-          text.append(str(class_names[cls]) if known else str(cls))
+          text.append(str(class_names[cls]) if known and class_names is not None else str(cls))
         if box_w is not None:
           text.append(f"{box_w:.2f}")
         if text:
@@ -441,7 +445,7 @@ def plot_lambda(
   ax: Any = None,
   title: str | None = None,
   chunk_size: int = 256,
-):
+) -> Figure:
   """Histogram of the λ (each sample's own share) a method produces.
 
   Tune α by looking at it: Beta(α, α) with α < 1 puts most draws near 0 and 1

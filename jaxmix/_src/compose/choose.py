@@ -97,6 +97,7 @@ def _common(
     region = jnp.zeros((b, 4), jnp.int32) if plan.region is None else plan.region.astype(jnp.int32)
   mask = None
   if mask_lead is not None:
+    assert spatial_shape is not None  # choose refuses regions or masks without spatial_shape
     full = (mask_lead,) + tuple(spatial_shape)
     mask = jnp.ones(full, jnp.float32) if plan.mask is None else jnp.broadcast_to(plan.mask, full)
     mask = mask.astype(jnp.float32)
@@ -209,7 +210,8 @@ def sample_choose(
     keys = jax.random.split(k_methods, len(fns))
     plans = [common(candidate(i, keys[i])) for i in range(len(fns))]
 
-    def select(get: Callable[[plan_lib.Plan], jax.Array]) -> jax.Array:
+    # `get` reads a field every candidate has after `common` (region and mask only when present).
+    def select(get: Callable[[plan_lib.Plan], Any]) -> jax.Array:
       out = get(plans[0])
       for i in range(1, len(plans)):
         picked = (choice == i).reshape((-1,) + (1,) * (out.ndim - 1))

@@ -47,7 +47,7 @@ def cycle_batch(tree: Any, batch_size: int) -> Any:
 def _check_trees(inputs_a: Any, inputs_b: Any) -> None:
   struct_a = jax.tree_util.tree_structure(inputs_a)
   struct_b = jax.tree_util.tree_structure(inputs_b)
-  if struct_a != struct_b:
+  if struct_a != struct_b:  # type: ignore[operator]  # jaxlib ships no stub for PyTreeDef (mypy: "PyTreeDef?")
     raise ValueError(f"inputs_a and inputs_b must have the same structure, got {struct_a} and {struct_b}.")
   for (path, a), b in zip(
     validation.leaves_with_names(inputs_a, "inputs_a"), jax.tree_util.tree_leaves(inputs_b), strict=True
@@ -277,6 +277,7 @@ def mix_batches(
   mixed = jax.tree_util.tree_map(lambda x: x[:b_a], mixed)
   if labels_a is None:
     return mixed, None
+  assert labels_b is not None  # both or neither, checked above
   y_a, y_b = joint_labels(
     labels_a,
     labels_b,

@@ -184,7 +184,9 @@ def regmixup(
     >>> model = lambda x: x.mean((1, 2)) @ jnp.ones((3, 10))   # a stand-in for the network
     >>> loss = optax.softmax_cross_entropy(model(x2), y2).mean()
   """
-  mixed, targets = registry.SAMPLERS["mixup"].mix(
+  mix_mixup = registry.SAMPLERS["mixup"].mix
+  assert mix_mixup is not None  # mixup is registered with its one-call form
+  mixed, targets = mix_mixup(
     key,
     inputs,
     labels,
@@ -318,7 +320,7 @@ def remix(
   """
   validation.check_choice("method", method, REMIX_METHODS)
   spec = registry.lookup(method, argument="method", two_source=True)
-  return one_call.mix(
+  mixed, targets = one_call.mix(
     spec.sample,
     key,
     inputs,
@@ -330,3 +332,5 @@ def remix(
     data_format=data_format,
     **method_kwargs,
   )
+  assert targets is not None  # labels are required here, so mix returns their soft labels
+  return mixed, targets

@@ -46,6 +46,7 @@ def mix(
     ``(mixed_inputs, soft_labels)``; the labels are None when `labels` is None.
   """
   batch_size = validation.batch_size_of(inputs)
+  shape: tuple[int, int] | None
   if spatial:
     shape = validation.spatial_shape_of(inputs, data_format, nonempty=True)
   elif spatial is None:

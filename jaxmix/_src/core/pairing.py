@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 
-def take_partner(x: jax.Array, pairing: str, index: jax.Array, axis: int = 0) -> jax.Array:
+def take_partner(x: jax.Array, pairing: str | None, index: jax.Array, axis: int = 0) -> jax.Array:
   """Each sample's partner along `axis`: a slice for flip/roll, a gather for permute.
 
   On a mesh with Explicit axes (``jax.make_mesh``'s default) a roll or gather
@@ -30,7 +30,7 @@ def take_partner(x: jax.Array, pairing: str, index: jax.Array, axis: int = 0) ->
   return take_slot(x, pairing, index, 1, axis)
 
 
-def take_slot(x: jax.Array, pairing: str, index: jax.Array, slot: int, axis: int = 0) -> jax.Array:
+def take_slot(x: jax.Array, pairing: str | None, index: jax.Array, slot: int, axis: int = 0) -> jax.Array:
   """The batch seen through source slot `slot` of a k-source plan (slot 0 is `x`, slot 1 the partner).
 
   `index` holds the slot's source of each sample (`[B]`); ``flip`` takes slot 1

@@ -10,6 +10,7 @@ and the families (label maps, boxes) use only the protocol's members.
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 from typing import Protocol
@@ -25,6 +26,9 @@ from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import regions
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
+
+if TYPE_CHECKING:
+  from typing_extensions import Self
 
 
 @runtime_checkable
@@ -53,9 +57,28 @@ class PlanLike(Protocol):
     and ``pairing`` (how ``index`` was drawn, see :mod:`jaxmix._src.core.pairing`).
   """
 
-  lam: jax.Array
-  spatial_shape: tuple[int, int] | None = None
-  selects_pixels: ClassVar[bool] = False
+  if TYPE_CHECKING:
+    # For the type checker only (never run): plan types provide these as fields, class attributes
+    # or read-only properties, and flax's struct.dataclass gives every plan type ``replace``. At run
+    # time the members (and the runtime_checkable protocol's checks) are those of the else branch.
+    @property
+    def lam(self) -> jax.Array: ...
+
+    @property
+    def spatial_shape(self) -> tuple[int, int] | None:
+      return None
+
+    @property
+    def selects_pixels(self) -> bool:
+      return False
+
+    def replace(self, **changes: Any) -> Self:
+      return self
+
+  else:
+    lam: jax.Array
+    spatial_shape: tuple[int, int] | None = None
+    selects_pixels: ClassVar[bool] = False
 
   @property
   def batch_size(self) -> int:
@@ -131,6 +154,7 @@ class Plan(PlanLike):
     if self.mask is not None:
       weight = weight * self.mask
     if self.region is not None:
+      assert self.spatial_shape is not None  # every sampler of a region plan sets its spatial shape
       weight = jnp.where(regions.region_mask(self.region, self.spatial_shape), 0.0, weight)
     if self.mask is not None or self.region is not None:
       # A sample that is its own partner comes back bit-exact.
@@ -151,6 +175,7 @@ class Plan(PlanLike):
       if self.region is None:
         return mixed
       # The pasted region is an exact copy of the partner.
+      assert self.spatial_shape is not None  # every sampler of a region plan sets its spatial shape
       inside = regions.expand_spatial(
         regions.region_mask(self.region, self.spatial_shape), x.ndim, data_format
       )
@@ -194,7 +219,7 @@ def mask_plan(
     blend=jnp.ones(index.shape, jnp.float32),
     mask=own,
     pairing=pairing,
-    spatial_shape=tuple(own.shape[1:]),
+    spatial_shape=(own.shape[1], own.shape[2]),
     selects_pixels=selects_pixels,
   )
   return keep_self_pairs(plan)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numbers
 from typing import Any
+from typing import Literal
+from typing import overload
 
 import chex
 import jax
@@ -152,6 +154,10 @@ def check_batch_size(batch_size: Any) -> int:
   return int(batch_size)
 
 
+@overload
+def check_num_classes(num_classes: Any, name: str = ..., *, required: Literal[True]) -> int: ...
+@overload
+def check_num_classes(num_classes: Any, name: str = ..., *, required: bool = ...) -> int | None: ...
 def check_num_classes(num_classes: Any, name: str = "num_classes", *, required: bool = False) -> int | None:
   """K as a Python int >= 1, or None (a ValueError when `required`): a bool, float or string is a
   TypeError, K < 1 a ValueError."""

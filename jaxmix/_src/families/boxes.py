@@ -280,5 +280,7 @@ def from_pixel_xyxy(
 ) -> jax.Array:
   """Pixel ``"xyxy"`` back to the caller's layout."""
   if normalized:
+    if spatial_shape is None:
+      raise ValueError("normalized boxes need the image size (H, W).")
     boxes = normalize_boxes(boxes, spatial_shape)
   return from_xyxy(boxes, box_format)

@@ -262,6 +262,7 @@ def mix_boxes(
     part_valid = p_valid & (part_w > 0)
     own_box, part_box = xyxy, p_xyxy
   else:
+    assert spatial_shape is not None  # a plan with a region or mask without it was refused above
     min_visibility = jnp.asarray(min_visibility, jnp.float32)
     if plan.mask is None:
       # A pasted region (CutMix, the MixUp/CutMix switch): own weight `blend` off it, 0 on it.
@@ -276,9 +277,9 @@ def mix_boxes(
         p_xyxy, 1.0 - outside, 1.0 - inside, rows_in, cols_in
       )
     else:
-      w = jnp.broadcast_to(plan.own_weight(), (b,) + spatial_shape)
-      own_box, own_frac, own_w = _visible(xyxy, w, spatial_shape)
-      part_box, part_frac, part_w = _visible(p_xyxy, 1.0 - w, spatial_shape)
+      own = jnp.broadcast_to(plan.own_weight(), (b,) + spatial_shape)
+      own_box, own_frac, own_w = _visible(xyxy, own, spatial_shape)
+      part_box, part_frac, part_w = _visible(p_xyxy, 1.0 - own, spatial_shape)
     own_valid = valid & (own_frac >= min_visibility) & _keep(own_box, xyxy, min_size)
     part_valid = p_valid & (part_frac >= min_visibility) & _keep(part_box, p_xyxy, min_size)
     # Invalid rows keep their input box, so nothing nonsensical is left behind.

@@ -97,12 +97,12 @@ def mosaic_boxes(
     out_boxes.append(moved)
     out_classes.append(plan.source(classes, slot))
     out_valid.append(keep)
-  out_valid = jnp.concatenate(out_valid, axis=1)
+  kept = jnp.concatenate(out_valid, axis=1)
   return boxes_lib.BoxTargets(
     boxes=boxes_lib.from_pixel_xyxy(jnp.concatenate(out_boxes, axis=1), box_format, normalized, (h, w)),
     classes=jnp.concatenate(out_classes, axis=1),
-    valid=out_valid,
-    weights=out_valid.astype(jnp.float32),
+    valid=kept,
+    weights=kept.astype(jnp.float32),
   )
 
 

@@ -172,7 +172,12 @@ def mix_token_labels(
   return plan.mix_token_labels(y)
 
 
-def _token_soft_labels(plan, labels, num_classes, label_smoothing) -> jax.Array:
+def _token_soft_labels(
+  plan: SequencePlan,
+  labels: jax.typing.ArrayLike,
+  num_classes: int | None,
+  label_smoothing: jax.typing.ArrayLike,
+) -> jax.Array:
   validation.check_unit_interval("label_smoothing", label_smoothing)
   num_classes = validation.check_num_classes(num_classes)
   labels = validation.numbers_as_array(labels)

@@ -244,6 +244,8 @@ def read_voc_batch(
   ]
   if not items:
     raise ValueError("sources is empty.")
-  out = {k: np.stack([it[k] for it in items]) for k in ("boxes", "classes", "valid", "difficult", "size")}
+  out: dict[str, Any] = {
+    k: np.stack([it[k] for it in items]) for k in ("boxes", "classes", "valid", "difficult", "size")
+  }
   out["filename"] = [it["filename"] for it in items]
   return out

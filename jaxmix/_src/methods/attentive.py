@@ -145,7 +145,7 @@ def sample_attentive_cutmix(
   n = sampling.num_draws(mode, batch_size)
   on = sampling.per_sample(sampling.gate(k_gate, prob, (n,)), mode, index)
   features = jnp.asarray(features)
-  grid = features.shape[1:]
+  grid = (features.shape[1], features.shape[2])  # [B, gh, gw]: rank 3 checked above
   chosen = _top_cells(pairing_lib.take_partner(features, pairing, index), top_k)
   # A sample that is its own partner (odd batch, flip) stays unchanged.
   on = on & ~pairing_lib.self_pairs(index)

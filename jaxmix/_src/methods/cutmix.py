@@ -305,7 +305,7 @@ def sample_mixup_cutmix(
     pairing=pairing,
     spatial_shape=spatial_shape,
     # Only boxes when MixUp is off by a static 0 (traced alphas may blend).
-    selects_pixels=static_off(mixup_alpha) and mixup_alpha == 0,
+    selects_pixels=bool(static_off(mixup_alpha) and mixup_alpha == 0),
   )
   return plan_lib.keep_self_pairs(plan)
 

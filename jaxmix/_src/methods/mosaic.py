@@ -33,6 +33,8 @@ whole is kept, as in :func:`jaxmix.detection.mix_boxes`). Output boxes are
 
 from __future__ import annotations
 
+import typing
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,6 +74,7 @@ class MosaicPlan(plan_lib.PlanLike):
 
   def shares(self) -> jax.Array:
     """float32 `[B, 4]`: each slot's share of the output pixels."""
+    assert self.spatial_shape is not None  # sample_mosaic always sets it
     h, w = self.spatial_shape
     cy = self.center[:, 0].astype(jnp.float32)
     cx = self.center[:, 1].astype(jnp.float32)
@@ -83,6 +86,7 @@ class MosaicPlan(plan_lib.PlanLike):
     return pairing_lib.take_slot(x, self.pairing, self.index[:, slot], slot)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
+    assert self.spatial_shape is not None  # sample_mosaic always sets it
     h, w = self.spatial_shape
     h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
     cy, cx = self.center[:, 0], self.center[:, 1]
@@ -102,7 +106,7 @@ class MosaicPlan(plan_lib.PlanLike):
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
     shares = self.shares()
-    return sum(shares[:, k, None] * self.source(y, k) for k in range(4))
+    return typing.cast(jax.Array, sum(shares[:, k, None] * self.source(y, k) for k in range(4)))
 
 
 def _roll_per_sample(x: jax.Array, shift_h: jax.Array, shift_w: jax.Array, h_axis: int) -> jax.Array:
@@ -177,7 +181,8 @@ def sample_mosaic(
   lo, hi = center_range
   validation.check_unit_interval("center_range[0]", lo)
   validation.check_unit_interval("center_range[1]", hi)
-  if validation.is_static_number(lo) and validation.is_static_number(hi) and lo > hi:
+  # lo and hi are real here: check_unit_interval compared them with 0 and 1.
+  if validation.is_static_number(lo) and validation.is_static_number(hi) and lo > hi:  # type: ignore[operator]
     raise ValueError(f"center_range must have lo <= hi, got {center_range!r}.")
   spatial_shape = validation.check_spatial_shape(spatial_shape)
   h, w = spatial_shape

@@ -69,7 +69,9 @@ def _scales(size: int) -> jax.Array:
   return jnp.asarray(np.float32(size) / np.arange(1, size + 1, dtype=np.float32))
 
 
-def _source_coords(start: jax.Array, stop: jax.Array, size: int, interpolation: str):
+def _source_coords(
+  start: jax.Array, stop: jax.Array, size: int, interpolation: str
+) -> jax.Array | tuple[jax.Array, jax.Array, jax.Array]:
   """Where each output row (or column) samples the partner, per sample.
 
   Output position ``i`` inside ``[start, stop)`` samples the full partner
@@ -185,12 +187,14 @@ class ResizeMixPlan(plan_lib.PlanLike):
 
   def own_weight(self) -> jax.Array:
     """Own-content weight float32 `[B, H, W]`: 0 inside the region, 1 outside."""
+    assert self.spatial_shape is not None  # sample_resizemix always sets it
     return 1.0 - regions.region_mask(self.region, self.spatial_shape).astype(jnp.float32)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf (already in its compute dtype)."""
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
     h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
+    assert self.spatial_shape is not None  # sample_resizemix always sets it
     h, w = self.spatial_shape
     top, bottom, left, right = (self.region[:, i] for i in range(4))
     rows = _source_coords(top, bottom, h, self.interpolation)

@@ -24,6 +24,8 @@ the pixels either way.
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -60,7 +62,8 @@ def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
   pad[axis] = (radius, radius)
   padded = jnp.pad(x, pad, mode="reflect")  # numpy's "reflect" is OpenCV's BORDER_REFLECT_101
   size = x.shape[axis]
-  return sum(float(t) * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, t in enumerate(taps))
+  terms = (float(t) * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, t in enumerate(taps))
+  return typing.cast(jax.Array, sum(terms))
 
 
 def _filter2d(x: jax.Array, taps: np.ndarray) -> jax.Array:
@@ -127,14 +130,14 @@ def _linear_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _resize_axis(x: jax.Array, out: int, axis: int) -> jax.Array:
-  i0, i1, frac = _linear_taps(x.shape[axis], out)
+  i0, i1, taps = _linear_taps(x.shape[axis], out)
   shape = [1] * x.ndim
   shape[axis] = out
-  frac = jnp.asarray(frac).reshape(shape)
+  frac = jnp.asarray(taps).reshape(shape)
   return jnp.take(x, i0, axis=axis) * (1 - frac) + jnp.take(x, i1, axis=axis) * frac
 
 
-def _saliency_at_work_size(images: jax.Array, data_format: str, size: int | None) -> jax.Array:
+def _saliency_at_work_size(images: jax.typing.ArrayLike, data_format: str, size: int | None) -> jax.Array:
   x = jnp.asarray(images).astype(jnp.float32)
   if size is not None:
     # Shrink each side to `size`, never enlarge (OpenCV would upsample a
@@ -406,7 +409,8 @@ def saliencymix(
       k_rest, batch_size, spatial, index, peaks, alpha=alpha, prob=prob, mode=mode, pairing=pairing
     )
 
-  sampler, given = sample_from_inputs, {}
+  sampler: Callable[..., plan_lib.Plan] = sample_from_inputs
+  given: dict[str, Any] = {}
   if saliency is not None:
     sampler, given = sample_saliencymix, {"saliency": saliency}
   return one_call.mix(

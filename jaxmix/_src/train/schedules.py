@@ -23,7 +23,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-ScheduleOrValue = Callable[[jax.Array], jax.typing.ArrayLike] | jax.typing.ArrayLike
+ScheduleOrValue = Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike] | jax.typing.ArrayLike
 
 
 def scheduled(value: ScheduleOrValue, step: jax.typing.ArrayLike) -> jax.Array:
