@@ -1,0 +1,180 @@
+"""Sphinx configuration of the jaxmix documentation (`make docs`; `make docs-full` executes the notebooks).
+
+Generated at build time, before the pages are read (all ignored by git):
+
+- ``api/``: one page per public module, with an autodoc entry for every name in its ``__all__``
+  (a new public name appears without editing anything here);
+- ``_figures/``: the family pages' pictures, drawn by ``figures.py`` with jaxmix.viz (redrawn only when
+  ``figures.py`` or the library's sources change);
+- ``notebooks/``: copies of the repository's notebooks (rendered as stored unless executed);
+- ``study.md``: the regime study's report when ``examples/results/study/study.md`` exists, else a link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import pathlib
+import shutil
+import sys
+
+DOCS = pathlib.Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))  # the jaxmix of this checkout, whatever is installed
+sys.path.insert(0, str(DOCS))
+
+import jax  # noqa: E402
+
+import jaxmix  # noqa: E402
+
+# Four simulated CPU devices for the sharding picture, in this process only (notebook kernels, which
+# set their own, do not inherit it). Too late when something already started jax's CPU backend.
+try:
+  jax.config.update("jax_num_cpu_devices", 4)
+except RuntimeError:
+  pass
+
+project = "jaxmix"
+author = "the jaxmix authors"
+copyright = "the jaxmix authors"
+version = release = jaxmix.__version__
+
+extensions = [
+  "myst_nb",
+  "sphinx.ext.autodoc",
+  "sphinx.ext.napoleon",
+  "sphinx.ext.viewcode",
+  "sphinx_autodoc_typehints",
+]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+html_theme = "sphinx_book_theme"
+html_title = f"jaxmix {release}"
+html_theme_options = {"show_toc_level": 2}
+
+myst_enable_extensions = ["dollarmath", "colon_fence"]
+myst_heading_anchors = 3
+# `make docs` renders the notebooks as stored; `make docs-full` passes -D nb_execution_mode=force.
+nb_execution_mode = "off"
+nb_execution_timeout = 600
+nb_execution_raise_on_error = True
+
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+typehints_fully_qualified = False
+always_document_param_types = False
+
+# The public modules whose `__all__` makes the API reference, in page order.
+API_MODULES = [
+  "jaxmix",
+  "jaxmix.detection",
+  "jaxmix.segmentation",
+  "jaxmix.sequence",
+  "jaxmix.sharding",
+  "jaxmix.losses",
+  "jaxmix.viz",
+]
+
+
+def _entry(module: str, name: str, seen: dict[int, str]) -> str:
+  obj = getattr(importlib.import_module(module), name)
+  full = f"{module}.{name}"
+  if inspect.isclass(obj):
+    if id(obj) in seen:
+      # A class re-exported by a second module (jaxmix.detection.MosaicPlan): autodoc would describe
+      # its canonical name twice, so the second entry points to the first.
+      return f".. py:class:: {full}\n\n   The same class as :class:`{seen[id(obj)]}`.\n"
+    seen[id(obj)] = full
+    return f".. autoclass:: {full}\n   :members:\n"
+  if callable(obj):
+    return f".. autofunction:: {full}\n"
+  # Data: the value unless its repr is long or holds addresses (SAMPLERS' functions).
+  value = repr(obj)
+  no_value = "   :no-value:\n" if (" at 0x" in value or len(value) > 400) else ""
+  return f".. autodata:: {full}\n{no_value}"
+
+
+def _write_if_changed(path: pathlib.Path, text: str) -> None:
+  if not path.exists() or path.read_text() != text:
+    path.write_text(text)
+
+
+def write_api_pages(outdir: pathlib.Path = DOCS / "api") -> list[str]:
+  """One ``<module>.rst`` per entry of API_MODULES; returns the names of the documented objects."""
+  outdir.mkdir(exist_ok=True)
+  documented = []
+  toc = []
+  seen: dict[int, str] = {}
+  for module in API_MODULES:
+    mod = importlib.import_module(module)
+    names = sorted(mod.__all__, key=str.lower)
+    title = f"``{module}``"
+    body = [
+      title,
+      "=" * len(title),
+      "",
+      f".. automodule:: {module}",
+      "   :no-members:",
+      "",
+    ]
+    for name in names:
+      body += [_entry(module, name, seen)]
+      documented.append(f"{module}.{name}")
+    _write_if_changed(outdir / f"{module}.rst", "\n".join(body) + "\n")
+    toc.append(module)
+  index = ["API reference", "=============", "", "Generated from each public module's ``__all__``.", ""]
+  index += [".. toctree::", "   :maxdepth: 1", ""] + [f"   {m}" for m in toc]
+  _write_if_changed(outdir / "index.rst", "\n".join(index) + "\n")
+  return documented
+
+
+def _sources_digest() -> str:
+  h = hashlib.sha256()
+  for path in sorted([DOCS / "figures.py", *(ROOT / "jaxmix").rglob("*.py")]):
+    h.update(path.relative_to(ROOT).as_posix().encode())
+    h.update(path.read_bytes())
+  return h.hexdigest()
+
+
+def write_figures(outdir: pathlib.Path = DOCS / "_figures") -> None:
+  """Draws the family pages' pictures unless those of the same sources are there already."""
+  import figures
+
+  stamp = outdir / "sources.sha256"
+  digest = _sources_digest()
+  expected = [outdir / f"{name}.png" for name in figures.FIGURES]
+  if stamp.exists() and stamp.read_text() == digest and all(p.exists() for p in expected):
+    return
+  figures.make_all(outdir)
+  stamp.write_text(digest)
+
+
+def copy_notebooks(outdir: pathlib.Path = DOCS / "notebooks") -> None:
+  outdir.mkdir(exist_ok=True)
+  for src in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    dst = outdir / src.name
+    if not dst.exists() or dst.read_bytes() != src.read_bytes():
+      shutil.copy2(src, dst)
+
+
+def write_study_page(path: pathlib.Path = DOCS / "study.md") -> None:
+  report = ROOT / "examples" / "results" / "study" / "study.md"
+  if report.exists():
+    text = "```{include} ../examples/results/study/study.md\n:relative-images:\n```\n"
+  else:
+    text = (
+      "# Regime study\n\n"
+      "The report of the current regime study (`examples/results/study/study.md`, rendered from its run "
+      "records by `python examples/study.py report`) is not in this checkout yet; "
+      "`examples/results/study/README.md` says how it is made. The earlier records and their report "
+      "(library of 63ee349) are in `examples/results/study-63ee349/`.\n"
+    )
+  _write_if_changed(path, text)
+
+
+write_api_pages()
+copy_notebooks()
+write_study_page()
+write_figures()
