@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import inspect
 import pathlib
+import pkgutil
 import shutil
 import sys
 
@@ -66,15 +67,12 @@ autodoc_typehints = "description"
 typehints_fully_qualified = False
 always_document_param_types = False
 
-# The public modules whose `__all__` makes the API reference, in page order.
-API_MODULES = [
-  "jaxmix",
-  "jaxmix.detection",
-  "jaxmix.segmentation",
-  "jaxmix.sequence",
-  "jaxmix.sharding",
-  "jaxmix.losses",
-  "jaxmix.viz",
+# The public modules whose `__all__` makes the API reference: jaxmix and every namespace under it whose
+# name does not start with an underscore (a new one gets its page without editing this file).
+API_MODULES = ["jaxmix"] + [
+  f"jaxmix.{m.name}"
+  for m in sorted(pkgutil.iter_modules(jaxmix.__path__), key=lambda m: m.name)
+  if not m.name.startswith("_")
 ]
 
 
@@ -85,7 +83,7 @@ def _entry(module: str, name: str, seen: dict[int, str]) -> str:
     if id(obj) in seen:
       # A class re-exported by a second module (jaxmix.detection.MosaicPlan): autodoc would describe
       # its canonical name twice, so the second entry points to the first.
-      return f".. py:class:: {full}\n\n   The same class as :class:`{seen[id(obj)]}`.\n"
+      return f".. py:class:: {name}\n   :module: {module}\n\n   The same class as :class:`{seen[id(obj)]}`.\n"
     seen[id(obj)] = full
     return f".. autoclass:: {full}\n   :members:\n"
   if callable(obj):

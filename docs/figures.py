@@ -9,6 +9,7 @@ bundled with scikit-image (eight for sharding), a handful of methods, one jit ea
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 
 import jax
@@ -224,7 +225,9 @@ def make_all(outdir: str | pathlib.Path) -> list[pathlib.Path]:
   paths = []
   for name, draw in FIGURES.items():
     path = outdir / f"{name}.png"
-    draw(path)
+    partial = outdir / f".{name}.{os.getpid()}.png"  # then renamed: a concurrent build never reads half
+    draw(partial)
     plt.close("all")
+    os.replace(partial, path)
     paths.append(path)
   return paths
