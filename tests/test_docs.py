@@ -56,8 +56,9 @@ def site(tmp_path_factory) -> pathlib.Path:
   return build(tmp_path_factory.mktemp("docs"), timeout=900)
 
 
-def test_public_modules_listed():
-  assert public_modules() == [
+def test_public_modules_found():
+  # At least these (a new public namespace is found and documented without editing anything).
+  assert set(public_modules()) >= {
     "jaxmix",
     "jaxmix.detection",
     "jaxmix.losses",
@@ -65,7 +66,7 @@ def test_public_modules_listed():
     "jaxmix.sequence",
     "jaxmix.sharding",
     "jaxmix.viz",
-  ]
+  }
 
 
 def test_every_public_name_has_an_api_entry(site):
