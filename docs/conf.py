@@ -6,7 +6,7 @@ Generated at build time, before the pages are read (all ignored by git):
   (a new public name appears without editing anything here);
 - ``_figures/``: the family pages' pictures, drawn by ``figures.py`` with jaxmix.viz (redrawn only when
   ``figures.py`` or the library's sources change);
-- ``notebooks/``: copies of the repository's notebooks (rendered as stored unless executed);
+- ``notebooks``: a link to the repository's notebooks (rendered as stored unless executed);
 - ``study.md``: the regime study's report when ``examples/results/study/study.md`` exists, else a link.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import os
 import pathlib
 import pkgutil
 import shutil
@@ -48,7 +49,7 @@ extensions = [
   "sphinx.ext.viewcode",
   "sphinx_autodoc_typehints",
 ]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "notebooks/README.md"]
 html_theme = "sphinx_book_theme"
 html_title = f"jaxmix {release}"
 html_theme_options = {"show_toc_level": 2}
@@ -149,12 +150,14 @@ def write_figures(outdir: pathlib.Path = DOCS / "_figures") -> None:
   stamp.write_text(digest)
 
 
-def copy_notebooks(outdir: pathlib.Path = DOCS / "notebooks") -> None:
-  outdir.mkdir(exist_ok=True)
-  for src in sorted((ROOT / "notebooks").glob("*.ipynb")):
-    dst = outdir / src.name
-    if not dst.exists() or dst.read_bytes() != src.read_bytes():
-      shutil.copy2(src, dst)
+def link_notebooks(link: pathlib.Path = DOCS / "notebooks") -> None:
+  """docs/notebooks -> ../notebooks: the notebooks as they are, executed in their own directory (their
+  relative paths, ../tests/data, hold) with this checkout's jaxmix first on the kernels' path."""
+  if link.is_dir() and not link.is_symlink():
+    shutil.rmtree(link)  # copies left by an older build
+  if not link.is_symlink():
+    link.symlink_to(pathlib.Path("..") / "notebooks", target_is_directory=True)
+  os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def write_study_page(path: pathlib.Path = DOCS / "study.md") -> None:
@@ -173,6 +176,6 @@ def write_study_page(path: pathlib.Path = DOCS / "study.md") -> None:
 
 
 write_api_pages()
-copy_notebooks()
+link_notebooks()
 write_study_page()
 write_figures()
