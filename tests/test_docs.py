@@ -50,10 +50,9 @@ def build(out: pathlib.Path, *options: str, timeout: float) -> pathlib.Path:
   return html_dir
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> pathlib.Path:
-  """The site as `make docs` builds it (notebooks rendered, not executed), in a temporary directory."""
-  return build(tmp_path_factory.mktemp("docs"), timeout=900)
+def cheap_build(out: pathlib.Path) -> pathlib.Path:
+  """The site as `make docs` builds it (notebooks rendered, not executed)."""
+  return build(out, timeout=900)
 
 
 def test_public_modules_found():
@@ -69,7 +68,16 @@ def test_public_modules_found():
   }
 
 
-def test_every_public_name_has_an_api_entry(site):
+def test_docs_build(tmp_path):
+  """One build, all the cheap checks (one test, so that pytest-xdist does not build the site twice)."""
+  site = cheap_build(tmp_path)
+  check_api_entries(site)
+  check_family_pictures(site)
+  check_other_pages(site)
+
+
+def check_api_entries(site: pathlib.Path) -> None:
+  """Every name in the `__all__` of every public module has an anchor on its module's API page."""
   missing = []
   for module, names in public_names().items():
     page = site / "api" / f"{module}.html"
@@ -79,7 +87,7 @@ def test_every_public_name_has_an_api_entry(site):
   assert not missing, f"public names without an API entry: {missing}"
 
 
-def test_family_pages_have_their_pictures(site):
+def check_family_pictures(site: pathlib.Path) -> None:
   for page in FAMILY_PAGES:
     text = (site / f"{page}.html").read_text()
     sources = re.findall(r'<img[^>]+src="([^"]+)"', text)
@@ -90,7 +98,7 @@ def test_family_pages_have_their_pictures(site):
       assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{page}.html: {src}"
 
 
-def test_notebooks_study_changelog_rendered(site):
+def check_other_pages(site: pathlib.Path) -> None:
   for name in NOTEBOOKS:
     assert (site / "notebooks" / f"{name}.html").exists()
   assert "Changelog" in (site / "changelog.html").read_text()
@@ -156,7 +164,8 @@ def rendered(page: pathlib.Path) -> tuple[str, str, dict[str, int]]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(chromium() is None, reason="no chromium (apt-get install chromium)")
-def test_pages_render_in_chromium(site):
+def test_pages_render_in_chromium(tmp_path):
+  site = cheap_build(tmp_path)
   for page, needle in [(site / "index.html", "jaxmix"), (site / "api" / "jaxmix.html", "mixup")]:
     title, body, widths = rendered(page)
     assert title and needle in body, f"{page.name}: title {title!r}, body {body[:200]!r}"
