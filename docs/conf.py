@@ -68,6 +68,17 @@ autodoc_typehints = "description"
 typehints_fully_qualified = False
 always_document_param_types = False
 
+
+def typehints_formatter(annotation, config):
+  """``jax.typing.ArrayLike`` by its name, not as the union of the eight types it stands for."""
+  if annotation == jax.typing.ArrayLike:
+    return "``ArrayLike``"
+  return None
+
+
+suppress_warnings = ["config.cache"]  # the formatter above cannot be pickled; it only costs a full re-read
+
+
 # The public modules whose `__all__` makes the API reference: jaxmix and every namespace under it whose
 # name does not start with an underscore (a new one gets its page without editing this file).
 API_MODULES = ["jaxmix"] + [
