@@ -338,8 +338,8 @@ def mixup_cutmix(
     key: PRNG key.
     inputs: an array or pytree of arrays.
     labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
-    mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
-      pairing, correct_lam: as in :func:`sample_mixup_cutmix`.
+    mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, pairing, correct_lam: as in
+      :func:`sample_mixup_cutmix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
