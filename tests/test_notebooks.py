@@ -43,6 +43,7 @@ def test_generated_notebooks_are_current_and_stripped():
         assert cell.outputs == [] and cell.execution_count is None
 
 
+@pytest.mark.slow  # about 150 s of CPU: run by `make test-slow`, kept out of the 15-minute `make test`
 @pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
 def test_notebook_runs(name):
   for module in NEEDS.get(name, []):
