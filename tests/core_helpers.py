@@ -208,3 +208,15 @@ def method_and_plan(key, inputs, labels=None, *, name, **kwargs):
     spatial = leaf.shape[1:3] if leaf.ndim == 3 or fmt == "NHWC" else leaf.shape[2:4]
     plan = sampler(name)(key, batch, spatial, **opts)
   return out, y, plan
+
+
+# Every public namespace (the top level first); test_api walks their __all__, test_fuzz fuzzes them.
+PUBLIC_MODULES = (
+  jaxmix,
+  jaxmix.detection,
+  jaxmix.flow_mixup,
+  jaxmix.losses,
+  jaxmix.segmentation,
+  jaxmix.sequence,
+  jaxmix.sharding,
+)

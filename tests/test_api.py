@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from core_helpers import CANON
 from core_helpers import METHODS
+from core_helpers import PUBLIC_MODULES
 from core_helpers import call
 from core_helpers import method
 from core_helpers import method_and_plan
@@ -36,15 +37,7 @@ from core_helpers import reference_mix
 import jaxmix
 import jaxmix.viz
 
-NAMESPACES = (
-  jaxmix,
-  jaxmix.detection,
-  jaxmix.flow_mixup,
-  jaxmix.losses,
-  jaxmix.segmentation,
-  jaxmix.sequence,
-  jaxmix.sharding,
-)
+NAMESPACES = PUBLIC_MODULES
 PUBLIC = [(ns, name) for ns in NAMESPACES for name in ns.__all__]
 FUNCTIONS = [(ns, n) for ns, n in PUBLIC if inspect.isfunction(getattr(ns, n))]
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import PUBLIC_MODULES
 from hypothesis import strategies as st
 
 import jaxmix
@@ -46,15 +47,7 @@ class Size(NamedTuple):
 
 
 BASE = Size(4, 8, 7)  # non-square; W >= 7 for GridMix's default grid_size (2, 7)
-MODULES = (
-  jaxmix,
-  jaxmix.detection,
-  jaxmix.flow_mixup,
-  jaxmix.losses,
-  jaxmix.segmentation,
-  jaxmix.sequence,
-  jaxmix.sharding,
-)
+MODULES = PUBLIC_MODULES
 
 
 def public_functions() -> dict[str, Callable[..., Any]]:
