@@ -99,6 +99,24 @@ class PlanLike(Protocol):
     )
 
 
+
+class WrapsPlan(PlanLike):
+  """Base of plans applied inside a model around an inner two-source plan in ``plan``
+  (Manifold Mixup, Flow-Mixup): ``lam``, ``batch_size`` and ``mix_labels`` are the inner plan's."""
+
+  plan: Any
+
+  @property
+  def lam(self) -> jax.Array:
+    return self.plan.lam
+
+  @property
+  def batch_size(self) -> int:
+    return self.plan.batch_size
+
+  def mix_labels(self, y: jax.Array) -> jax.Array:
+    return self.plan.mix_labels(y)
+
 @struct.dataclass
 class Plan(PlanLike):
   """A two-source mix: each output is its own sample blended with one partner.

@@ -78,7 +78,7 @@ from jaxmix._src.methods import mixup as mixup_lib
 
 
 @struct.dataclass
-class FlowPlan(plan_lib.PlanLike):
+class FlowPlan(plan_lib.WrapsPlan):
   """A Flow-Mixup plan: the MixUp plan that makes the mixed flow from the clean one.
 
   Behaves like its inner plan for labels (``lam``, ``batch_size``,
@@ -91,17 +91,6 @@ class FlowPlan(plan_lib.PlanLike):
   """
 
   plan: Any
-
-  @property
-  def lam(self) -> jax.Array:
-    return self.plan.lam
-
-  @property
-  def batch_size(self) -> int:
-    return self.plan.batch_size
-
-  def mix_labels(self, y: jax.Array) -> jax.Array:
-    return self.plan.mix_labels(y)
 
 
 def sample_flow_mixup(

@@ -42,7 +42,7 @@ from jaxmix._src.methods import mixup as mixup_lib
 
 
 @struct.dataclass
-class ManifoldPlan(plan_lib.PlanLike):
+class ManifoldPlan(plan_lib.WrapsPlan):
   """A mixing plan plus the layer at which it is applied this step.
 
   Behaves like its inner plan for labels: ``lam``, ``batch_size`` and
@@ -61,17 +61,6 @@ class ManifoldPlan(plan_lib.PlanLike):
   plan: Any
   layer: jax.Array
   layers: tuple[int, ...] = struct.field(pytree_node=False, default=(0,))
-
-  @property
-  def lam(self) -> jax.Array:
-    return self.plan.lam
-
-  @property
-  def batch_size(self) -> int:
-    return self.plan.batch_size
-
-  def mix_labels(self, y: jax.Array) -> jax.Array:
-    return self.plan.mix_labels(y)
 
   def at(self, i: int, h: Any, *, data_format: str = "NHWC") -> Any:
     """``h`` mixed if ``i`` is the chosen layer, else ``h`` unchanged. See :func:`manifold_point`."""
