@@ -584,12 +584,8 @@ def summary_lines(results: dict[str, dict], seeds: int) -> list[str]:
     if base is None:
       continue
 
-    def paired(method, name, scale, base=base, size=size, noise=noise, steps=steps):
-      runs = cell_runs(results, size, noise, method, seeds, steps)
-      if runs is None:
-        return None
-      d = (np.array([_metric(r, name) for r in runs]) - np.array([_metric(r, name) for r in base])) * scale
-      return d.mean(), d.std(ddof=1) / np.sqrt(len(d))
+    def paired(method, name, scale, size=size, noise=noise, steps=steps):
+      return _paired(results, size, noise, method, seeds, name, scale, steps)
 
     acc = {m: paired(m, "accuracy", 100) for m in MIXERS}
     acc = {m: v for m, v in acc.items() if v is not None}
@@ -706,9 +702,12 @@ def report(args: argparse.Namespace) -> int:
   return 0
 
 
-def _paired(results: dict, size: int, noise: float, method: str, seeds: int, name: str, scale: float):
+def _paired(
+  results: dict, size: int, noise: float, method: str, seeds: int, name: str, scale: float, steps: int = 0
+):
   """(mean, s.e.) of the paired difference method − aug, or None while either cell is incomplete."""
-  runs, base = cell_runs(results, size, noise, method, seeds), cell_runs(results, size, noise, "aug", seeds)
+  runs = cell_runs(results, size, noise, method, seeds, steps)
+  base = cell_runs(results, size, noise, "aug", seeds, steps)
   if runs is None or base is None:
     return None
   d = (np.array([_metric(r, name) for r in runs]) - np.array([_metric(r, name) for r in base])) * scale
