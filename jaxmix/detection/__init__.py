@@ -1,13 +1,15 @@
 """Object detection: boxes that follow the pixels of a mix.
 
 ``mix_boxes`` carries boxes through any two-source plan; ``mixup``, ``cutmix``
-and ``mosaic`` are the one-call methods for images with boxes; the box
-utilities and the Pascal VOC reader complete the family.
+and ``mosaic`` are the one-call methods for images with boxes; ``compact_boxes``
+keeps the box axis of a chain of mixes at a fixed size; the box utilities and
+the Pascal VOC reader complete the family.
 """
 
 from jaxmix._src.families.boxes import BoxTargets
 from jaxmix._src.families.boxes import box_area
 from jaxmix._src.families.boxes import clip_boxes
+from jaxmix._src.families.boxes import compact_boxes
 from jaxmix._src.families.boxes import convert_boxes
 from jaxmix._src.families.boxes import denormalize_boxes
 from jaxmix._src.families.boxes import normalize_boxes
@@ -26,6 +28,7 @@ __all__ = [
   "box_area",
   "BoxTargets",
   "clip_boxes",
+  "compact_boxes",
   "convert_boxes",
   "cutmix",
   "denormalize_boxes",

@@ -30,9 +30,11 @@ image, and a box with no area left inside it is invalid.
 from __future__ import annotations
 
 from typing import Any
+from typing import overload
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jaxmix._src.core import validation
@@ -284,3 +286,120 @@ def from_pixel_xyxy(
       raise ValueError("normalized boxes need the image size (H, W).")
     boxes = normalize_boxes(boxes, spatial_shape)
   return from_xyxy(boxes, box_format)
+
+
+def _check_max_boxes(max_boxes: Any) -> int:
+  if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)):
+    raise TypeError(
+      f"max_boxes must be a static int >= 1 (the box count kept), got {max_boxes!r} "
+      f"of type {type(max_boxes).__name__}."
+    )
+  if max_boxes < 1:
+    raise ValueError(f"max_boxes must be a static int >= 1 (the box count kept), got {max_boxes!r}.")
+  return int(max_boxes)
+
+
+@overload
+def compact_boxes(
+  targets: BoxTargets, max_boxes: int, *, box_format: str = ..., masks: None = ...
+) -> BoxTargets: ...
+@overload
+def compact_boxes(
+  targets: BoxTargets, max_boxes: int, *, box_format: str = ..., masks: jax.typing.ArrayLike
+) -> tuple[BoxTargets, jax.Array]: ...
+def compact_boxes(
+  targets: BoxTargets,
+  max_boxes: int,
+  *,
+  box_format: str = "xyxy",
+  masks: jax.typing.ArrayLike | None = None,
+) -> BoxTargets | tuple[BoxTargets, jax.Array]:
+  """Keeps at most `max_boxes` valid boxes per image: the largest, in their original order.
+
+  Each mix that carries boxes appends rows (MixUp, CutMix and Copy-Paste
+  double the box axis, Mosaic quadruples it), so a chain such as
+  Mosaic → MixUp → Copy-Paste grows `N` to `16N`. This brings the axis back
+  to a fixed `max_boxes`:
+
+  * the valid rows come first, in their original (stable) order, then the
+    padding rows (zeros, class -1, ``valid`` False, weight 0);
+  * when an image has more than `max_boxes` valid rows, the ones with the
+    largest box area are kept (ties go to the earlier row). Boxes that came
+    out of a mix are the tight boxes of their visible parts
+    (:func:`jaxmix.detection.mix_boxes`), so this is their visible extent;
+  * a `max_boxes` larger than the input's box count pads.
+
+  Rows are gathered, so every field (boxes, classes, weights) keeps its
+  values; only the order and the count change. Static shapes: the output has
+  exactly `max_boxes` rows whatever the input, under ``jit`` too.
+
+  Args:
+    targets: a :class:`jaxmix.detection.BoxTargets` with `M` rows (as the
+      detection functions return).
+    max_boxes: the number of rows kept, a static int >= 1.
+    box_format: the format of ``targets.boxes`` (static), to read each box's
+      area; normalised boxes rank as pixel boxes do.
+    masks: optional int instance masks `[B, H, W]` whose id k (1-based) is row
+      k − 1 of `targets` and 0 the background, as
+      :func:`jaxmix.detection.copy_paste` returns them. They come back with
+      the ids of the kept rows renumbered and the pixels of dropped rows set
+      to 0; ids outside [1, M] become 0.
+
+  Returns:
+    :class:`jaxmix.detection.BoxTargets` with `max_boxes` rows, or
+    ``(targets, masks)`` when `masks` is given.
+
+  Example:
+    >>> images, t = jaxmix.detection.mosaic(key, images, boxes, classes, valid)
+    >>> t.boxes.shape
+    (8, 12, 4)
+    >>> small = jaxmix.detection.compact_boxes(t, 4)
+    >>> small.boxes.shape, bool((small.valid.sum(1) == jnp.minimum(t.valid.sum(1), 4)).all())
+    ((8, 4, 4), True)
+  """
+  if not isinstance(targets, BoxTargets):
+    raise TypeError(
+      f"targets must be a jaxmix.detection.BoxTargets (as the detection functions return), "
+      f"got {type(targets).__name__}."
+    )
+  max_boxes = _check_max_boxes(max_boxes)
+  _check_format(box_format)
+  boxes, classes, valid = check_box_targets(targets.boxes, targets.classes, targets.valid)
+  validation.check_same_shape(
+    {"targets.weights": targets.weights, "targets.boxes": boxes}, "[B, M]", prefix_len=2
+  )
+  b, m = classes.shape
+  area = box_area(to_xyxy(boxes, box_format))
+  score = jnp.where(valid & jnp.isfinite(area), area, -jnp.inf)
+  # Rank by area, largest first; the stable sort gives ties to the earlier row.
+  by_area = jnp.argsort(-score, axis=1, stable=True)
+  rank = jnp.argsort(by_area, axis=1)
+  keep = valid & (rank < max_boxes)
+  # Kept rows first in their original order, then the others (read back as padding).
+  rows = jnp.arange(m, dtype=jnp.int32)
+  order = jnp.argsort(jnp.where(keep, rows, m + rows), axis=1, stable=True)[:, :max_boxes]
+  kept = jnp.take_along_axis(keep, order, axis=1)
+  if max_boxes > m:
+    extra = max_boxes - m
+    order = jnp.concatenate([order, jnp.zeros((b, extra), order.dtype)], axis=1)
+    kept = jnp.concatenate([kept, jnp.zeros((b, extra), bool)], axis=1)
+  take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), axis=1)
+  out = BoxTargets(
+    boxes=jnp.where(kept[..., None], take(boxes), 0.0).astype(jnp.float32),
+    classes=jnp.where(kept, take(classes), -1),
+    valid=kept,
+    weights=jnp.where(kept, take(jnp.asarray(targets.weights, jnp.float32)), 0.0),
+  )
+  if masks is None:
+    return out
+  validation.check_array("masks", masks, rank=3, dtype=jnp.integer, expected="int instance ids [B, H, W]")
+  validation.check_array(
+    "masks", masks, batch_size=b, message=f"masks have batch size {{shape[0]}} but the targets have {b}."
+  )
+  # lookup[b, old id] = new id (0 for the background, dropped rows and ids outside [1, M]).
+  new_ids = jnp.where(kept, jnp.arange(1, max_boxes + 1, dtype=jnp.int32), 0)
+  lookup = jnp.zeros((b, m + 1), jnp.int32).at[jnp.arange(b)[:, None], order + 1].max(new_ids)
+  ids = jnp.asarray(masks).astype(jnp.int32)
+  ids = jnp.where((ids >= 1) & (ids <= m), ids, 0)
+  renamed = jnp.take_along_axis(lookup, ids.reshape(b, -1), axis=1).reshape(ids.shape)
+  return out, renamed
