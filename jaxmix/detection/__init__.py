@@ -1,9 +1,10 @@
 """Object detection: boxes that follow the pixels of a mix.
 
-``mix_boxes`` carries boxes through any two-source plan; ``mixup``, ``cutmix``
-and ``mosaic`` are the one-call methods for images with boxes; ``compact_boxes``
-keeps the box axis of a chain of mixes at a fixed size; the box utilities and
-the Pascal VOC reader complete the family.
+``mix_boxes`` carries boxes through any two-source plan; ``mixup``, ``cutmix``,
+``mosaic`` and ``copy_paste`` (with or without instance masks) are the one-call
+methods for images with boxes; ``compact_boxes`` keeps the box axis of a chain
+of mixes at a fixed size; the box utilities and the Pascal VOC reader complete
+the family.
 """
 
 from jaxmix._src.families.boxes import BoxTargets
@@ -13,6 +14,7 @@ from jaxmix._src.families.boxes import compact_boxes
 from jaxmix._src.families.boxes import convert_boxes
 from jaxmix._src.families.boxes import denormalize_boxes
 from jaxmix._src.families.boxes import normalize_boxes
+from jaxmix._src.families.copy_paste import copy_paste
 from jaxmix._src.families.detection import cutmix_detection as cutmix
 from jaxmix._src.families.detection import mix_boxes
 from jaxmix._src.families.detection import mixup_detection as mixup
@@ -30,6 +32,7 @@ __all__ = [
   "clip_boxes",
   "compact_boxes",
   "convert_boxes",
+  "copy_paste",
   "cutmix",
   "denormalize_boxes",
   "mix_boxes",
