@@ -17,6 +17,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+from tqdm import tqdm
 
 from jaxmix._src.core import sampling
 from jaxmix._src.methods import fmix
@@ -36,7 +37,9 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--reps", type=int, default=20)
   parser.add_argument("--out")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bar (stderr)")
   args = parser.parse_args()
+  bar = tqdm(total=3 * 2 + 4, desc="components", unit="case", disable=args.no_progress)
   key = jax.random.key(0)
   rows = []
   old = jax.jit(lambda k, a: jax.random.beta(k, a, a, (1024,)))
@@ -44,7 +47,9 @@ def main() -> None:
   t_old, t_new = [], []
   for _ in range(3):  # alternate whole blocks so drift hits both
     t_old.append(median_ms(old, key, 1.0, reps=args.reps))
+    bar.update()
     t_new.append(median_ms(new, key, 1.0, reps=args.reps))
+    bar.update()
   rows.append(("1024 Beta(1,1) draws, jax.random.beta", statistics.median(t_old)))
   rows.append(("1024 Beta(1,1) draws, jaxmix sampling.beta", statistics.median(t_new)))
 
@@ -57,10 +62,16 @@ def main() -> None:
   bisect = jax.jit(fmix._top_k_mask)
   x = jax.random.uniform(key, (b, h, w, 3))
   floor = jax.jit(lambda x, a, c: a * x + c * x[::-1])
-  rows.append(("FMix elem 128x224x224: spectrum normals", median_ms(normals, key, reps=args.reps)))
-  rows.append(("FMix elem 128x224x224: irfft2", median_ms(inverse, parts, reps=args.reps)))
-  rows.append(("FMix elem 128x224x224: top-k bisection", median_ms(bisect, grey, num, reps=args.reps)))
-  rows.append(("floor 128x224x224x3 float32", median_ms(floor, x, 0.3, 0.7, reps=args.reps)))
+  for name, fn, fn_args in (
+    ("FMix elem 128x224x224: spectrum normals", normals, (key,)),
+    ("FMix elem 128x224x224: irfft2", inverse, (parts,)),
+    ("FMix elem 128x224x224: top-k bisection", bisect, (grey, num)),
+    ("floor 128x224x224x3 float32", floor, (x, 0.3, 0.7)),
+  ):
+    bar.set_postfix_str(name)
+    rows.append((name, median_ms(fn, *fn_args, reps=args.reps)))
+    bar.update()
+  bar.close()
 
   lines = [f"jax {jax.__version__}, {jax.devices()[0]}, median of {args.reps} calls", ""]
   lines += ["| what | ms |", "|---|---|"] + [f"| {name} | {t:.2f} |" for name, t in rows]

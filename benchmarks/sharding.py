@@ -9,7 +9,9 @@ of B=1024 x 64x64x3 float32 split over a mesh's data axis:
 * local: ``jaxmix.sharding.local(jaxmix.mixup, mesh)``; each device mixes its shard.
 * floor: ``a * x + b * x[::-1]`` inside a shard_map, one read and one write.
 
-Reports the median of several runs per variant and the ratio global / local.
+Reports the median of several runs per variant and the ratio global / local. A
+tqdm bar over the timed variants goes to stderr (``--no-progress`` hides it); the
+printed lines on stdout are unchanged.
 On CPU it simulates 8 devices (``--devices``); with a GPU it runs on the real
 devices (one GPU: a 1-device mesh, where global and local do the same work).
 
@@ -31,6 +33,7 @@ def _parse() -> argparse.Namespace:
   parser.add_argument("--repeats", type=int, default=20)
   parser.add_argument("--pairings", default="flip,roll,permute")
   parser.add_argument("--out", help="also write the printed lines here")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bar (stderr)")
   return parser.parse_args()
 
 
@@ -48,6 +51,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import jaxmix  # noqa: E402
 
@@ -64,9 +68,12 @@ def median_ms(fn, *args, repeats: int) -> float:
 
 def main(args: argparse.Namespace) -> None:
   lines = []
+  pairings = args.pairings.split(",")
+  bar = tqdm(total=1 + 2 * 2 * len(pairings), desc="sharding", unit="case", disable=args.no_progress)
 
   def say(line: str) -> None:
-    print(line, flush=True)
+    bar.write(line, file=sys.stdout)  # above the bar (stderr); stdout gets the line alone
+    sys.stdout.flush()
     lines.append(line)
 
   devices = jax.devices()
@@ -84,18 +91,23 @@ def main(args: argparse.Namespace) -> None:
     jax.shard_map(lambda x: 0.7 * x + 0.3 * x[::-1], mesh=mesh, in_specs=P("data"), out_specs=P("data"))
   )
   t_floor = median_ms(floor, x, repeats=args.repeats)
+  bar.update()
   say(f"{'floor (local a*x + b*x[::-1])':40s} {t_floor:9.2f}")
   for name, fn in (("mixup", jaxmix.mixup), ("cutmix", jaxmix.cutmix)):
-    for pairing in args.pairings.split(","):
+    for pairing in pairings:
       kw = dict(num_classes=10, pairing=pairing)
       glob = jax.jit(functools.partial(fn, **kw))
       loc = jax.jit(functools.partial(jaxmix.sharding.local(fn, mesh, "data"), **kw))
+      bar.set_postfix_str(f"{name} {pairing}")
       t_glob = median_ms(glob, key, x, y, repeats=args.repeats)
+      bar.update()
       t_loc = median_ms(loc, key, x, y, repeats=args.repeats)
+      bar.update()
       say(
         f"{name + ' ' + pairing:16s} global {t_glob:9.2f}  local {t_loc:9.2f}  "
         f"global/local {t_glob / t_loc:6.2f}  local/floor {t_loc / t_floor:6.2f}"
       )
+  bar.close()
   if args.out:
     with open(args.out, "w") as f:
       f.write("\n".join(lines) + "\n")

@@ -11,6 +11,9 @@ and how many compilations 100 calls with a new alpha/prob each call cause.
     python benchmarks/speed.py --shapes 1024x32x32x3 --dtypes float32
     python benchmarks/speed.py --timm                # add timm's Mixup on torch CPU
     python benchmarks/speed.py --out benchmarks/results/cpu-2core.md
+
+A tqdm bar over the timed cases goes to stderr (``--no-progress`` hides it); the rows
+printed on stdout and the table written to ``--out`` are unchanged.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import importlib.util
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 import jaxmix
 
@@ -154,7 +159,31 @@ def _params(fn: Callable) -> tuple[str, ...]:
   return tuple(inspect.signature(fn).parameters)
 
 
-def run_jaxmix(shapes, dtypes, modes, reps, compiles) -> list[dict]:
+def _say(line: str) -> None:
+  """Prints a line on stdout above any progress bar (which is on stderr)."""
+  tqdm.write(line, file=sys.stdout)
+  sys.stdout.flush()
+
+
+def _null_bar() -> tqdm:
+  return tqdm(disable=True)
+
+
+def _method_modes(fn: Callable, kwargs: dict, modes: list[str]) -> list[tuple[str, dict]]:
+  """(mode, options) pairs timed for one method: every mode when it takes one, else batch alone."""
+  if "mode" in _params(fn) or fn in (_attentive, _choose):
+    return [(mode, {**kwargs, "mode": mode}) for mode in modes]
+  return [("batch", dict(kwargs))] if "batch" in modes else []
+
+
+def count_jaxmix(shapes, dtypes, modes) -> int:
+  """How many cases :func:`run_jaxmix` times (for the progress bar)."""
+  per_batch = sum(len(_method_modes(fn, kw, modes)) for fn, kw in method_table().values())
+  return len(shapes) * len(dtypes) * per_batch
+
+
+def run_jaxmix(shapes, dtypes, modes, reps, compiles, bar: tqdm | None = None) -> list[dict]:
+  bar = bar if bar is not None else _null_bar()
   rows = []
   key = jax.random.key(0)
   for shape in shapes:
@@ -162,18 +191,15 @@ def run_jaxmix(shapes, dtypes, modes, reps, compiles) -> list[dict]:
       x, y = make_batch(shape, dtype)
       floor_args = (x, jnp.float32(0.3), jnp.float32(0.7))
       for name, (fn, kwargs) in method_table().items():
-        for mode in modes:
-          opts = dict(kwargs)
-          if "mode" in _params(fn) or fn in (_attentive, _choose):
-            opts["mode"] = mode
-          elif mode != "batch":
-            continue
+        for mode, opts in _method_modes(fn, kwargs, modes):
+          bar.set_postfix_str(f"{name} {mode} {'x'.join(map(str, shape))} {dtype}")
           try:
             call = jax.jit(functools.partial(fn, num_classes=num_classes_for(shape), **opts))
             first = time_call(call, key, x, y)
             t, t_floor = time_against_floor(call, (key, x, y), floor_args, reps)
           except (ValueError, TypeError) as err:  # a method that does not take this mode
-            print(f"skip {name} {mode}: {err}")
+            _say(f"skip {name} {mode}: {err}")
+            bar.update()
             continue
           row = {
             "method": name,
@@ -188,7 +214,8 @@ def run_jaxmix(shapes, dtypes, modes, reps, compiles) -> list[dict]:
           if compiles:
             row["compiles"] = count_compiles(fn, opts, key, x, y, num_classes_for(shape))
           rows.append(row)
-          print(_format_row(row), flush=True)
+          _say(_format_row(row))
+          bar.update()
   return rows
 
 
@@ -204,7 +231,7 @@ def _load_timm_mixup():
   return module
 
 
-def run_timm(shapes, modes, reps) -> list[dict]:
+def run_timm(shapes, modes, reps, bar: tqdm | None = None) -> list[dict]:
   """timm.data.Mixup on torch CPU, float32, NCHW as timm expects, timed interleaved with jaxmix.
 
   Each timm call alternates with the same jaxmix call (float32, NHWC, same
@@ -212,9 +239,10 @@ def run_timm(shapes, modes, reps) -> list[dict]:
   """
   import torch
 
+  bar = bar if bar is not None else _null_bar()
   timm_mixup = _load_timm_mixup()
   if timm_mixup is None:
-    print("timm is not installed: skipping the timm comparison")
+    _say("timm is not installed: skipping the timm comparison")
     return []
   torch.set_num_threads(os.cpu_count() or 1)
   rows = []
@@ -237,6 +265,7 @@ def run_timm(shapes, modes, reps) -> list[dict]:
     t_floor = statistics.median(copy_times)
     for name, (timm_opts, fn, opts) in configs.items():
       for mode in modes:
+        bar.set_postfix_str(f"timm {name} {mode} {'x'.join(map(str, shape))}")
         mix = timm_mixup.Mixup(**timm_opts, mode=mode, label_smoothing=0.0, num_classes=num_classes)
         ours = jax.jit(functools.partial(fn, num_classes=num_classes, mode=mode, **opts))
         mix(x, y)
@@ -262,11 +291,12 @@ def run_timm(shapes, modes, reps) -> list[dict]:
           "jaxmix_over_timm": statistics.median(our_times) / t,
         }
         rows.append(row)
-        print(_format_row(row), flush=True)
+        _say(_format_row(row))
+        bar.update()
   return rows
 
 
-def run_detection(reps: int) -> list[dict]:
+def run_detection(reps: int, bar: tqdm | None = None) -> list[dict]:
   """Detection MixUp and Mosaic at B=32 × 640×640×3 uint8 with 50 padded boxes per image."""
   shape = (32, 640, 640, 3)
   x, _ = make_batch(shape, "uint8")
@@ -276,12 +306,14 @@ def run_detection(reps: int) -> list[dict]:
   classes = jnp.asarray(rng.integers(0, 20, (32, 50)), jnp.int32)
   valid = jnp.asarray(rng.random((32, 50)) < 0.5)
   floor_args = (x, jnp.float32(0.3), jnp.float32(0.7))
+  bar = bar if bar is not None else _null_bar()
   rows = []
   for name, fn in (
     ("mixup_detection", jaxmix.detection.mixup),
     ("cutmix_detection", jaxmix.detection.cutmix),
     ("mosaic", jaxmix.detection.mosaic),
   ):
+    bar.set_postfix_str(name)
     call = jax.jit(fn)
     args = (jax.random.key(0), x, boxes, classes, valid)
     first = time_call(call, *args)
@@ -297,7 +329,8 @@ def run_detection(reps: int) -> list[dict]:
       "first_s": first,
     }
     rows.append(row)
-    print(_format_row(row), flush=True)
+    _say(_format_row(row))
+    bar.update()
   return rows
 
 
@@ -338,6 +371,7 @@ def main() -> None:
   parser.add_argument("--timm", action="store_true", help="also time timm.data.Mixup on torch CPU")
   parser.add_argument("--detection", action="store_true", help="also detection MixUp/CutMix and Mosaic")
   parser.add_argument("--out", help="write the markdown table here")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bar (stderr)")
   args = parser.parse_args()
   shapes = [tuple(int(s) for s in item.split("x")) for item in args.shapes.split(",")]
   dtypes = args.dtypes.split(",")
@@ -345,11 +379,16 @@ def main() -> None:
   start = time.perf_counter()
   print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
   print(HEADER)
-  rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles)
+  total = count_jaxmix(shapes, dtypes, modes)
+  total += 3 if args.detection else 0
+  total += 2 * len(shapes) * len(modes) if args.timm else 0
+  bar = tqdm(total=total, desc="speed", unit="case", disable=args.no_progress)
+  rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles, bar)
   if args.detection:
-    rows += run_detection(args.reps)
+    rows += run_detection(args.reps, bar)
   if args.timm:
-    rows += run_timm(shapes, modes, args.reps)
+    rows += run_timm(shapes, modes, args.reps, bar)
+  bar.close()
   if args.out:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:

@@ -4,8 +4,9 @@ Run with `make demo`. Trains the study's small ResNet on 1 000 Fashion-MNIST ima
 of the training labels flipped, with ERM + crop/flip (`aug`) and with CutMix on top (α = 0.5,
 the value the study chose on its validation split), 3 seeds each, the same data, noise and
 initialisation per seed. Prints accuracy, NLL and ECE with the paired difference and writes a
-bar chart (PNG). The grid, where mixing also loses with more data, is in examples/results/study/
-(study.md, study-2026-12-01.md).
+bar chart (PNG, `--out`, default examples/results/demo.png); a tqdm bar follows the training
+steps of all runs (`--no-progress` hides it). The grid, where mixing also loses with more data, is
+in examples/results/study/ (study.md, study-2026-12-01.md).
 
 When Fashion-MNIST is missing (`apt-get install dataset-fashion-mnist` installs it), it says so
 and runs the older short table on scikit-learn's digits instead (examples/legacy_demo.py).
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--data-dir", default=data_lib.DEFAULT_DATA_DIR)
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--steps", type=int, default=1000)
-  p.add_argument("--out", default=os.path.join(HERE, "results", "demo.png"))
+  p.add_argument("--out", default=os.path.join(HERE, "results", "demo.png"), help="the PNG (bar chart)")
+  p.add_argument("--no-progress", action="store_true")
   args = p.parse_args(argv)
   if not data_lib.has_fashion_mnist(args.data_dir):
     print(
@@ -64,18 +66,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     import legacy_demo
 
-    legacy_demo.main([])
+    legacy_demo.main(["--no-progress"] if args.no_progress else [])
     return 0
+  from tqdm.auto import tqdm
 
   start = time.time()
   raw = study.load_raw(args.data_dir)
   rows: dict[str, list[dict]] = {}
-  for method, alpha in (("aug", None), ("cutmix", 0.5)):
+  methods = (("aug", None), ("cutmix", 0.5))
+  bar = tqdm(
+    total=len(methods) * args.seeds * (args.steps or study.steps_for(1000)),
+    desc="demo",
+    disable=args.no_progress,
+    mininterval=1.0,
+  )
+  for method, alpha in methods:
     rows[method] = []
     for seed in range(args.seeds):
+      bar.set_postfix_str(f"{method} seed {seed}")
       cfg = study.Config(1000, 0.4, method, alpha, seed, steps=args.steps)
-      rows[method].append(study.train_and_evaluate(cfg, raw, {}))
-      print(f"  {method} seed {seed}: {time.time() - start:.0f} s", flush=True)
+      rows[method].append(study.train_and_evaluate(cfg, raw, {}, bar=bar))
+      bar.write(f"  {method} seed {seed}: {time.time() - start:.0f} s")
+  bar.close()
 
   print("\nFashion-MNIST, 1 000 training images, 40 % of their labels flipped, clean test set:")
   print("| method | accuracy (%) | NLL | ECE (%) | flipped labels memorised (%) |")

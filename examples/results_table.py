@@ -6,8 +6,10 @@
 ``run`` trains every (method, seed) in one process with the same model and
 budget (``CONFIG`` below), skipping runs whose JSON already exists, and writes
 ``examples/results/fashion_mnist/<method>_s<seed>.json`` (+ a reliability
-diagram PNG for seed 0). ``table`` reads those files and prints/writes mean ± std
-over seeds of test accuracy, NLL and ECE.
+diagram PNG for seed 0), with a tqdm bar over the runs and one over each run's steps
+(``--no-progress`` hides them). ``table`` reads those files, prints/writes mean ± std
+over seeds of test accuracy, NLL and ECE, and draws them as a PNG (``--png``, default
+``--out`` with ``.png``).
 """
 
 from __future__ import annotations
@@ -43,29 +45,38 @@ PAPER = {"erm": "95.70", "mixup": "96.28", "cutmix": "96.03", "fmix": "96.36"}
 ORDER = ["erm", "mixup", "cutmix", "mixup_cutmix", "fmix", "manifold"]
 
 
-def run(methods: list[str], seeds: list[int], out_dir: str = RESULTS, **overrides) -> None:
+def run(
+  methods: list[str], seeds: list[int], out_dir: str = RESULTS, progress: bool = True, **overrides
+) -> None:
   import data as data_lib
   import train
+  from tqdm.auto import tqdm
 
   os.makedirs(out_dir, exist_ok=True)
   ds = data_lib.load(CONFIG["dataset"])
-  for seed in seeds:
-    for method in methods:
-      path = os.path.join(out_dir, f"{method}_s{seed}.json")
-      if os.path.exists(path):
-        print(f"skip {path} (exists)", flush=True)
-        continue
-      cfg = {k: v for k, v in {**CONFIG, **overrides}.items() if k != "dataset"}
-      result = train.train(method, data=ds, seed=seed, progress=False, **cfg)
-      with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-      if seed == 0:
-        train.reliability_diagram(result, path[:-5] + ".png", f"{method} on {result['dataset']} (seed 0)")
-      print(
-        f"{method:12s} seed {seed}: acc {100 * result['accuracy']:.2f} %  NLL {result['nll']:.4f}  "
-        f"ECE {100 * result['ece']:.2f} %  ({result['train_seconds']:.0f} s)",
-        flush=True,
-      )
+  todo = [(seed, method) for seed in seeds for method in methods]
+  bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
+  for seed, method in todo:
+    path = os.path.join(out_dir, f"{method}_s{seed}.json")
+    if os.path.exists(path):
+      bar.write(f"skip {path} (exists)")
+      bar.update()
+      continue
+    bar.set_postfix_str(f"{method} s{seed}")
+    cfg = {k: v for k, v in {**CONFIG, **overrides}.items() if k != "dataset"}
+    result = train.train(method, data=ds, seed=seed, progress=progress, **cfg)
+    with open(path, "w") as f:
+      json.dump(result, f, indent=1)
+    wrote = path
+    if seed == 0:
+      train.reliability_diagram(result, path[:-5] + ".png", f"{method} on {result['dataset']} (seed 0)")
+      wrote += f" and {path[:-5]}.png"
+    bar.write(
+      f"{method:12s} seed {seed}: acc {100 * result['accuracy']:.2f} %  NLL {result['nll']:.4f}  "
+      f"ECE {100 * result['ece']:.2f} %  ({result['train_seconds']:.0f} s); wrote {wrote}"
+    )
+    bar.update()
+  bar.close()
 
 
 def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -75,7 +86,8 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
   return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
-def table(results_dir: str = RESULTS) -> str:
+def load_runs(results_dir: str = RESULTS) -> dict[str, list[dict]]:
+  """method -> its runs' JSON records, methods in table order (``ORDER``, then by name)."""
   runs = defaultdict(list)
   for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
     with open(path) as f:
@@ -84,6 +96,41 @@ def table(results_dir: str = RESULTS) -> str:
   if not runs:
     raise SystemExit(f"no results in {results_dir}")
   methods = [m for m in ORDER if m in runs] + sorted(m for m in runs if m not in ORDER)
+  return {m: runs[m] for m in methods}
+
+
+def plot(runs: dict[str, list[dict]], path: str) -> None:
+  """Test accuracy, NLL and ECE per method as bars (mean over seeds) with each seed as a dot."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), dpi=100)
+  panels = [("accuracy", 100, "test accuracy (%)"), ("nll", 1, "NLL"), ("ece", 100, "ECE (%)")]
+  for ax, (name, scale, label) in zip(axes, panels, strict=True):
+    for i, (method, rs) in enumerate(runs.items()):
+      v = np.array([r[name] for r in rs]) * scale
+      ax.bar(i, v.mean(), color="tab:grey" if method == "erm" else "tab:blue")
+      ax.scatter(np.full(len(v), i), v, color="black", s=10, zorder=3)
+    ax.set_xticks(range(len(runs)), list(runs), rotation=35, ha="right", fontsize=8)
+    ax.set_title(label, fontsize=9)
+  low = min(100 * r["accuracy"] for rs in runs.values() for r in rs)
+  axes[0].set_ylim(bottom=max(0.0, low - 5))  # the accuracies differ by points, not tens of points
+  first = next(iter(runs.values()))[0]
+  fig.suptitle(
+    f"{first['dataset']}: {first['train_size']} training images, {first['epochs']} epochs, "
+    f"width {first['width']} (bars: mean over seeds, dots: seeds)",
+    fontsize=9,
+  )
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def table(results_dir: str = RESULTS) -> str:
+  runs = load_runs(results_dir)
+  methods = list(runs)
   first = next(iter(runs.values()))[0]
   lines = [
     f"Fashion-MNIST, full test set ({first['test_size']} images); training on the first "
@@ -127,9 +174,11 @@ def main(argv: list[str] | None = None) -> None:
     "--epochs", type=int, default=None, help="override CONFIG (for a separate longer-budget table)"
   )
   r.add_argument("--train-subset", type=int, default=None, help="override CONFIG; 0 = all training images")
+  r.add_argument("--no-progress", action="store_true")
   t = sub.add_parser("table")
   t.add_argument("--results-dir", default=RESULTS)
   t.add_argument("--out", default=TABLE)
+  t.add_argument("--png", default=None, help="the table as a bar chart (default: --out with .png)")
   args = p.parse_args(argv)
   if args.cmd == "run":
     overrides = {}
@@ -137,12 +186,15 @@ def main(argv: list[str] | None = None) -> None:
       overrides["epochs"] = args.epochs
     if args.train_subset is not None:
       overrides["train_subset"] = args.train_subset or None
-    run(args.methods, args.seeds, args.out_dir, **overrides)
+    run(args.methods, args.seeds, args.out_dir, progress=not args.no_progress, **overrides)
   else:
     text = table(args.results_dir)
     print(text)
     with open(args.out, "w") as f:
       f.write(text)
+    png = args.png or os.path.splitext(args.out)[0] + ".png"
+    plot(load_runs(args.results_dir), png)
+    print(f"wrote {args.out} and {png}")
 
 
 if __name__ == "__main__":

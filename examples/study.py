@@ -286,8 +286,13 @@ def _programs(method: str, width: int, steps: int):
   return model, State, tx, step, probs_fn
 
 
-def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], corrupted: dict[str, np.ndarray]) -> dict:
-  """Trains one configuration and returns its JSON-ready record."""
+def train_and_evaluate(
+  cfg: Config, raw: dict[str, np.ndarray], corrupted: dict[str, np.ndarray], bar: Any = None
+) -> dict:
+  """Trains one configuration and returns its JSON-ready record.
+
+  ``bar``: a progress bar (tqdm) to advance once per training step, or None.
+  """
   import flax
   import jax
   import jax.numpy as jnp
@@ -331,6 +336,8 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], corrupted: dict[
     idx, order = order[:batch], order[batch:]
     state, loss = step(state, mix_key, alpha, x_train[idx], y_train[idx])
     losses.append(loss)
+    if bar is not None:
+      bar.update()
     if (i + 1) % 50 == 0 or i + 1 == steps:
       curve.append([i + 1, float(np.mean(jax.device_get(losses)))])
       losses = []
@@ -495,7 +502,7 @@ def run(args: argparse.Namespace) -> int:
     for i, (kind, *sevs) in enumerate(CORRUPTIONS)
     for sev in sevs
   }
-  bar = tqdm(total=len(todo), desc="study", mininterval=5.0)
+  bar = tqdm(total=len(todo), desc="study", mininterval=5.0, disable=args.no_progress)
   while True:
     results = load_results(args.out)
     nxt = next((c for c in grid(results, **kw) if isinstance(c, Config) and c.key not in results), None)
@@ -698,7 +705,7 @@ def report(args: argparse.Namespace) -> int:
   with open(path, "w") as f:
     f.write(text)
   print(text)
-  print(f"wrote {path}")
+  print(f"wrote {', '.join([path] + [os.path.join(args.out, name) for name, _ in figures])}")
   return 0
 
 
@@ -835,6 +842,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   r.add_argument("--dry-run", action="store_true", help="print the grid and its estimated time")
   r.add_argument("--seconds-per-step", type=float, default=0.018, help="for the estimate (2-core CPU)")
   r.add_argument("--seconds-per-eval", type=float, default=4.0, help="for the estimate (2-core CPU)")
+  r.add_argument("--no-progress", action="store_true", help="no progress bar over the runs")
   rep = sub.add_parser("report", help="render tables and plots from the stored JSON")
   rep.add_argument("--out", default=DEFAULT_OUT)
   rep.add_argument("--seeds", type=int, default=SEEDS, help="a cell needs at least this many seeds")

@@ -229,10 +229,9 @@ def test_example_metrics():
   assert ((yy.sum(-1) >= 1) & (yy.sum(-1) <= 3)).all()
 
 
-@pytest.mark.parametrize("api", ["linen", "nnx"])
-def test_example_runs_two_steps(api):
+def _tiny():
   rng = np.random.default_rng(0)
-  tiny = data_lib.Dataset(
+  return data_lib.Dataset(
     "tiny",
     rng.normal(size=(20, 8, 8, 1)).astype(np.float32),
     rng.integers(0, 4, 20).astype(np.int32),
@@ -240,6 +239,23 @@ def test_example_runs_two_steps(api):
     rng.integers(0, 4, 12).astype(np.int32),
     ("a", "b", "c", "d"),
   )
-  out = example.train_and_evaluate(tiny, api=api, steps=2, batch_size=4, width=2, test_size=8, log_every=0)
+
+
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+def test_example_runs_two_steps(api):
+  out = example.train_and_evaluate(
+    _tiny(), api=api, steps=2, batch_size=4, width=2, test_size=8, log_every=0, progress=False
+  )
   assert 0.0 <= out["mAP"] <= 1.0 and 0.0 <= out["macro_f1"] <= 1.0
   assert np.isfinite(out["final_loss"])
+  assert [len(v) for v in out["history"].values()] == [2, 2, 2] and len(out["ap_per_class"]) == 4
+  assert out["history"]["loss"][-1] == out["final_loss"]
+
+
+def test_example_main_writes_its_png(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(example.data_lib, "load", lambda *args: _tiny())
+  png = tmp_path / "sub" / "flow.png"
+  argv = ["--steps", "2", "--batch-size", "4", "--width", "2", "--test-size", "8", "--no-progress"]
+  assert example.main(argv + ["--out", str(png)]) == 0
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert capsys.readouterr().out.splitlines()[-1] == f"wrote {png}"

@@ -17,7 +17,10 @@ from flax import nnx
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "examples"))
 
 import data as data_lib  # noqa: E402
+import demo  # noqa: E402
+import legacy_demo  # noqa: E402
 import models  # noqa: E402
+import results_table  # noqa: E402
 import train  # noqa: E402
 
 import jaxmix  # noqa: E402
@@ -147,6 +150,52 @@ def test_short_digits_training_beats_chance(tmp_path):
     saved = json.load(f)
   assert {"accuracy", "nll", "ece"} <= set(saved)
   assert os.path.getsize(out[:-5] + ".png") > 1000
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_legacy_demo_prints_its_table_and_writes_its_png(tmp_path, capsys):
+  png = tmp_path / "sub" / "legacy.png"
+  legacy_demo.main(
+    ["--methods", "erm", "--epochs", "1", "--train-subset", "64", "--no-progress", "--out", str(png)]
+  )
+  out = capsys.readouterr().out
+  assert "| erm " in out and out.splitlines()[-1] == f"wrote {png}"
+  assert png.read_bytes()[:8] == PNG
+
+
+def _fake_run(method, seed, acc):
+  return {"method": method, "seed": seed, "accuracy": acc, "nll": 1 - acc, "ece": 0.05, "alpha": 1.0,
+          "method_kwargs": {}, "dataset": "toy", "test_size": 10, "train_size": 20, "epochs": 1,
+          "batch_size": 4, "steps": 5, "width": 4, "lr": 1e-3, "train_seconds": 1.0}  # fmt: skip
+
+
+def test_results_table_writes_the_table_and_its_png(tmp_path, capsys):
+  runs = tmp_path / "runs"
+  runs.mkdir()
+  for seed in range(2):
+    for method, acc in (("mixup", 0.6), ("erm", 0.7)):
+      (runs / f"{method}_s{seed}.json").write_text(json.dumps(_fake_run(method, seed, acc + 0.01 * seed)))
+  md = tmp_path / "table.md"
+  results_table.main(["table", "--results-dir", str(runs), "--out", str(md)])
+  rows = [line for line in md.read_text().splitlines() if line.startswith("| ")]
+  assert rows[1].startswith("| erm |") and rows[2].startswith("| mixup |")  # ORDER, not file order
+  assert md.with_suffix(".png").read_bytes()[:8] == PNG
+  assert capsys.readouterr().out.splitlines()[-1] == f"wrote {md} and {md.with_suffix('.png')}"
+
+
+def test_demo_plot_and_fallback_pass_their_options(tmp_path, monkeypatch):
+  record = lambda acc: {"test": {"accuracy": acc, "nll": 1.0, "ece": 0.1}}  # noqa: E731
+  demo.plot(
+    {"aug": [record(0.5), record(0.6)], "cutmix": [record(0.7), record(0.8)]}, str(tmp_path / "d.png")
+  )
+  assert (tmp_path / "d.png").read_bytes()[:8] == PNG
+  # Without Fashion-MNIST the demo runs the digits table, passing --no-progress on.
+  calls = []
+  monkeypatch.setattr(legacy_demo, "main", calls.append)
+  assert demo.main(["--data-dir", str(tmp_path), "--no-progress"]) == 0
+  assert calls == [["--no-progress"]]
 
 
 def test_nnx_api_trains_end_to_end():
