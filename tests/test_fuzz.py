@@ -153,6 +153,7 @@ VALID: dict[str, Callable[[Size], Any]] = {
   "threshold": lambda s: 0.5,
   "loss_fn": lambda s: cross_entropy,
   "logits": lambda s: np.random.RandomState(7).normal(size=(s.b, K)).astype(np.float32),
+  "attention": lambda s: np.random.RandomState(8).dirichlet(np.ones(16), s.b).astype(np.float32),  # 4 × 4
 }
 
 # Arguments that differ for one function (or that exercise a path its defaults skip).
