@@ -7,8 +7,9 @@ name → method table (what :func:`choose` resolves names with).
 
 Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 :mod:`jaxmix.segmentation` (label maps, ClassMix), :mod:`jaxmix.sequence`
-(padded sequences, token labels), :mod:`jaxmix.sharding` (mixing per device) and
-:mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels) and
+(padded sequences, token labels), :mod:`jaxmix.sharding` (mixing per device),
+:mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels, TransMix's
+attention-weighted labels), :mod:`jaxmix.regression` (C-Mixup for real-valued targets) and
 :mod:`jaxmix.flow_mixup` (Flow-Mixup for multi-label training; experimental).
 """
 
@@ -18,6 +19,7 @@ import warnings
 from jaxmix import detection as detection
 from jaxmix import flow_mixup as flow_mixup
 from jaxmix import losses as losses
+from jaxmix import regression as regression
 from jaxmix import segmentation as segmentation
 from jaxmix import sequence as sequence
 from jaxmix import sharding as sharding
@@ -167,5 +169,5 @@ def __getattr__(name: str) -> typing.Any:
 
 
 def __dir__() -> list[str]:
-  namespaces = ["detection", "flow_mixup", "losses", "segmentation", "sequence", "sharding"]
+  namespaces = ["detection", "flow_mixup", "losses", "regression", "segmentation", "sequence", "sharding"]
   return sorted(__all__ + namespaces + ["__version__"])

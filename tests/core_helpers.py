@@ -216,6 +216,7 @@ PUBLIC_MODULES = (
   jaxmix.detection,
   jaxmix.flow_mixup,
   jaxmix.losses,
+  jaxmix.regression,
   jaxmix.segmentation,
   jaxmix.sequence,
   jaxmix.sharding,

@@ -97,6 +97,8 @@ def required(option, batch_size):
     return jax.random.uniform(key, (batch_size, H, W))
   if option == "features":
     return jax.random.uniform(key, (batch_size, 3, 3))
+  if option == "targets":  # C-Mixup's regression targets
+    return jax.random.uniform(key, (batch_size, 2))
   raise AssertionError(f"no test data for required option {option!r}: add it to required()")
 
 

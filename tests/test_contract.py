@@ -44,6 +44,8 @@ def required(option, batch_size, spatial_shape):
     return jax.random.uniform(key, (batch_size, h, w))
   if option == "features":
     return jax.random.uniform(key, (batch_size, 3, 3))
+  if option == "targets":  # C-Mixup's regression targets [B, d]
+    return jax.random.uniform(key, (batch_size, 2))
   raise AssertionError(f"no test data for required option {option!r}: add it to required()")
 
 
@@ -94,13 +96,15 @@ def traced_options(name):
 def test_registry_entries_are_consistent():
   for name, spec in jaxmix.SAMPLERS.items():
     assert spec.name == name
-    assert spec.sample.__name__ == f"sample_{name}" and getattr(jaxmix, spec.sample.__name__) is spec.sample
+    namespace = getattr(jaxmix, spec.namespace) if spec.namespace else jaxmix
+    assert spec.sample.__name__ == f"sample_{name}"
+    assert getattr(namespace, spec.sample.__name__) is spec.sample
     params = list(inspect.signature(spec.sample).parameters.values())
     assert [p.name for p in params[:3]] == ["key", "batch_size", "spatial_shape"], name
     assert params[2].default is None, f"{name}: spatial_shape must default to None"
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[3:]), name
     if spec.mix is not None:
-      assert getattr(jaxmix, name) is spec.mix
+      assert getattr(namespace, name) is spec.mix
     for o in spec.requires:
       assert inspect.signature(spec.sample).parameters[o].default is inspect.Parameter.empty
     assert spec.citation, name

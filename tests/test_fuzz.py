@@ -153,6 +153,7 @@ VALID: dict[str, Callable[[Size], Any]] = {
   "threshold": lambda s: 0.5,
   "loss_fn": lambda s: cross_entropy,
   "logits": lambda s: np.random.RandomState(7).normal(size=(s.b, K)).astype(np.float32),
+  "attention": lambda s: np.random.RandomState(8).dirichlet(np.ones(16), s.b).astype(np.float32),  # 4 × 4
 }
 
 # Arguments that differ for one function (or that exercise a path its defaults skip).
@@ -328,6 +329,10 @@ EXPECT: dict[Callable[..., Any], dict[tuple[str, str], str]] = {
   jaxmix.losses.label_pair: {("labels", label): "result" for label in ("-1", "K", "2**31-1")},
   # Multi-hot targets are 0/1 (a ValueError naming targets otherwise); threshold_targets takes soft ones.
   jaxmix.losses.smooth_multi_hot: {("targets", "not 0/1"): "error"},
+  # C-Mixup's targets are regression targets: [B] is valid, as are [B, d]; the one-call form returns
+  # them mixed, in their shape ("reshaped": must return, with shapes that follow the argument).
+  jaxmix.regression.c_mixup: {("targets", "[B]"): "reshaped"},
+  jaxmix.regression.sample_c_mixup: {("targets", "[B]"): "result"},
 }
 
 
@@ -571,12 +576,13 @@ def test_fuzz(fname, param, label, data):
   try:
     got = jax.eval_shape(lambda: _call(fn, args))
   except Exception as err:  # noqa: BLE001 - the test is about which exceptions come out
-    if expect in ("result", "finite"):
+    if expect in ("result", "reshaped", "finite"):
       raise AssertionError(f"{where} must return a result, raised {type(err).__name__}: {err}") from err
     assert_named_error(err, names, bad.received, where)
     return
   assert expect != "error", f"{where} must raise a ValueError/TypeError naming {param}, returned {got}"
-  assert_same_shapes(got, want, where)
+  if expect != "reshaped":
+    assert_same_shapes(got, want, where)
   for n, v in kept.items():
     assert bits_equal(args[n], v), f"{where} changed its argument {n}"
   if expect == "finite":

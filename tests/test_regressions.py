@@ -61,6 +61,8 @@ def options(name, batch_size=B, spatial_shape=HW):
     opts["saliency"] = jax.random.uniform(jax.random.key(99), (batch_size, *spatial_shape))
   if "features" in spec.requires:
     opts["features"] = jax.random.uniform(jax.random.key(99), (batch_size, 4, 4))
+  if "targets" in spec.requires:  # C-Mixup's regression targets
+    opts["targets"] = jax.random.uniform(jax.random.key(99), (batch_size, 2))
   unknown = set(spec.requires) - set(opts)
   assert not unknown, f"{name}: no test data for {unknown}"
   if name == "mixup_cutmix":

@@ -10,7 +10,8 @@ usable by name and tested against the whole contract with no other change.
 
 Family methods whose second argument is not a batch size (ClassMix takes label
 maps, sequence MixUp a padding mask) and the Flax-side Manifold Mixup live in
-their namespaces and are not registered.
+their namespaces and are not registered. A registered method may also live in a
+namespace (:attr:`Method.namespace`): C-Mixup is :mod:`jaxmix.regression`'s.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import validation
 from jaxmix._src.methods import attentive
 from jaxmix._src.methods import audio
+from jaxmix._src.methods import c_mixup
 from jaxmix._src.methods import cutmix
 from jaxmix._src.methods import fmix
 from jaxmix._src.methods import gridmix
@@ -44,8 +46,9 @@ class Method:
     name: the registry key, also the one-call function's public name.
     sample: ``sample(key, batch_size, spatial_shape=None, *, ...) -> plan``.
     mix: the one-call form ``mix(key, inputs, labels=None, *, ...)``, or None
-      when it lives in a family namespace (Mosaic's one-call carries boxes:
-      :func:`jaxmix.detection.mosaic`).
+      when the method's one-call form takes other data than class labels
+      (Mosaic's carries boxes: :func:`jaxmix.detection.mosaic`; C-Mixup's mixes
+      regression targets: :func:`jaxmix.regression.c_mixup`).
     plan_type: the class of the plans ``sample`` returns. Only methods whose plans
       are two-source :class:`jaxmix.Plan` can be chosen between by
       :func:`jaxmix.choose` or used across batches by :func:`jaxmix.mix_batches`.
@@ -54,6 +57,9 @@ class Method:
     requires: keyword options without a default (data the plan is drawn from,
       such as Attentive CutMix's ``features``).
     citation: the paper (and official code) the method follows.
+    namespace: the public namespace that exports ``sample`` (and the one-call
+      form), e.g. ``"regression"`` for :mod:`jaxmix.regression`; ``""`` for the
+      top-level ``jaxmix``.
   """
 
   name: str
@@ -64,6 +70,7 @@ class Method:
   modes: tuple[str, ...]
   requires: tuple[str, ...] = ()
   citation: str = ""
+  namespace: str = ""
 
   @property
   def two_source(self) -> bool:
@@ -119,6 +126,11 @@ _METHODS = (
     "multimix", multiway.sample_multimix, multiway.multimix, multiway.MultiPlan, False,
     multiway.MULTI_MODES,
     citation="k-way MixUp with Dirichlet weights (Shimada et al. 2019; Venkataramanan et al. 2022)",
+  ),
+  Method(
+    "c_mixup", c_mixup.sample_c_mixup, None, plan_lib.Plan, False, c_mixup.C_MIXUP_MODES,
+    requires=("targets",), namespace="regression",
+    citation="Yao et al., C-Mixup: Improving Generalization in Regression, NeurIPS 2022 (huaxiuyao/C-Mixup)",
   ),
   Method(
     "mosaic", mosaic.sample_mosaic, None, mosaic.MosaicPlan, True, (),
