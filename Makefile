@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: demo test test-slow lint bench dist docs docs-full clean
+.PHONY: demo test test-slow test-oldest lint bench dist docs docs-full clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test: $(VENV)/.installed
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 -m slow
 
+# The suite against the oldest jax/jaxlib/flax/optax/chex/numpy that pyproject.toml allows (pinned in
+# .ci/oldest.txt, which must match the floors there), in its own venv; the test tools are the newest.
+OLDEST := .venv-oldest
+test-oldest:
+	[ -x $(OLDEST)/bin/python ] || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install --quiet --upgrade pip
+	$(OLDEST)/bin/pip install --quiet -e ".[test,examples,docs]" -c .ci/oldest.txt
+	$(OLDEST)/bin/python -m pip check
+	$(OLDEST)/bin/python -m pytest -q -n 2 -m "not slow"
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
@@ -62,4 +72,4 @@ dist: $(VENV)/.installed
 	$(VENV)/bin/twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache dist docs/_build
+	rm -rf $(VENV) $(OLDEST) .cache .pytest_cache .hypothesis .mypy_cache dist docs/_build

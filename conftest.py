@@ -1,6 +1,6 @@
 """pytest settings for the whole repository: the XLA flag for the suite and the doctest namespace.
 
-XLA flag. Compiling dominates the test time on CPU (``jax.random.beta`` alone
+XLA flag and compilation cache. Compiling dominates the test time on CPU (``jax.random.beta`` alone
 takes seconds to compile at the default LLVM optimisation level), and each
 test compiles small programs once. Level 0 halves compile time and does not
 change results (no fast-math either way); set ``XLA_FLAGS`` yourself to
@@ -38,6 +38,15 @@ import sys
 
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+# JAX's persistent compilation cache, shared by the xdist workers and the subprocesses the suite starts:
+# many tests compile the same small programs (eager primitives at the same shapes, the same samplers).
+# Every program is cached, however quick to compile. On a clean clone the cache starts empty (what CI
+# sees); later local runs reuse it. Keyed by JAX's version, the XLA flags and the program, so a stale
+# entry is never used. Set JAX_COMPILATION_CACHE_DIR yourself to move it, or to "" to turn it off.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(__file__), ".cache", "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 from _pytest.doctest import DoctestItem  # noqa: E402

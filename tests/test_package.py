@@ -116,3 +116,18 @@ def test_installed_wheel_runs_the_readme_quick_start(dist, tmp_path):
   result = subprocess.run([python, str(script)], cwd=work, capture_output=True, text=True, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "quick start ran from " + site in result.stdout
+
+
+def test_oldest_pins_are_the_floors_of_pyproject():
+  """`make test-oldest` pins .ci/oldest.txt; each pin must be the floor pyproject.toml declares."""
+  tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+  with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    deps = tomllib.load(f)["project"]["dependencies"]
+  floors = dict(re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", d).groups() for d in deps)
+  with open(os.path.join(ROOT, ".ci", "oldest.txt")) as f:
+    pins = dict(line.strip().split("==") for line in f if line.strip() and not line.startswith("#"))
+  assert set(floors) <= set(pins), sorted(set(floors) - set(pins))
+  assert {name: pins[name] for name in floors} == {
+    name: floor if floor.count(".") == 2 else floor + ".0" for name, floor in floors.items()
+  }
