@@ -32,8 +32,10 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 -m "not slow"
 	$(PY) -m pytest -q -n 2 --doctest-modules jaxmix
 
+# The long checks (marked slow) and every hypothesis test on all its examples (make test runs about half;
+# tests/core_helpers.py `examples`).
 test-slow: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 -m slow
+	JAXMIX_FULL_EXAMPLES=1 $(PY) -m pytest -q -n 2 -m "slow or hypothesis"
 
 # The suite against the oldest jax/jaxlib/flax/optax/chex/numpy that pyproject.toml allows (pinned in
 # .ci/oldest.txt, which must match the floors there), in its own venv; the test tools are the newest.

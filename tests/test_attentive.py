@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -78,7 +79,7 @@ def test_lam_is_exact_pixel_share_when_grid_does_not_divide_the_image():
   np.testing.assert_allclose(np.asarray(y).sum(-1), 1.0, atol=1e-6)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6), deadline=None)
 @given(
   b=st.integers(1, 4),
   h=st.integers(4, 16),

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ def _bands(mask_row):
   return rows, cols, taken
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(
   t=st.integers(4, 24),
   f=st.integers(4, 16),

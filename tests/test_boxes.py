@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ def test_known_conversions():
   assert jaxmix.detection.convert_boxes(jnp.array([[1, 2, 3, 4]]), "xyxy", "xyxy").dtype == jnp.float32
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(
   boxes=hnp.arrays(np.float32, (2, 3, 4), elements=st.floats(-100, 100, width=32)),
   src=st.sampled_from(FORMATS),

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -120,7 +121,7 @@ def partners(key, b, pairing):
   return sampling.partner_index(jax.random.split(key, 4)[0], b, pairing)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6), deadline=None)
 @given(
   seed=st.integers(0, 2**16),
   shape=st.sampled_from([(B, H, W, N), (2, 9, 14, 2)]),

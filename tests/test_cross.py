@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ def _data(b_a, b_b, hw=(6, 6)):
   return xa, xb
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(
   b_a=st.integers(1, 6),
   b_b=st.integers(1, 6),

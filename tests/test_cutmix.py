@@ -15,6 +15,7 @@ from core_helpers import PAIRINGS
 from core_helpers import box_area
 from core_helpers import call
 from core_helpers import constant_images
+from core_helpers import examples
 from core_helpers import expected_index
 from core_helpers import ks_distance
 from core_helpers import method_and_plan
@@ -28,7 +29,7 @@ import jaxmix
 from jaxmix._src.core import regions
 from jaxmix._src.methods import cutmix as cutmix_lib
 
-SETTINGS = settings(max_examples=10, deadline=None)
+SETTINGS = settings(max_examples=examples(10), deadline=None)
 _draw_boxes = jax.jit(
   cutmix_lib.draw_boxes, static_argnums=2, static_argnames=("correct_lam", "cutmix_minmax")
 )
@@ -129,7 +130,7 @@ def test_pair_mode_shares_box_within_pairs_only():
   assert len({tuple(b) for b in box}) > 1  # different pairs, different boxes
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(
   h=st.integers(1, 17),
   w=st.integers(1, 17),
@@ -222,7 +223,7 @@ def test_lambda_distribution_matches_timms_rand_bbox(h, w):
   assert ks_distance(old_rows * old_cols, timm_area) > 0.02
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(
   h=st.integers(1, 17),
   w=st.integers(1, 17),

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -78,7 +79,7 @@ _cutmix_det = jax.jit(jaxmix.detection.cutmix, static_argnames="pairing")
 _sample_cutmix = jax.jit(jaxmix.sample_cutmix, static_argnums=(1, 2), static_argnames=("mode", "pairing"))
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(seed=st.integers(0, 2**16), pairing=st.sampled_from(["flip", "permute"]), b=st.sampled_from([1, 5]))
 def test_cutmix_boxes_match_the_pixels(seed, pairing, b):
   h, w = 10, 17  # non-square on purpose
@@ -128,7 +129,7 @@ def test_classmix_plan_boxes_match_the_pixels():
 _mix_boxes = jax.jit(jaxmix.detection.mix_boxes)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(
   seed=st.integers(0, 2**16),
   pairing=st.sampled_from(["flip", "permute"]),

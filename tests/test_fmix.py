@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -140,7 +141,7 @@ def test_label_weight_is_the_own_share_of_the_output(mode, max_soft):
 
 
 @pytest.mark.slow  # one compile per drawn configuration
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(
   b=st.integers(1, 5),
   h=st.integers(1, 9),

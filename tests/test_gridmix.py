@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -78,7 +79,7 @@ def test_label_weight_is_the_own_pixel_count(mode):
   np.testing.assert_allclose(np.asarray(y)[np.arange(b), labels], np.asarray(plan.lam), atol=1e-6)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(
   b=st.integers(1, 5),
   h=st.integers(1, 9),

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ def _ids(b, hw=(6, 6)):
 # ---------------------------------------------------------------- MixMatch rule
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(seed=st.integers(0, 1000), b=st.integers(1, 7))
 def test_keep_larger_share_on_mixup_plan(seed, b):
   key = jax.random.key(seed)
@@ -39,7 +40,7 @@ def test_keep_larger_share_on_mixup_plan(seed, b):
   np.testing.assert_allclose(y[np.arange(b), np.arange(b)] >= 0.5, True)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(seed=st.integers(0, 1000), method=st.sampled_from(["cutmix", "mixup_cutmix"]))
 def test_keep_larger_share_on_box_plans_is_exact(seed, method):
   key = jax.random.key(seed)

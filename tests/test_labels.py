@@ -5,13 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from core_helpers import call
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 import jaxmix
 
-SETTINGS = settings(max_examples=15, deadline=None)
+SETTINGS = settings(max_examples=examples(15), deadline=None)
 
 
 @SETTINGS

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 import pytest
 from core_helpers import cheap_beta
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -196,7 +197,7 @@ def test_pixel_maps_equal_mix_label_maps(make):
   )
 
 
-@settings(max_examples=3, deadline=None, derandomize=True)
+@settings(max_examples=examples(3), deadline=None, derandomize=True)
 @given(b=st.integers(1, 4), h=st.integers(1, 5), w=st.integers(1, 5), k=st.integers(2, 4))
 def test_pixel_maps_any_shape(b, h, w, k):
   @jax.jit  # one program per shape: cheaper to compile than op by op

@@ -11,6 +11,7 @@ from core_helpers import COMBOS
 from core_helpers import MODES
 from core_helpers import PAIRINGS
 from core_helpers import call
+from core_helpers import examples
 from core_helpers import expected_index
 from core_helpers import method_and_plan
 from core_helpers import random_images
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 import jaxmix
 
-SETTINGS = settings(max_examples=8, deadline=None)
+SETTINGS = settings(max_examples=examples(8), deadline=None)
 
 
 def _check_mixup(key, x, labels, num_classes, use_jit, cheap=False, **kwargs):

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -57,7 +58,7 @@ _mosaic = jax.jit(jaxmix.detection.mosaic, static_argnames=("pairing",))
 _sample = jax.jit(jaxmix.sample_mosaic, static_argnums=(1, 2), static_argnames=("pairing",))
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(
   seed=st.integers(0, 2**16),
   hw=st.sampled_from([(9, 16), (16, 7)]),

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from core_helpers import cheap_beta
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -143,7 +144,7 @@ def test_traced_targets_are_taken_as_given():
   np.testing.assert_allclose(out, Y * 0.5)
 
 
-@settings(max_examples=6, deadline=None, derandomize=True)
+@settings(max_examples=examples(6), deadline=None, derandomize=True)
 @given(b=st.integers(1, 4), k=st.integers(1, 5), s=st.floats(0, 1), seed=st.integers(0, 9))
 def test_rows_stay_in_unit_interval_and_ordered(b, k, s, seed):
   y = np.random.default_rng(seed).integers(0, 2, (b, k)).astype(np.float32)

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ def _batch(b=6, shape=(4, 4, 2), seed=1):
   return jax.random.uniform(jax.random.key(seed), (b,) + shape)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(
   b=st.integers(1, 7),
   k=st.integers(2, 5),

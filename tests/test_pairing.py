@@ -15,6 +15,7 @@ from core_helpers import COMBOS
 from core_helpers import PAIRINGS
 from core_helpers import call
 from core_helpers import constant_images
+from core_helpers import examples
 from core_helpers import expected_index
 from core_helpers import method
 from core_helpers import random_images
@@ -27,7 +28,7 @@ import jaxmix
 from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import sampling
 
-SETTINGS = settings(max_examples=20, deadline=None)
+SETTINGS = settings(max_examples=examples(20), deadline=None)
 _partner_index_jit = jax.jit(
   sampling.partner_index, static_argnums=(1, 2), static_argnames=("involution",)
 )

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -22,7 +23,7 @@ def _boxes(plan):
   return [tuple(int(v) for v in row) for row in np.asarray(plan.region)]
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6), deadline=None)
 @given(
   b=st.integers(1, 5),
   h=st.integers(3, 20),

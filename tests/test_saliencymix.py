@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from core_helpers import timm_box
 from hypothesis import given
 from hypothesis import settings
@@ -174,7 +175,7 @@ def test_low_resolution_map_peaks_at_the_cell_centre():
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6), deadline=None)
 @given(
   b=st.integers(1, 5),
   h=st.integers(4, 20),

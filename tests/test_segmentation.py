@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -68,7 +69,7 @@ def test_hard_maps_follow_the_image_mask(plan_i):
   np.testing.assert_allclose(soft, jax.nn.one_hot(out, K))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(seed=st.integers(0, 2**16), alpha=st.floats(0.1, 4.0))
 def test_hard_values_come_from_a_source(seed, alpha):
   b, h, w = 4, 6, 7
@@ -170,7 +171,7 @@ def test_label_map_errors():
 # ClassMix ---------------------------------------------------------------------------------------
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(seed=st.integers(0, 2**16), pairing=st.sampled_from(["flip", "roll", "permute"]))
 def test_classmix_pastes_half_the_partner_classes(seed, pairing):
   b, h, w = 5, 6, 8

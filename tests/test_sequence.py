@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import examples
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ def _seqs(lengths, t=7, d=3, seed=0):
   return jnp.asarray(emb, jnp.float32), jnp.asarray(mask)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(
   lengths=st.lists(st.integers(0, 7), min_size=1, max_size=6),
   pairing=st.sampled_from(["flip", "roll", "permute"]),

@@ -15,6 +15,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from core_helpers import examples  # noqa: E402
 from hypothesis import given  # noqa: E402
 from hypothesis import settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -61,7 +62,7 @@ def _rectangles(ax):
   return [p for p in ax.patches if isinstance(p, Rectangle)]
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(batch=st.integers(1, 11), ncols=st.one_of(st.none(), st.integers(1, 6)))
 def test_one_axes_per_sample(digits, batch, ncols):
   x = np.resize(digits[0], (batch, 16, 16))
