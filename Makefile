@@ -29,10 +29,10 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n 2 -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15 -m "not slow"
 	$(PY) -m pytest -q -n 2 --doctest-modules jaxmix
 
-# The long checks (marked slow) and every hypothesis test on all its examples (make test runs about half;
+# The long checks (marked slow) and every hypothesis test on all its examples (make test runs a third;
 # tests/core_helpers.py `examples`).
 test-slow: $(VENV)/.installed
 	JAXMIX_FULL_EXAMPLES=1 $(PY) -m pytest -q -n 2 -m "slow or hypothesis"

@@ -21,15 +21,16 @@ import numpy as np
 import jaxmix
 from jaxmix._src.core import sampling
 
-# `make test` runs each hypothesis test on about half its examples (at least 3): every property is still
-# checked, on fewer random shapes and values, and each new shape costs a compile. `make test-slow` sets
-# JAXMIX_FULL_EXAMPLES=1 and runs every hypothesis test on all the examples its decorator names.
+# `make test` runs each hypothesis test on about a third of its examples (at least 2): every property is
+# still checked, on fewer random shapes and values (new ones each run), and each new shape costs a
+# compile. `make test-slow` sets JAXMIX_FULL_EXAMPLES=1 and runs every hypothesis test on all the
+# examples its decorator names.
 FULL_EXAMPLES = os.environ.get("JAXMIX_FULL_EXAMPLES", "") == "1"
 
 
 def examples(n: int) -> int:
-  """The ``max_examples`` of a hypothesis test written for ``n``: ``n`` in full runs, else half (≥ 3)."""
-  return n if FULL_EXAMPLES else min(n, max(3, (n + 1) // 2))
+  """The ``max_examples`` of a hypothesis test written for ``n``: ``n`` in full runs, else a third (≥ 2)."""
+  return n if FULL_EXAMPLES else min(n, max(2, (n + 2) // 3))
 
 
 MODES = ("batch", "pair", "elem")

@@ -89,6 +89,7 @@ print("quick start ran from", jaxmix.__file__)
 """
 
 
+@pytest.mark.slow  # a fresh venv and a pip install: about 20 s (make test-slow)
 def test_installed_wheel_runs_the_readme_quick_start(dist, tmp_path):
   wheel, _ = dist
   venv = tmp_path / "venv"

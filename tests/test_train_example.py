@@ -50,7 +50,14 @@ def test_required_methods_are_found():
     train.make_mixer("no_such_method", K)
 
 
-@pytest.mark.parametrize("method", METHODS)
+# make test steps the core methods; the contract suite covers every method's mixing, so the train step
+# for the rest runs in make test-slow.
+CORE = ("erm", "manifold", "mixup", "cutmix", "mixup_cutmix")
+
+
+@pytest.mark.parametrize(
+  "method", [m if m in CORE else pytest.param(m, marks=pytest.mark.slow) for m in METHODS]
+)
 def test_one_jitted_step_per_method(method):
   state = _state()
   x, y = _batch()
