@@ -144,14 +144,22 @@ def check_batch_size(batch_size: Any) -> int:
   None or True is a TypeError, a negative int a ValueError; B = 0 is allowed
   and gives an empty plan.
   """
-  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+  return check_static_int("batch_size", batch_size, 0, "the number of samples")
+
+
+def check_static_int(name: str, value: Any, minimum: int, meaning: str) -> int:
+  """`value` as a Python int >= `minimum` (numpy integers too, never a bool), for options that set shapes.
+
+  A float, a string, None or a bool is a TypeError, a smaller int a ValueError;
+  both name `name` and say what it is (`meaning`).
+  """
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
     raise TypeError(
-      f"batch_size must be a static int >= 0 (the number of samples), got {batch_size!r} "
-      f"of type {type(batch_size).__name__}."
+      f"{name} must be a static int >= {minimum} ({meaning}), got {value!r} of type {type(value).__name__}."
     )
-  if batch_size < 0:
-    raise ValueError(f"batch_size must be a static int >= 0 (the number of samples), got {batch_size!r}.")
-  return int(batch_size)
+  if value < minimum:
+    raise ValueError(f"{name} must be a static int >= {minimum} ({meaning}), got {value!r}.")
+  return int(value)
 
 
 @overload

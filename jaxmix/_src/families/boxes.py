@@ -34,7 +34,6 @@ from typing import overload
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from jaxmix._src.core import validation
@@ -288,17 +287,6 @@ def from_pixel_xyxy(
   return from_xyxy(boxes, box_format)
 
 
-def _check_max_boxes(max_boxes: Any) -> int:
-  if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)):
-    raise TypeError(
-      f"max_boxes must be a static int >= 1 (the box count kept), got {max_boxes!r} "
-      f"of type {type(max_boxes).__name__}."
-    )
-  if max_boxes < 1:
-    raise ValueError(f"max_boxes must be a static int >= 1 (the box count kept), got {max_boxes!r}.")
-  return int(max_boxes)
-
-
 @overload
 def compact_boxes(
   targets: BoxTargets, max_boxes: int, *, box_format: str = ..., masks: None = ...
@@ -362,7 +350,7 @@ def compact_boxes(
       f"targets must be a jaxmix.detection.BoxTargets (as the detection functions return), "
       f"got {type(targets).__name__}."
     )
-  max_boxes = _check_max_boxes(max_boxes)
+  max_boxes = validation.check_static_int("max_boxes", max_boxes, 1, "the box count kept")
   _check_format(box_format)
   boxes, classes, valid = check_box_targets(targets.boxes, targets.classes, targets.valid)
   validation.check_same_shape(
