@@ -38,7 +38,9 @@ def random_attention(seed, n, heads=None):
   return jax.nn.softmax(2.0 * jax.random.normal(jax.random.key(seed), shape), axis=-1)
 
 
-@pytest.mark.parametrize("hw, grid", [((H, W), GRID), ((30, 28), (5, 4)), ((224, 224), (14, 14))])
+@pytest.mark.parametrize(
+  "hw, grid", [((H, W), GRID), ((30, 28), (5, 4)), ((224, 224), (14, 14)), ((30, 29), (4, 4))]
+)
 def test_uniform_attention_gives_the_token_grid_area(hw, grid):
   plan = cutmix_plan(1, hw)
   n = grid[0] * grid[1]

@@ -74,10 +74,12 @@ def _own_at_tokens(own: jax.Array, grid: tuple[int, int]) -> jax.Array:
   ``(⌊i·H/h⌋, ⌊j·W/w⌋)`` for token ``(i, j)``: PyTorch's nearest ``nn.Upsample``, as the official code."""
   b, height, width = own.shape
   gh, gw = grid
-  rows = np.arange(gh) * height // gh
-  cols = np.arange(gw) * width // gw
   if height == width == 1:
     return jnp.broadcast_to(own.reshape(b, 1), (b, gh * gw))
+  if height % gh == 0 and width % gw == 0:  # a patch grid that divides the image: a strided slice
+    return own[:, :: height // gh, :: width // gw].reshape(b, gh * gw)
+  rows = np.arange(gh) * height // gh
+  cols = np.arange(gw) * width // gw
   return own[:, rows][:, :, cols].reshape(b, gh * gw)
 
 
