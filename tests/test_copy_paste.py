@@ -288,6 +288,20 @@ def test_formats_and_normalised_boxes_agree():
   np.testing.assert_allclose(np.asarray(back)[ref.valid], np.asarray(ref.boxes)[ref.valid], atol=1e-4)
 
 
+def test_float_noise_on_box_edges_neither_adds_nor_drops_pixels():
+  """Edges a few ulps off an integer (2.9999998 for 3, as a normalised or cxcywh round trip leaves them;
+  jax 0.8.1 gave one) count as that integer: the pasted pixels, validity and boxes equal the exact
+  boxes' (without the snap, each grown edge pastes one more row or column)."""
+  images, boxes, classes, _ = painted(6, masks=False)
+  key = jax.random.key(3)
+  ref_out, ref = _cp(key, images, boxes, classes, selected=False)[:2]
+  grown = boxes + jnp.array([-2e-6, -2e-6, 2e-6, 2e-6])
+  out, got = _cp(key, images, grown, classes, selected=False)[:2]
+  np.testing.assert_array_equal(out, ref_out)
+  np.testing.assert_array_equal(got.valid, ref.valid)
+  np.testing.assert_allclose(got.boxes, ref.boxes, atol=1e-5)
+
+
 # --- bad input ------------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 
 def region_mask(region: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:
@@ -11,7 +12,9 @@ def region_mask(region: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:
   h, w = spatial_shape
   rows = jnp.arange(h, dtype=jnp.int32)[None, :, None]
   cols = jnp.arange(w, dtype=jnp.int32)[None, None, :]
-  top, bottom, left, right = (region[:, i, None, None] for i in range(4))
+  # lax.index_in_dim is a slice on every jax version; `region[:, i, None, None]`
+  # lowers to a gather on jax 0.8.1.
+  top, bottom, left, right = (lax.index_in_dim(region, i, axis=1).reshape(-1, 1, 1) for i in range(4))
   return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
 
 

@@ -16,7 +16,8 @@ while tracing, and read as background under ``jit``. The output map has ids in
 [0, 2N]: k for own row k − 1 and N + k for the partner's row k − 1, pasted
 (row N + k − 1 of the output boxes); the pixels of dropped instances are 0.
 Without ``masks`` each instance is its box: a pasted instance covers every
-pixel its box overlaps (columns ``floor(x1) .. ceil(x2) − 1``, rows likewise).
+pixel its box overlaps (columns ``floor(x1) .. ceil(x2) − 1``, rows likewise, with
+edges within 0.001 px of an integer read as that integer).
 
 The rule, per sample with its partner:
 
@@ -118,13 +119,17 @@ def _ioa_filter(
 
 
 def _box_pixels(xyxy: jax.Array, chosen: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:
-  """bool `[B, H, W]`: the pixels any chosen box overlaps, from a 2-D difference array (O(B·(N + H·W)))."""
+  """bool `[B, H, W]`: the pixels any chosen box overlaps, from a 2-D difference array (O(B·(N + H·W))).
+
+  A pixel counts when the box covers more than `detection.SNAP` of a pixel along each axis, so that the
+  noise of normalised or converted boxes (an edge at 2.9999998 for 3) does not add a row or column.
+  """
   h, w = spatial_shape
   b = chosen.shape[0]
-  x1 = jnp.clip(jnp.floor(xyxy[..., 0]), 0, w).astype(jnp.int32)
-  y1 = jnp.clip(jnp.floor(xyxy[..., 1]), 0, h).astype(jnp.int32)
-  x2 = jnp.clip(jnp.ceil(xyxy[..., 2]), 0, w).astype(jnp.int32)
-  y2 = jnp.clip(jnp.ceil(xyxy[..., 3]), 0, h).astype(jnp.int32)
+  x1 = jnp.clip(jnp.floor(xyxy[..., 0] + detection.SNAP), 0, w).astype(jnp.int32)
+  y1 = jnp.clip(jnp.floor(xyxy[..., 1] + detection.SNAP), 0, h).astype(jnp.int32)
+  x2 = jnp.clip(jnp.ceil(xyxy[..., 2] - detection.SNAP), 0, w).astype(jnp.int32)
+  y2 = jnp.clip(jnp.ceil(xyxy[..., 3] - detection.SNAP), 0, h).astype(jnp.int32)
   one = chosen.astype(jnp.int32)
   bi = jnp.arange(b)[:, None]
   diff = jnp.zeros((b, h + 1, w + 1), jnp.int32)

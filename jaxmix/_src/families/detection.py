@@ -51,6 +51,9 @@ from jaxmix._src.methods import mosaic as mosaic_lib
 from jaxmix._src.methods import multiway
 from jaxmix._src.methods import resizemix
 
+# Box edges within this many pixels of an integer are read as that integer when pixels are counted.
+SNAP = 1e-3
+
 
 def _overlaps(lo: jax.Array, hi: jax.Array, size: int) -> jax.Array:
   """`[B, N, size]`: how much of each unit pixel [i, i+1) lies in [lo, hi)."""
@@ -81,8 +84,10 @@ def _tight(
   area = boxes_lib.box_area(xyxy)
   fraction = shown_area / jnp.maximum(area, 1e-12)
   weight = weighted / jnp.maximum(shown_area, 1e-12)
-  cols = (col_shown > 0) & (ox > 0)
-  rows = (row_shown > 0) & (oy > 0)
+  # A column or row counts when more than SNAP of a pixel shows, so that float noise in the box edges
+  # (2.9999998 for 3 after a format round trip) neither adds nor drops one.
+  cols = (col_shown > SNAP) & (ox > SNAP)
+  rows = (row_shown > SNAP) & (oy > SNAP)
   first_col = jnp.argmax(cols, axis=-1).astype(jnp.float32)
   last_col = (w - jnp.argmax(cols[..., ::-1], axis=-1)).astype(jnp.float32)
   first_row = jnp.argmax(rows, axis=-1).astype(jnp.float32)
@@ -149,8 +154,8 @@ def _visible_in_box_plan(
 
 def _keep(tight: jax.Array, xyxy: jax.Array, min_size: jax.typing.ArrayLike) -> jax.Array:
   """Boxes that kept their extent, or are still at least `min_size` wide and high."""
-  min_size = jnp.asarray(min_size, jnp.float32)
-  unchanged = jnp.all(tight == xyxy, axis=-1)
+  min_size = jnp.asarray(min_size, jnp.float32) - SNAP  # a side within SNAP of min_size is min_size
+  unchanged = jnp.all(jnp.abs(tight - xyxy) <= SNAP, axis=-1)  # within SNAP, as in _tight
   big = ((tight[..., 2] - tight[..., 0]) >= min_size) & ((tight[..., 3] - tight[..., 1]) >= min_size)
   return unchanged | big
 
