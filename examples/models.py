@@ -116,3 +116,58 @@ class NNXResNet(nnx.Module):
     x = jaxmix.manifold_point(x, mix, 2)
     x = self.block3(x)
     return self.head(jnp.mean(x, axis=(1, 2)))
+
+
+# ----------------------------------------------------------------------------- a tiny ViT (linen)
+
+
+class EncoderBlock(nn.Module):
+  """Pre-norm transformer block; also returns its attention weights `[B, heads, T, T]`."""
+
+  dim: int
+  heads: int
+  mlp_ratio: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    b, t, _ = x.shape
+    head_dim = self.dim // self.heads
+    qkv = nn.Dense(3 * self.dim)(nn.LayerNorm()(x)).reshape(b, t, 3, self.heads, head_dim)
+    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # [B, heads, T, head_dim]
+    attention = jax.nn.softmax(q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(head_dim), axis=-1)
+    y = (attention @ v).transpose(0, 2, 1, 3).reshape(b, t, self.dim)
+    x = x + nn.Dense(self.dim)(y)
+    y = nn.Dense(self.dim)(nn.gelu(nn.Dense(self.mlp_ratio * self.dim)(nn.LayerNorm()(x))))
+    return x + y, attention
+
+
+class ViT(nn.Module):
+  """A tiny vision transformer (Dosovitskiy et al. 2021) for 28×28 greyscale images.
+
+  Patches of `patch` × `patch` pixels (7 × 7 = 49 tokens at patch 4), one CLS token, learned position
+  embeddings, `depth` pre-norm blocks and a linear head on the CLS token. Returns ``(logits,
+  attention)`` with ``attention`` the last block's CLS row over the patch tokens, `[B, heads, N]`
+  (``attn[:, :, 0, 1:]``): what TransMix reads (:func:`jaxmix.losses.transmix_labels`).
+  """
+
+  num_classes: int = 10
+  patch: int = 4
+  dim: int = 64
+  depth: int = 4
+  heads: int = 4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+    del train  # no dropout or batch statistics: one signature with the ResNet
+    x = nn.Conv(self.dim, (self.patch, self.patch), self.patch)(x)  # patch embedding
+    b = x.shape[0]
+    x = x.reshape(b, -1, self.dim)
+    cls = self.param("cls", nn.initializers.zeros, (1, 1, self.dim))
+    x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, self.dim)), x], axis=1)
+    x = x + self.param("pos", nn.initializers.normal(0.02), (1, x.shape[1], self.dim))
+    attention = None
+    for _ in range(self.depth):
+      x, attention = EncoderBlock(self.dim, self.heads)(x)
+    assert attention is not None
+    logits = nn.Dense(self.num_classes)(nn.LayerNorm()(x[:, 0]))
+    return logits, attention[:, :, 0, 1:]
