@@ -2,7 +2,8 @@
 
 ``mix_boxes`` carries boxes through any two-source plan; ``mixup``, ``cutmix``,
 ``mosaic`` and ``copy_paste`` (with or without instance masks) are the one-call
-methods for images with boxes; ``compact_boxes`` keeps the box axis of a chain
+methods for images with boxes, ``yolox_mixup`` and ``ultralytics_mixup``
+the YOLO trainers' presets of MixUp; ``compact_boxes`` keeps the box axis of a chain
 of mixes at a fixed size; the box utilities and the Pascal VOC reader complete
 the family.
 """
@@ -18,6 +19,8 @@ from jaxmix._src.families.copy_paste import copy_paste
 from jaxmix._src.families.detection import cutmix_detection as cutmix
 from jaxmix._src.families.detection import mix_boxes
 from jaxmix._src.families.detection import mixup_detection as mixup
+from jaxmix._src.families.detection_presets import ultralytics_mixup
+from jaxmix._src.families.detection_presets import yolox_mixup
 from jaxmix._src.families.mosaic_detection import mosaic
 from jaxmix._src.families.mosaic_detection import mosaic_boxes
 from jaxmix._src.families.voc import VOC_CLASSES
@@ -44,5 +47,7 @@ __all__ = [
   "read_voc",
   "read_voc_batch",
   "sample_mosaic",
+  "ultralytics_mixup",
   "VOC_CLASSES",
+  "yolox_mixup",
 ]
