@@ -107,6 +107,29 @@ def _yolox_leaf(
   return jnp.where(applied.reshape((-1,) + (1,) * (x.ndim - 1)), mixed, x)
 
 
+def _check_partners(partners: Any, images: Any, batch_size: int, n: int) -> tuple[Any, boxes_lib.BoxTargets]:
+  """``(images, targets)`` of explicit partners, checked against the batch (ValueError naming `partners`)."""
+  if not isinstance(partners, tuple) or len(partners) not in (2, 3):
+    raise ValueError(
+      "partners must be (images, targets) or the (images, targets, source) of draw_partners, got "
+      f"{type(partners).__name__}."
+    )
+  p_images, p_targets = partners[0], partners[1]
+  if not isinstance(p_targets, boxes_lib.BoxTargets):
+    raise TypeError(f"partners[1] must be a jaxmix.detection.BoxTargets, got {type(p_targets).__name__}.")
+  if jax.tree_util.tree_structure(p_images) != jax.tree_util.tree_structure(images):
+    raise ValueError("partners[0] must have the structure of images.")
+  for p, x in zip(jax.tree_util.tree_leaves(p_images), jax.tree_util.tree_leaves(images), strict=True):
+    if jnp.shape(p) != jnp.shape(x):
+      raise ValueError(f"partners[0] has a leaf of shape {jnp.shape(p)}, but images has {jnp.shape(x)}.")
+  boxes_lib.check_box_targets(
+    p_targets.boxes, p_targets.classes, p_targets.valid, batch_size, "the images have"
+  )
+  if p_targets.classes.shape[1] != n:
+    raise ValueError(f"partners[1] has {p_targets.classes.shape[1]} boxes per image, but boxes has {n}.")
+  return p_images, p_targets
+
+
 def yolox_mixup(
   key: jax.Array,
   images: Any,
@@ -126,6 +149,7 @@ def yolox_mixup(
   box_format: str = "xyxy",
   normalized: bool = False,
   data_format: str = "NHWC",
+  partners: tuple[Any, ...] | None = None,
 ) -> tuple[Any, boxes_lib.BoxTargets]:
   """YOLOX MixUp: a scale-jittered, maybe flipped partner blended at 0.5 (module docstring).
 
@@ -148,6 +172,11 @@ def yolox_mixup(
       ``"nearest"`` (static).
     box_format, normalized: the box layout (static).
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    partners: explicit partners instead of the batch's `pairing`: the
+      ``(images, targets, source)`` that :func:`jaxmix.detection.draw_partners`
+      returns (a :class:`jaxmix.detection.PartnerCache`), or ``(images,
+      targets)`` shaped like the batch, `targets` a
+      :class:`jaxmix.detection.BoxTargets` in the same box layout.
 
   Returns:
     ``(mixed_images, BoxTargets)`` with `2N` boxes per image: own, then the
@@ -175,6 +204,20 @@ def yolox_mixup(
   )
   k_pair, k_scale, k_flip, k_gate, k_y, k_x = jax.random.split(key, 6)
   index = sampling.partner_index(k_pair, batch_size, pairing)
+  if partners is None:
+    take = lambda x: pairing_lib.take_partner(jnp.asarray(x), pairing, index)
+    p_images = jax.tree_util.tree_map(take, images)
+    p_xyxy = pairing_lib.take_partner(xyxy, pairing, index)
+    p_classes = pairing_lib.take_partner(classes, pairing, index)
+    p_valid = pairing_lib.take_partner(valid, pairing, index)
+    alone = pairing_lib.self_pairs(index)
+  else:
+    p_images, p_targets = _check_partners(partners, images, batch_size, classes.shape[1])
+    p_xyxy, p_valid = boxes_lib.sanitize_boxes(
+      boxes_lib.to_pixel_xyxy(p_targets.boxes, box_format, normalized, (h, w)), p_targets.valid, (h, w)
+    )
+    p_classes = p_targets.classes
+    alone = jnp.zeros((batch_size,), bool)
   lo = jnp.asarray(mixup_scale[0], jnp.float32)
   hi = jnp.asarray(mixup_scale[1], jnp.float32)
   jitter = lo + (hi - lo) * jax.random.uniform(k_scale, (batch_size,))
@@ -189,9 +232,7 @@ def yolox_mixup(
 
   # Boxes: scale, clip to the scaled image, flip, shift, clip to the output, box_candidates.
   hs_f, ws_f = hs.astype(jnp.float32)[:, None], ws.astype(jnp.float32)[:, None]
-  p_xyxy = pairing_lib.take_partner(xyxy, pairing, index) * jitter[:, None, None]
-  p_classes = pairing_lib.take_partner(classes, pairing, index)
-  p_valid = pairing_lib.take_partner(valid, pairing, index)
+  p_xyxy = p_xyxy * jitter[:, None, None]
   x1 = jnp.clip(p_xyxy[..., 0], 0.0, ws_f)
   x2 = jnp.clip(p_xyxy[..., 2], 0.0, ws_f)
   y1 = jnp.clip(p_xyxy[..., 1], 0.0, hs_f)
@@ -216,7 +257,7 @@ def yolox_mixup(
   keep &= boxes_lib.box_area(after) / (boxes_lib.box_area(before) + 1e-16) > jnp.asarray(
     min_area_ratio, jnp.float32
   )
-  applied = gate & ~pairing_lib.self_pairs(index) & jnp.any(keep, axis=1)
+  applied = gate & ~alone & jnp.any(keep, axis=1)
   part_valid = keep & applied[:, None]
 
   # Pixels: output (y, x) reads the padded canvas at (y + oy, x + ox), the scaled partner inside it.
@@ -228,11 +269,10 @@ def yolox_mixup(
   cols = _source_coords(qx.astype(jnp.float32), w, ws, method)
   fill = jnp.asarray(fill_value, jnp.float32)
 
-  def mix(x: jax.Array) -> jax.Array:
-    partner = pairing_lib.take_partner(jnp.asarray(x), pairing, index)
+  def mix(x: jax.Array, partner: jax.Array) -> jax.Array:
     return _yolox_leaf(x, partner, rows, cols, inside, applied, fill, data_format)
 
-  mixed = jax.tree_util.tree_map(mix, images)
+  mixed = jax.tree_util.tree_map(mix, images, p_images)
   own_w = jnp.where(applied, 0.5, 1.0)[:, None]
   out_box = jnp.concatenate([xyxy, jnp.where(part_valid[..., None], after, 0.0)], axis=1)
   out_valid = jnp.concatenate([valid, part_valid], axis=1)
@@ -261,6 +301,7 @@ def ultralytics_mixup(
   box_format: str = "xyxy",
   normalized: bool = False,
   data_format: str = "NHWC",
+  partners: tuple[Any, ...] | None = None,
 ) -> tuple[Any, boxes_lib.BoxTargets]:
   """Ultralytics (YOLOv5/YOLOv8) MixUp: ``λ ~ Beta(32, 32)`` per sample, both box sets kept.
 
@@ -280,6 +321,9 @@ def ultralytics_mixup(
     pairing: ``"flip"``, ``"roll"`` or ``"permute"`` (static).
     box_format, normalized: the box layout (static).
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    partners: explicit partners, as in :func:`yolox_mixup`. The batch and
+      its partners go through :func:`jaxmix.detection.mixup` as one batch of
+      `2B` paired by ``flip`` (a slice, no gather), and the first `B` come back.
 
   Returns:
     ``(mixed_images, BoxTargets)`` with `2N` boxes per image, weights λ and 1 − λ.
@@ -289,6 +333,28 @@ def ultralytics_mixup(
     >>> t.boxes.shape
     (8, 6, 4)
   """
+  if partners is not None:
+    batch_size = validation.batch_size_of(images, "images")
+    boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
+    p_images, p_t = _check_partners(partners, images, batch_size, classes.shape[1])
+    # Sample i of [batch, reversed partners] has partner 2B − 1 − i under flip: partner i.
+    cat = lambda x, p: jnp.concatenate([jnp.asarray(x), jnp.flip(jnp.asarray(p), 0)], axis=0)
+    mixed, t = detection.mixup_detection(
+      key,
+      jax.tree_util.tree_map(cat, images, p_images),
+      cat(boxes, p_t.boxes),
+      cat(classes, p_t.classes),
+      cat(valid, p_t.valid),
+      alpha=alpha,
+      prob=prob,
+      mode="elem",
+      pairing="flip",
+      box_format=box_format,
+      normalized=normalized,
+      data_format=data_format,
+    )
+    first = lambda x: x[:batch_size]
+    return jax.tree_util.tree_map(first, mixed), jax.tree_util.tree_map(first, t)
   return detection.mixup_detection(
     key,
     images,
