@@ -50,7 +50,7 @@ def test_ring_buffer_order(b, size):
   fifo = []
   for step in range(4):
     ids = np.arange(1, b + 1) + 100 * step
-    cache = _update(cache, jax.random.key(step), *batch(ids), random_pop=False)
+    cache = _update(jax.random.key(step), cache, *batch(ids), random_pop=False)
     fifo = (fifo + list(ids))[-size:]
     assert int(cache.count) == min(size, b * (step + 1))
     got = slot_ids(cache)[: int(cache.count)]
@@ -77,7 +77,7 @@ def test_random_pop_matches_mmdetection_list_semantics():
         count += 1
       elif draws[k] < size:
         slots[draws[k]] = new
-    cache = _update(cache, key, *batch(ids))
+    cache = _update(key, cache, *batch(ids))
     np.testing.assert_array_equal(slot_ids(cache), slots)
     assert int(cache.count) == count
 
@@ -92,11 +92,11 @@ def test_random_pop_matches_mmdetection_list_semantics():
 def test_partners_never_come_from_an_empty_slot(b, size, steps, seed):
   cache = D.init_partner_cache(*batch(np.arange(1, b + 1)), size)
   for step in range(steps):
-    cache = _update(cache, jax.random.key(seed + step), *batch(np.arange(1, b + 1) + 10 * (step + 1)))
+    cache = _update(jax.random.key(seed + step), cache, *batch(np.arange(1, b + 1) + 10 * (step + 1)))
   images, t = batch(np.arange(1, b + 1))
   count = int(cache.count)
   for k in range(4):
-    p_images, p_t, source = _draw(cache, jax.random.key(seed * 7 + k), images, t)
+    p_images, p_t, source = _draw(jax.random.key(seed * 7 + k), cache, images, t)
     source = np.asarray(source)
     assert ((source >= 0) & (source < b + count)).all()
     if b - 1 + count > 0:
@@ -110,10 +110,10 @@ def test_partners_never_come_from_an_empty_slot(b, size, steps, seed):
 def test_draws_cover_batch_and_cache_uniformly():
   b, size = 2, 6
   cache = D.init_partner_cache(*batch([1, 2]), size)
-  cache = _update(cache, jax.random.key(0), *batch([11, 12, 13]))
+  cache = _update(jax.random.key(0), cache, *batch([11, 12, 13]))
   images, t = batch([1, 2])
   keys = jax.random.split(jax.random.key(1), 600)
-  sources = np.asarray(jax.vmap(lambda k: _draw(cache, k, images, t)[2])(keys))[:, 0]
+  sources = np.asarray(jax.vmap(lambda k: _draw(k, cache, images, t)[2])(keys))[:, 0]
   # Sample 0 draws from sample 1 and the 3 filled slots: 1/4 each.
   counts = np.bincount(sources, minlength=b + size)
   assert counts[0] == 0 and counts[b + 3 :].sum() == 0
@@ -123,9 +123,9 @@ def test_draws_cover_batch_and_cache_uniformly():
 def test_same_key_same_cache_and_partners_feed_the_presets():
   images, t = batch([1, 2, 3, 4])
   cache = D.init_partner_cache(images, t, 5)
-  a = _update(cache, jax.random.key(3), *batch([5, 6, 7, 8]))
-  chex.assert_trees_all_equal(a, _update(cache, jax.random.key(3), *batch([5, 6, 7, 8])))
-  partners = _draw(a, jax.random.key(4), images, t)
+  a = _update(jax.random.key(3), cache, *batch([5, 6, 7, 8]))
+  chex.assert_trees_all_equal(a, _update(jax.random.key(3), cache, *batch([5, 6, 7, 8])))
+  partners = _draw(jax.random.key(4), a, images, t)
   boxes, classes, valid = t.boxes, t.classes, t.valid
   for fn in (D.yolox_mixup, D.ultralytics_mixup):
     mixed, out = fn(jax.random.key(5), images, boxes, classes, valid, partners=partners)
@@ -139,15 +139,15 @@ def test_wrong_cache_raises_naming_the_argument():
   cache = D.init_partner_cache(images, t, 3)
   key = jax.random.key(0)
   with pytest.raises(ValueError, match="cache"):
-    D.draw_partners(cache, key, images[:, :2], t)
+    D.draw_partners(key, cache, images[:, :2], t)
   with pytest.raises(ValueError, match="cache"):
-    D.update_partner_cache(cache, key, images.astype(jnp.uint8), t)
+    D.update_partner_cache(key, cache, images.astype(jnp.uint8), t)
   wide = D.BoxTargets(*(jnp.concatenate([x, x], axis=1) for x in (t.boxes, t.classes, t.valid, t.weights)))
   with pytest.raises(ValueError, match="cache"):
-    D.update_partner_cache(cache, key, images, wide)
+    D.update_partner_cache(key, cache, images, wide)
   with pytest.raises(TypeError, match="cache"):
-    D.draw_partners({"images": images}, key, images, t)
+    D.draw_partners(key, {"images": images}, images, t)
   with pytest.raises(TypeError, match="targets"):
-    D.update_partner_cache(cache, key, images, (t.boxes, t.classes))
+    D.update_partner_cache(key, cache, images, (t.boxes, t.classes))
   with pytest.raises(ValueError, match="size"):
     D.init_partner_cache(images, t, 0)

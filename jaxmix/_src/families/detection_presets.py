@@ -117,7 +117,8 @@ def _check_partners(partners: Any, images: Any, batch_size: int, n: int) -> tupl
   p_images, p_targets = partners[0], partners[1]
   if not isinstance(p_targets, boxes_lib.BoxTargets):
     raise TypeError(f"partners[1] must be a jaxmix.detection.BoxTargets, got {type(p_targets).__name__}.")
-  if jax.tree_util.tree_structure(p_images) != jax.tree_util.tree_structure(images):
+  theirs, ours = jax.tree_util.tree_structure(p_images), jax.tree_util.tree_structure(images)
+  if theirs != ours:  # type: ignore[operator]  # jaxlib ships no stub for PyTreeDef
     raise ValueError("partners[0] must have the structure of images.")
   for p, x in zip(jax.tree_util.tree_leaves(p_images), jax.tree_util.tree_leaves(images), strict=True):
     if jnp.shape(p) != jnp.shape(x):

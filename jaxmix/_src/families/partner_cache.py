@@ -27,11 +27,12 @@ updating (as mmdetection's cache holds the samples of earlier calls plus the
 current one), and pass the cache to ``jax.jit(..., donate_argnums=...)`` so
 XLA updates the buffer in place.
 
-Example train step::
+Example train step (``targets`` a :class:`jaxmix.detection.BoxTargets` of the input batch)::
 
-    partners = jaxmix.detection.draw_partners(state.cache, k1, images, targets)
-    images, t = jaxmix.detection.yolox_mixup(k2, images, boxes, classes, valid, partners=partners)
-    cache = jaxmix.detection.update_partner_cache(state.cache, k3, images_in, targets_in)
+    partners = jaxmix.detection.draw_partners(k1, state.cache, images, targets)
+    mixed, t = jaxmix.detection.yolox_mixup(
+        k2, images, targets.boxes, targets.classes, targets.valid, partners=partners)
+    cache = jaxmix.detection.update_partner_cache(k3, state.cache, images, targets)
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def _check_cache(cache: Any, images: Any, targets: boxes_lib.BoxTargets) -> None
     )
   ours = jax.tree_util.tree_structure(images)
   theirs = jax.tree_util.tree_structure(cache.images)
-  if ours != theirs:
+  if ours != theirs:  # type: ignore[operator]  # jaxlib ships no stub for PyTreeDef
     raise ValueError(f"cache holds images of structure {theirs}, but images is {ours}.")
   pairs = list(zip(jax.tree_util.tree_leaves(cache.images), jax.tree_util.tree_leaves(images), strict=True))
   fields = ("boxes", "classes", "valid", "weights")
@@ -144,7 +145,7 @@ def _check_cache(cache: Any, images: Any, targets: boxes_lib.BoxTargets) -> None
 
 
 def draw_partners(
-  cache: PartnerCache, key: jax.Array, images: Any, targets: boxes_lib.BoxTargets
+  key: jax.Array, cache: PartnerCache, images: Any, targets: boxes_lib.BoxTargets
 ) -> tuple[Any, boxes_lib.BoxTargets, jax.Array]:
   """Each sample's partner, drawn uniformly from the other samples of the batch and the filled slots.
 
@@ -154,8 +155,8 @@ def draw_partners(
   is its own partner.
 
   Args:
-    cache: a :class:`PartnerCache` shaped like this batch (ValueError otherwise).
     key: PRNG key.
+    cache: a :class:`PartnerCache` shaped like this batch (ValueError otherwise).
     images: `[B, H, W, C]` (or the pytree the cache was made from).
     targets: :class:`jaxmix.detection.BoxTargets` `[B, N]`.
 
@@ -167,7 +168,7 @@ def draw_partners(
   Example:
     >>> t = jaxmix.detection.BoxTargets(boxes, classes, valid, valid.astype(jnp.float32))
     >>> cache = jaxmix.detection.init_partner_cache(images, t, 20)
-    >>> p_images, p_targets, source = jaxmix.detection.draw_partners(cache, key, images, t)
+    >>> p_images, p_targets, source = jaxmix.detection.draw_partners(key, cache, images, t)
     >>> p_images.shape, bool((source < 8).all())    # an empty cache: partners from the batch
     ((8, 32, 32, 3), True)
   """
@@ -198,8 +199,8 @@ def draw_partners(
 
 
 def update_partner_cache(
-  cache: PartnerCache,
   key: jax.Array,
+  cache: PartnerCache,
   images: Any,
   targets: boxes_lib.BoxTargets,
   *,
@@ -220,8 +221,8 @@ def update_partner_cache(
   ``position`` advances by one (mod `size`) per sample in both modes.
 
   Args:
-    cache: a :class:`PartnerCache` shaped like this batch (ValueError otherwise).
     key: PRNG key (used by ``random_pop``).
+    cache: a :class:`PartnerCache` shaped like this batch (ValueError otherwise).
     images: `[B, H, W, C]` (or the pytree the cache was made from).
     targets: :class:`jaxmix.detection.BoxTargets` `[B, N]`.
     random_pop: mmdetection's ``random_pop`` (static).
@@ -232,7 +233,7 @@ def update_partner_cache(
   Example:
     >>> t = jaxmix.detection.BoxTargets(boxes, classes, valid, valid.astype(jnp.float32))
     >>> cache = jaxmix.detection.init_partner_cache(images, t, 20)
-    >>> cache = jaxmix.detection.update_partner_cache(cache, key, images, t)
+    >>> cache = jaxmix.detection.update_partner_cache(key, cache, images, t)
     >>> int(cache.count), int(cache.position)
     (8, 8)
   """
