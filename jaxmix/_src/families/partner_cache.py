@@ -240,6 +240,8 @@ def update_partner_cache(
   targets = _check_targets(targets, "targets")
   _check_cache(cache, images, targets)
   b = validation.batch_size_of(images, "images")
+  if b == 0:
+    return cache
   size = cache.size
   draws = jax.random.randint(key, (b,), 0, size + 1)
 
