@@ -187,3 +187,17 @@ def test_bad_input_raises_naming_the_argument():
     D.yolox_mixup(jax.random.key(0), images, boxes, classes, partners=(images[:, :5], t))
   with pytest.raises(ValueError, match="partners"):
     D.ultralytics_mixup(jax.random.key(0), images, boxes, classes, partners=images)
+
+
+def test_traced_magnitudes_do_not_retrace():
+  traces = []
+
+  def fn(key, images, boxes, classes, **kw):
+    traces.append(1)
+    return D.yolox_mixup(key, images, boxes, classes, **kw)
+
+  f = jax.jit(fn)
+  images, boxes, classes = painted(2, 2, 12, 12)
+  for scale, p, flip, fill in [((0.5, 1.5), 1.0, 0.5, 0.0), ((0.8, 1.2), 0.3, 0.0, 114.0)]:
+    f(jax.random.key(0), images, boxes, classes, mixup_scale=scale, prob=p, flip_prob=flip, fill_value=fill)
+  assert len(traces) == 1
