@@ -122,6 +122,17 @@ def a_plan(s: Size) -> jaxmix.Plan:
   return jaxmix.sample_mixup_cutmix(KEY, s.b, (s.h, s.w), cutmix_alpha=1.0, mode="elem")
 
 
+def box_targets(s: Size) -> jaxmix.detection.BoxTargets:
+  return jaxmix.detection.BoxTargets(
+    boxes(s), np.zeros((s.b, N), np.int32), np.ones((s.b, N), bool), np.ones((s.b, N), np.float32)
+  )
+
+
+def a_cache(s: Size) -> jaxmix.detection.PartnerCache:
+  cache = jaxmix.detection.init_partner_cache(images(s), box_targets(s), 2 * s.b + 1)
+  return jaxmix.detection.update_partner_cache(KEY, cache, images(s, seed=9), box_targets(s))
+
+
 VALID: dict[str, Callable[[Size], Any]] = {
   "key": lambda s: KEY,
   "batch_size": lambda s: s.b,
@@ -190,6 +201,14 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
     ),
     "max_boxes": lambda s: 1,
   },
+  # The partner cache: padded targets of the batch, and a cache (half full) shaped like it.
+  jaxmix.detection.init_partner_cache: {
+    "example_images": images,
+    "example_targets": lambda s: box_targets(s),
+    "size": lambda s: 3,
+  },
+  jaxmix.detection.draw_partners: {"cache": lambda s: a_cache(s), "targets": lambda s: box_targets(s)},
+  jaxmix.detection.update_partner_cache: {"cache": lambda s: a_cache(s), "targets": lambda s: box_targets(s)},
 }
 # Every registered method in per-sample mode where it has one (one box or mask per sample).
 for _spec in jaxmix.SAMPLERS.values():
@@ -345,8 +364,13 @@ EXPECT: dict[Callable[..., Any], dict[tuple[str, str], str]] = {
 
 
 # Arguments that share a fuzzed name but are another thing: compact_boxes' targets are BoxTargets, not
-# class targets (its own tests, tests/test_compact_boxes.py, give it bad input).
-NOT_FUZZED: dict[Callable[..., Any], set[str]] = {jaxmix.detection.compact_boxes: {"targets"}}
+# class targets (its own tests, tests/test_compact_boxes.py, give it bad input); so are the partner cache's
+# (tests/test_partner_cache.py).
+NOT_FUZZED: dict[Callable[..., Any], set[str]] = {
+  jaxmix.detection.compact_boxes: {"targets"},
+  jaxmix.detection.draw_partners: {"targets"},
+  jaxmix.detection.update_partner_cache: {"targets"},
+}
 
 
 def fuzzable(fn: Callable[..., Any]) -> list[str]:

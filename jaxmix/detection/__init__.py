@@ -2,7 +2,9 @@
 
 ``mix_boxes`` carries boxes through any two-source plan; ``mixup``, ``cutmix``,
 ``mosaic`` and ``copy_paste`` (with or without instance masks) are the one-call
-methods for images with boxes; ``compact_boxes`` keeps the box axis of a chain
+methods for images with boxes, ``yolox_mixup`` and ``ultralytics_mixup``
+the YOLO trainers' presets of MixUp, which can take partners
+from a ``PartnerCache`` carried across steps; ``compact_boxes`` keeps the box axis of a chain
 of mixes at a fixed size; the box utilities and the Pascal VOC reader complete
 the family.
 """
@@ -18,8 +20,14 @@ from jaxmix._src.families.copy_paste import copy_paste
 from jaxmix._src.families.detection import cutmix_detection as cutmix
 from jaxmix._src.families.detection import mix_boxes
 from jaxmix._src.families.detection import mixup_detection as mixup
+from jaxmix._src.families.detection_presets import ultralytics_mixup
+from jaxmix._src.families.detection_presets import yolox_mixup
 from jaxmix._src.families.mosaic_detection import mosaic
 from jaxmix._src.families.mosaic_detection import mosaic_boxes
+from jaxmix._src.families.partner_cache import PartnerCache
+from jaxmix._src.families.partner_cache import draw_partners
+from jaxmix._src.families.partner_cache import init_partner_cache
+from jaxmix._src.families.partner_cache import update_partner_cache
 from jaxmix._src.families.voc import VOC_CLASSES
 from jaxmix._src.families.voc import read_voc
 from jaxmix._src.families.voc import read_voc_batch
@@ -35,14 +43,20 @@ __all__ = [
   "copy_paste",
   "cutmix",
   "denormalize_boxes",
+  "draw_partners",
+  "init_partner_cache",
   "mix_boxes",
   "mixup",
   "mosaic",
   "mosaic_boxes",
   "MosaicPlan",
   "normalize_boxes",
+  "PartnerCache",
   "read_voc",
   "read_voc_batch",
   "sample_mosaic",
+  "ultralytics_mixup",
+  "update_partner_cache",
   "VOC_CLASSES",
+  "yolox_mixup",
 ]
