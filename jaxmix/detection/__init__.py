@@ -7,6 +7,8 @@ of mixes at a fixed size; the box utilities and the Pascal VOC reader complete
 the family.
 """
 
+from jaxmix._src.families.affine_detection import Affine
+from jaxmix._src.families.affine_detection import random_affine
 from jaxmix._src.families.boxes import BoxTargets
 from jaxmix._src.families.boxes import box_area
 from jaxmix._src.families.boxes import clip_boxes
@@ -27,6 +29,7 @@ from jaxmix._src.methods.mosaic import MosaicPlan
 from jaxmix._src.methods.mosaic import sample_mosaic
 
 __all__ = [
+  "Affine",
   "box_area",
   "BoxTargets",
   "clip_boxes",
@@ -41,6 +44,7 @@ __all__ = [
   "mosaic_boxes",
   "MosaicPlan",
   "normalize_boxes",
+  "random_affine",
   "read_voc",
   "read_voc_batch",
   "sample_mosaic",
