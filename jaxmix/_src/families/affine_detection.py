@@ -215,7 +215,9 @@ def _warp_leaf(
     interpolation = "nearest"  # label maps: no new ids
   hc, wc = warp.canvas
   n = int(round(math.sqrt(warp.tiles)))
-  layout = jnp.asarray(np.array(_LAYOUTS[warp.tiles], np.int32).reshape(-1))
+  layout = _LAYOUTS[warp.tiles]
+  # Each slot's first flat row, [B, 1, 1]: the source pixel is then base + sy·W + sx.
+  base = [(warp.index[:, k] * (h * w))[:, None, None] for k in range(warp.tiles)]
   inv = jnp.linalg.inv(warp.matrix)  # [B, 3, 3]: output -> canvas
   xs = jnp.arange(w, dtype=jnp.float32) + 0.5
   ys = jnp.arange(h, dtype=jnp.float32) + 0.5
@@ -231,22 +233,32 @@ def _warp_leaf(
   u = row(0) / den  # canvas x (edge coordinates) of each output pixel centre, [B, H, W]
   v = row(1) / den
   flat = x.reshape(b * h * w, ch)
-  ox = warp.offset[:, 0, None, None]
-  oy = warp.offset[:, 1, None, None]
+  ox = warp.offset[:, 0, None, None].astype(jnp.int32)
+  oy = warp.offset[:, 1, None, None].astype(jnp.int32)
 
   def tap(ci: jax.Array, ri: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(flat source row, inside) of canvas pixel (ci, ri) (int32 [B, H, W])."""
     inside = (ci >= 0) & (ci < wc) & (ri >= 0) & (ri < hc)
-    gx = ci + ox.astype(jnp.int32)
-    gy = ri + oy.astype(jnp.int32)
+    gx = ci + ox
+    gy = ri + oy
     inside &= (gx >= 0) & (gx < n * w) & (gy >= 0) & (gy < n * h)
-    col = jnp.clip(gx // w, 0, n - 1)
-    rw = jnp.clip(gy // h, 0, n - 1)
-    slot = layout[rw * n + col]
-    src = jnp.take_along_axis(warp.index, slot.reshape(b, -1), axis=1).reshape(slot.shape)
+    # The tile from comparisons and selects (no per-pixel division or table gather: both
+    # stop XLA's CPU backend from fusing the index arithmetic into the gather).
+    cols = [gx >= k * w for k in range(1, n)]
+    rows = [gy >= k * h for k in range(1, n)]
+    col = sum((c.astype(jnp.int32) for c in cols), jnp.zeros_like(gx))
+    rw = sum((r.astype(jnp.int32) for r in rows), jnp.zeros_like(gy))
     sx = jnp.clip(gx - col * w, 0, w - 1)
     sy = jnp.clip(gy - rw * h, 0, h - 1)
-    return (src * h + sy) * w + sx, inside
+
+    def pick(options: list[jax.Array], conds: list[jax.Array]) -> jax.Array:
+      out = options[0]
+      for opt, cond in zip(options[1:], conds, strict=True):
+        out = jnp.where(cond, opt, out)
+      return out
+
+    row_bases = [pick([base[layout[r][c]] for c in range(n)], cols) for r in range(n)]
+    return pick(row_bases, rows) + sy * w + sx, inside
 
   fill_value = jnp.asarray(fill, jnp.float32)
   if interpolation == "nearest":
