@@ -129,7 +129,8 @@ def test_h_ne_w_keeps_shape_and_boxes():
   out, t = jaxmix.detection.mosaic(key, x, boxes, classes, affine=TWIST)
   _, tn = jaxmix.detection.mosaic(key, x, norm, classes, affine=TWIST, box_format="cxcywh", normalized=True)
   assert out.shape == (4, h, w, 3)
-  back = jaxmix.detection.convert_boxes(jaxmix.detection.denormalize_boxes(tn.boxes, (h, w)), "cxcywh", "xyxy")
+  back = jaxmix.detection.denormalize_boxes(tn.boxes, (h, w))
+  back = jaxmix.detection.convert_boxes(back, "cxcywh", "xyxy")
   v = np.asarray(t.valid)
   np.testing.assert_array_equal(v, np.asarray(tn.valid))
   np.testing.assert_allclose(np.asarray(back)[v], np.asarray(t.boxes)[v], atol=1e-3)
@@ -171,7 +172,8 @@ def test_no_retrace_when_a_magnitude_changes():
     return jaxmix.detection.mosaic(key, x, boxes, classes, tiles=9, affine=affine, prob=prob)
 
   for i in range(3):
-    step(jax.random.key(i), Affine(degrees=1.0 + i, translate=0.1, scale=0.1 * i, shear=i, perspective=0.0), 0.5)
+    affine = Affine(degrees=1.0 + i, translate=0.1, scale=0.1 * i, shear=float(i), perspective=0.0)
+    step(jax.random.key(i), affine, 0.5)
   assert len(traces) == 1
 
 
@@ -220,9 +222,8 @@ def test_bad_boxes_name_the_argument():
 def test_jit_matches_eager(shape, tiles, interpolation):
   x = jnp.asarray(np.random.default_rng(0).random(shape), jnp.float32)
   boxes, classes = _random_boxes(shape[0], shape[1], shape[2], 2)
-  fn = functools.partial(
-    jaxmix.detection.mosaic, tiles=tiles, affine=TWIST.replace(perspective=0.0005), interpolation=interpolation
-  )
+  affine = TWIST.replace(perspective=0.0005)
+  fn = functools.partial(jaxmix.detection.mosaic, tiles=tiles, affine=affine, interpolation=interpolation)
   a, ta = fn(jax.random.key(0), x, boxes, classes)
   b, tb = jax.jit(fn)(jax.random.key(0), x, boxes, classes)
   np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)

@@ -40,7 +40,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from jaxmix._src.core import sampling
@@ -105,7 +104,9 @@ def check_affine(affine: Any) -> Affine:
   return affine
 
 
-def _matrices(key: jax.Array, affine: Affine, batch_size: int, canvas: tuple[int, int], out: tuple[int, int]):
+def _matrices(
+  key: jax.Array, affine: Affine, batch_size: int, canvas: tuple[int, int], out: tuple[int, int]
+) -> tuple[jax.Array, jax.Array]:
   """(M [B, 3, 3], zoom [B]): ultralytics' ``M = T @ S @ R @ P @ C`` with its draws."""
   k_p, k_a, k_s, k_sh, k_t = jax.random.split(key, 5)
   f32 = jnp.float32
