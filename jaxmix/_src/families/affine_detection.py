@@ -272,14 +272,19 @@ def _warp_leaf(
     x0, y0 = jnp.floor(uc), jnp.floor(vc)
     fx, fy = (uc - x0)[..., None], (vc - y0)[..., None]
     x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+    # The fill enters as one term, fill · (the weight of the taps outside every tile), so the
+    # per-tap selects act on [B, H, W] weights, not on the pixels.
     acc = None
+    outside = jnp.zeros_like(fx)
     for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
       flat_idx, inside = tap(x0i + dx, y0i + dy)
       got = flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(b, h, w, ch)
-      val = jnp.where(inside[..., None], got.astype(jnp.float32), fill_value)
       wgt = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-      acc = val * wgt if acc is None else acc + val * wgt
+      outside = outside + jnp.where(inside[..., None], 0.0, wgt)
+      term = got.astype(jnp.float32) * jnp.where(inside[..., None], wgt, 0.0)
+      acc = term if acc is None else acc + term
     assert acc is not None
+    acc = acc + outside * fill_value
     if is_int:
       info = jnp.iinfo(x.dtype)
       out = jnp.clip(jnp.round(acc), info.min, info.max).astype(x.dtype)
