@@ -265,8 +265,14 @@ def _warp_leaf(
   if interpolation == "nearest":
     flat_idx, inside = tap(jnp.floor(u).astype(jnp.int32), jnp.floor(v).astype(jnp.int32))
     got = flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(b, h, w, ch)
-    filler = _int_fill(fill, x.dtype) if is_int else fill_value.astype(x.dtype)
-    out = jnp.where(inside[..., None], got, filler)
+    if is_int:
+      # As in the bilinear path: the fill as a weighted term, no select along the channel axis.
+      keep = inside[..., None].astype(jnp.float32)
+      info = jnp.iinfo(x.dtype)
+      out = jnp.clip(jnp.round(got.astype(jnp.float32) * keep + (1 - keep) * fill_value), info.min, info.max)
+      out = out.astype(x.dtype)
+    else:
+      out = jnp.where(inside[..., None], got, fill_value.astype(x.dtype))
   else:
     uc, vc = u - 0.5, v - 0.5
     x0, y0 = jnp.floor(uc), jnp.floor(vc)
