@@ -229,3 +229,69 @@ def test_jit_matches_eager(shape, tiles, interpolation):
   np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
   np.testing.assert_array_equal(np.asarray(ta.valid), np.asarray(tb.valid))
   np.testing.assert_allclose(np.asarray(ta.boxes), np.asarray(tb.boxes), atol=1e-3)
+
+
+def test_nchw_and_pytrees_follow_the_same_map():
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 12, 20, 3)), jnp.uint8)
+  ids = jnp.asarray(np.random.default_rng(1).integers(0, 5, (4, 12, 20)), jnp.int32)
+  boxes, classes = _random_boxes(4, 12, 20, 2)
+  key = jax.random.key(4)
+  kw = {"tiles": 9, "affine": TWIST}
+  out, _ = jaxmix.detection.mosaic(key, {"image": x, "ids": ids}, boxes, classes, **kw)
+  nchw, _ = jaxmix.detection.mosaic(key, jnp.moveaxis(x, -1, 1), boxes, classes, data_format="NCHW", **kw)
+  np.testing.assert_array_equal(np.asarray(jnp.moveaxis(nchw, 1, -1)), np.asarray(out["image"]))
+  assert out["ids"].dtype == jnp.int32 and set(np.unique(out["ids"])) <= {0, 1, 2, 3, 4, 114}
+
+
+def _ultralytics_boxes(warp, boxes, h, w, tiles):
+  """ultralytics' bookkeeping in NumPy: tile shift, clip to the canvas, drop empty, apply_bboxes
+  (xy @ M.T over the four corners, min/max), clip to the output, box_candidates(box1 · s, box2)."""
+  layout = ad._LAYOUTS[tiles]
+  n = len(layout)
+  hc, wc = warp.canvas
+  m = np.asarray(warp.matrix, np.float64)
+  out_b = np.zeros((boxes.shape[0], tiles * boxes.shape[1], 4))
+  out_v = np.zeros((boxes.shape[0], tiles * boxes.shape[1]), bool)
+  nb = boxes.shape[1]
+  for i in range(boxes.shape[0]):
+    for r in range(n):
+      for c in range(n):
+        slot = layout[r][c]
+        src = int(warp.index[i, slot])
+        ox, oy = np.asarray(warp.offset[i], np.float64)
+        b = np.asarray(boxes[src], np.float64) + [c * w - ox, r * h - oy] * 2
+        b = np.clip(b, 0, [wc, hc, wc, hc])
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        xy = np.ones((nb * 4, 3))
+        xy[:, :2] = b[:, [0, 1, 2, 3, 0, 3, 2, 1]].reshape(nb * 4, 2)
+        xy = xy @ m[i].T
+        xy = (xy[:, :2] / xy[:, 2:3]).reshape(nb, 8)
+        x, y = xy[:, [0, 2, 4, 6]], xy[:, [1, 3, 5, 7]]
+        new = np.stack([x.min(1), y.min(1), x.max(1), y.max(1)], 1).clip(0, [w, h, w, h])
+        z = float(warp.zoom[i])
+        w1, h1 = (b[:, 2] - b[:, 0]) * z, (b[:, 3] - b[:, 1]) * z
+        w2, h2 = new[:, 2] - new[:, 0], new[:, 3] - new[:, 1]
+        ar = np.maximum(w2 / (h2 + 1e-16), h2 / (w2 + 1e-16))
+        good = (w2 > 2) & (h2 > 2) & (w2 * h2 / (w1 * h1 + 1e-16) > 0.1) & (ar < 100)
+        rows = slice(slot * nb, (slot + 1) * nb)
+        out_v[i, rows] = keep & good
+        out_b[i, rows] = np.where((keep & good)[:, None], new, 0)
+  return out_b, out_v
+
+
+@pytest.mark.parametrize("tiles", [4, 9])
+def test_boxes_match_ultralytics_bookkeeping(tiles):
+  h, w = 24, 32
+  boxes, classes = _random_boxes(9, h, w, 4, seed=3)
+  affine = TWIST.replace(perspective=0.0005)
+  key = jax.random.key(7)
+  x = jnp.zeros((9, h, w, 3), jnp.uint8)
+  _, t = jaxmix.detection.mosaic(key, x, boxes, classes, tiles=tiles, affine=affine)
+  warp = ad._sample_warp(key, 9, (h, w), tiles, 2.0, affine, 1.0, "roll")
+  want_b, want_v = _ultralytics_boxes(warp, np.asarray(boxes), h, w, tiles)
+  got_v = np.asarray(t.valid)
+  assert want_v.any()
+  # Float32 against float64: a box right at a threshold may flip; allow one.
+  assert (got_v != want_v).sum() <= 1
+  both = got_v & want_v
+  np.testing.assert_allclose(np.asarray(t.boxes)[both], want_b[both], atol=2e-3)
