@@ -79,8 +79,18 @@ def _canvas_reference(key, images, tiles):
   return out
 
 
-@pytest.mark.parametrize("tiles", [4, 9])
-@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+  ("tiles", "interpolation"),
+  [
+    (4, "bilinear"),
+    (9, "nearest"),
+    pytest.param(4, "nearest", marks=SLOW),
+    pytest.param(9, "bilinear", marks=SLOW),
+  ],
+)
 def test_identity_affine_is_the_canvas_crop(tiles, interpolation):
   key = jax.random.key(5)
   x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (3, 16, 24, 3)), jnp.uint8)
@@ -101,7 +111,7 @@ def _random_boxes(b, h, w, n, seed=0, small=False):
   return jnp.asarray(np.concatenate([xy, xy + wh], -1), jnp.float32), jnp.zeros((b, n), jnp.int32)
 
 
-@pytest.mark.parametrize("tiles", [4, 9])
+@pytest.mark.parametrize("tiles", [pytest.param(4, marks=SLOW), 9])
 def test_boxes_clipped_to_the_output_and_not_too_thin(tiles):
   """ultralytics #18627 (9 tiles clipped to 2s, not s) and YOLOv5 #8673 (slivers kept)."""
   h, w = 24, 40
@@ -136,7 +146,7 @@ def test_h_ne_w_keeps_shape_and_boxes():
   np.testing.assert_allclose(np.asarray(back)[v], np.asarray(t.boxes)[v], atol=1e-3)
 
 
-@pytest.mark.parametrize("tiles", [4, 9])
+@pytest.mark.parametrize("tiles", [4, pytest.param(9, marks=SLOW)])
 def test_prob_leaves_unselected_samples_untouched(tiles):
   """kornia #4652: a sample left out keeps its pixels and its boxes, whatever the other samples do."""
   x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 16, 20, 3)), jnp.uint8)
