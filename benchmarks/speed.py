@@ -296,8 +296,25 @@ def run_timm(shapes, modes, reps, bar: tqdm | None = None) -> list[dict]:
   return rows
 
 
+def detection_table() -> list[tuple[str, str, Callable]]:
+  """(name, mode column, jitted-able call) of the detection rows: MixUp, CutMix, the 2×2 Mosaic and the
+  YOLO Mosaic (2s canvas and ultralytics' default affine, as one inverse map) with both interpolations."""
+  yolo = functools.partial(jaxmix.detection.mosaic, affine=jaxmix.detection.Affine())
+  return [
+    ("mixup_detection", "elem", jaxmix.detection.mixup),
+    ("cutmix_detection", "elem", jaxmix.detection.cutmix),
+    ("mosaic", "-", jaxmix.detection.mosaic),
+    ("yolo mosaic 4 + affine", "bilinear", yolo),
+    ("yolo mosaic 4 + affine", "nearest", functools.partial(yolo, interpolation="nearest")),
+    ("yolo mosaic 9 + affine", "bilinear", functools.partial(yolo, tiles=9)),
+    ("yolo mosaic 9 + affine", "nearest", functools.partial(yolo, tiles=9, interpolation="nearest")),
+    ("random_affine", "bilinear", jaxmix.detection.random_affine),
+  ]
+
+
 def run_detection(reps: int, bar: tqdm | None = None) -> list[dict]:
-  """Detection MixUp and Mosaic at B=32 × 640×640×3 uint8 with 50 padded boxes per image."""
+  """Detection MixUp, Mosaic (2×2 and YOLO) and random_affine at B=32 × 640×640×3 uint8 with 50 padded
+  boxes per image."""
   shape = (32, 640, 640, 3)
   x, _ = make_batch(shape, "uint8")
   rng = np.random.default_rng(1)
@@ -308,19 +325,15 @@ def run_detection(reps: int, bar: tqdm | None = None) -> list[dict]:
   floor_args = (x, jnp.float32(0.3), jnp.float32(0.7))
   bar = bar if bar is not None else _null_bar()
   rows = []
-  for name, fn in (
-    ("mixup_detection", jaxmix.detection.mixup),
-    ("cutmix_detection", jaxmix.detection.cutmix),
-    ("mosaic", jaxmix.detection.mosaic),
-  ):
-    bar.set_postfix_str(name)
+  for name, mode, fn in detection_table():
+    bar.set_postfix_str(f"{name} {mode}")
     call = jax.jit(fn)
     args = (jax.random.key(0), x, boxes, classes, valid)
     first = time_call(call, *args)
     t, t_floor = time_against_floor(call, args, floor_args, reps)
     row = {
       "method": name,
-      "mode": "elem" if name != "mosaic" else "-",
+      "mode": mode,
       "shape": "32x640x640x3",
       "dtype": "uint8",
       "ms": 1e3 * t,
@@ -369,7 +382,9 @@ def main() -> None:
   parser.add_argument("--reps", type=int, default=15)
   parser.add_argument("--no-compiles", action="store_true", help="skip the 100-step recompilation count")
   parser.add_argument("--timm", action="store_true", help="also time timm.data.Mixup on torch CPU")
-  parser.add_argument("--detection", action="store_true", help="also detection MixUp/CutMix and Mosaic")
+  parser.add_argument(
+    "--detection", action="store_true", help="also detection MixUp/CutMix, Mosaic (2×2, YOLO), random_affine"
+  )
   parser.add_argument("--out", help="write the markdown table here")
   parser.add_argument("--no-progress", action="store_true", help="no progress bar (stderr)")
   args = parser.parse_args()
@@ -380,7 +395,7 @@ def main() -> None:
   print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
   print(HEADER)
   total = count_jaxmix(shapes, dtypes, modes)
-  total += 3 if args.detection else 0
+  total += len(detection_table()) if args.detection else 0
   total += 2 * len(shapes) * len(modes) if args.timm else 0
   bar = tqdm(total=total, desc="speed", unit="case", disable=args.no_progress)
   rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles, bar)

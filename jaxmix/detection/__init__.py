@@ -1,14 +1,18 @@
 """Object detection: boxes that follow the pixels of a mix.
 
 ``mix_boxes`` carries boxes through any two-source plan; ``mixup``, ``cutmix``,
-``mosaic`` and ``copy_paste`` (with or without instance masks) are the one-call
-methods for images with boxes, ``yolox_mixup`` and ``ultralytics_mixup``
+``mosaic`` (2 × 2 at the input size, or the YOLO form: 4 or 9 tiles on a 2s
+canvas and a random ``Affine``, also alone as ``random_affine``) and
+``copy_paste`` (with or without instance masks) are the one-call methods for
+images with boxes, ``yolox_mixup`` and ``ultralytics_mixup``
 the YOLO trainers' presets of MixUp, which can take partners
 from a ``PartnerCache`` carried across steps; ``compact_boxes`` keeps the box axis of a chain
 of mixes at a fixed size; the box utilities and the Pascal VOC reader complete
 the family.
 """
 
+from jaxmix._src.families.affine_detection import Affine
+from jaxmix._src.families.affine_detection import random_affine
 from jaxmix._src.families.boxes import BoxTargets
 from jaxmix._src.families.boxes import box_area
 from jaxmix._src.families.boxes import clip_boxes
@@ -35,6 +39,7 @@ from jaxmix._src.methods.mosaic import MosaicPlan
 from jaxmix._src.methods.mosaic import sample_mosaic
 
 __all__ = [
+  "Affine",
   "box_area",
   "BoxTargets",
   "clip_boxes",
@@ -52,6 +57,7 @@ __all__ = [
   "MosaicPlan",
   "normalize_boxes",
   "PartnerCache",
+  "random_affine",
   "read_voc",
   "read_voc_batch",
   "sample_mosaic",

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import validation
+from jaxmix._src.families import affine_detection
 from jaxmix._src.families import boxes as boxes_lib
 from jaxmix._src.methods import mosaic as mosaic_lib
 
@@ -136,8 +137,30 @@ def mosaic(
   box_format: str = "xyxy",
   normalized: bool = False,
   data_format: str = "NHWC",
+  tiles: int = 4,
+  canvas_scale: float | None = None,
+  affine: affine_detection.Affine | dict | None = None,
+  max_aspect: jax.typing.ArrayLike = 100.0,
+  interpolation: str = "bilinear",
+  fill_value: jax.typing.ArrayLike = 114,
 ) -> tuple[Any, boxes_lib.BoxTargets]:
   """Mosaic for detection: four images in a 2×2 grid, boxes carried along.
+
+  Two forms. The default crops a 2×2 mosaic at the input size (below). With
+  `canvas_scale`, ``tiles=9`` or `affine` it is the YOLO Mosaic as
+  ultralytics, YOLOv5 and YOLOX run it (see
+  :mod:`jaxmix._src.families.affine_detection`): 4 tiles around a centre
+  ~ U(s/2, 3s/2) on a 2s × 2s canvas filled with `fill_value` (114), or 9
+  tiles (``_mosaic9``) cropped to 2s × 2s, then a random affine
+  (:class:`jaxmix.detection.Affine`; ``affine=Affine()`` is ultralytics'
+  defaults: translate 0.1, scale 0.5) back to s × s, computed as one inverse
+  map from the output pixels to the source images, so the canvas is never
+  built. Boxes go through their four corners, are clipped to the output and
+  kept by ``box_candidates`` (width and height > `min_size`, area >
+  `min_visibility` of the zoomed box, aspect < `max_aspect`); output boxes
+  are `[B, tiles·N]`, slot by slot. ``affine=None`` with a canvas is the
+  central s × s crop of the canvas. A sample left out by `prob` comes back
+  unchanged, its own boxes too (unlike ultralytics, which still warps it).
 
   See the module docstring for the geometry. With `output_size` the images
   are first resized to it (``jax.image.resize``: linear for images, nearest
@@ -157,9 +180,19 @@ def mosaic(
     min_visibility, min_size: as in :func:`mosaic_boxes`. Traced.
     box_format, normalized: the box layout (static).
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    tiles: 4 or 9 (static; 9 is the YOLO form).
+    canvas_scale: the canvas side over the image side for the YOLO form (static; 2 in every YOLO
+      trainer, at most 3 for 9 tiles), or None for the 2×2 crop (unless ``tiles=9`` or `affine`
+      asks for the YOLO form, which then uses 2).
+    affine: the YOLO form's warp: an :class:`jaxmix.detection.Affine`, a dict of its fields, or None
+      for none (the central crop). Its magnitudes are traced.
+    max_aspect: ``box_candidates``' ``ar_thr`` (100), YOLO form only. Traced.
+    interpolation: ``"bilinear"`` (OpenCV's, the default) or ``"nearest"`` (one gather instead of
+      four), YOLO form only (static).
+    fill_value: the canvas fill (114), YOLO form only. Traced.
 
   Returns:
-    ``(mosaic_images, BoxTargets)`` with `4N` boxes per image.
+    ``(mosaic_images, BoxTargets)`` with `4N` (`9N`) boxes per image.
 
   Example:
     >>> yolo = jaxmix.detection.normalize_boxes(
@@ -168,7 +201,24 @@ def mosaic(
     ...     key, images, yolo, classes, valid, box_format="cxcywh", normalized=True)
     >>> t.boxes.shape                         # 4 sources: 4 × 3 boxes per image
     (8, 12, 4)
+
+    The YOLO form (ultralytics' defaults), 9 tiles:
+
+    >>> affine = jaxmix.detection.Affine(degrees=0.0, translate=0.1, scale=0.5)
+    >>> images9, t9 = jaxmix.detection.mosaic(key, images, boxes, classes, valid, tiles=9, affine=affine)
+    >>> images9.shape, t9.boxes.shape
+    ((8, 32, 32, 3), (8, 27, 4))
   """
+  if isinstance(tiles, bool) or tiles not in affine_detection.TILES:
+    raise ValueError(f"tiles must be 4 or 9 (static), got {tiles!r}.")
+  yolo = canvas_scale is not None or tiles == 9 or affine is not None
+  if yolo:
+    canvas_scale = 2.0 if canvas_scale is None else canvas_scale
+    if not validation.is_static_number(canvas_scale) or not 1 <= canvas_scale <= (3 if tiles == 9 else 4):
+      raise ValueError(
+        f"canvas_scale must be a static number in [1, {3 if tiles == 9 else 4}] for {tiles} tiles "
+        f"(2 in the YOLO trainers), got {canvas_scale!r}."
+      )
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
   if output_size is not None:
@@ -182,6 +232,28 @@ def mosaic(
         )
       images = jax.tree_util.tree_map(lambda x: _resize_leaf(x, output_size, data_format), images)
       spatial = output_size
+  if yolo:
+    assert canvas_scale is not None
+    return affine_detection.warp_detection(
+      key,
+      images,
+      boxes,
+      classes,
+      valid,
+      tiles=tiles,
+      canvas_scale=float(canvas_scale),
+      affine=affine,
+      prob=prob,
+      pairing=pairing,
+      min_visibility=min_visibility,
+      min_size=min_size,
+      max_aspect=max_aspect,
+      interpolation=interpolation,
+      fill_value=fill_value,
+      box_format=box_format,
+      normalized=normalized,
+      data_format=data_format,
+    )
   plan = mosaic_lib.sample_mosaic(
     key, batch_size, spatial, center_range=center_range, prob=prob, pairing=pairing
   )

@@ -1,0 +1,512 @@
+"""The YOLO Mosaic and random affine for detection, as one inverse map.
+
+Ultralytics (``ultralytics/data/augment.py``: ``Mosaic._mosaic4``/``_mosaic9``
+then ``RandomPerspective``) and YOLOv5 (``utils/dataloaders.py``
+``load_mosaic``/``load_mosaic9`` then ``utils/augmentations.py``
+``random_perspective``) build the mosaic in two steps:
+
+1. a ``2s × 2s`` canvas filled with 114 holds the tiles. With 4 tiles their
+   inner corners meet at a centre ``(xc, yc)`` drawn uniformly in
+   ``[s/2, 3s/2]`` (``mosaic_border = -s/2``); with 9 tiles a 3 × 3 grid
+   (the sample in the middle, then top, top right, right, ... clockwise, top
+   left last) is cropped to ``2s × 2s`` at an offset uniform in ``[0, s)``.
+   Boxes move with their tile and are clipped to the canvas;
+2. ``RandomPerspective`` warps the canvas back to ``s × s`` with
+   ``M = T · S · R · P · C``: C moves the canvas centre to the origin, P is
+   the perspective (``P[2, 0], P[2, 1] ~ U(±perspective)``), R a rotation by
+   ``U(±degrees)`` with scale ``U(1 ± scale)``, S the shear
+   (``tan U(±shear)°`` on each axis), T a translation to
+   ``U(0.5 ± translate) · s``. Boxes go through their four corners (the
+   min/max of the transformed corners), are clipped to the output and kept
+   by ``box_candidates``: width and height > 2 px, area > 10 % of the
+   scaled pre-warp box, aspect ratio < 100.
+
+jaxmix never materialises the canvas: for each output pixel it computes the
+canvas point through the inverse of M, finds the tile (and so the source
+image and source pixel) that point falls in, and gathers from the source
+batch directly; points outside every tile read the fill value (114). Pixel
+*centres* are mapped (output pixel (x, y) samples canvas point
+``M⁻¹(x + ½, y + ½)``), the same convention as the box corners, so pixels
+and boxes agree exactly; OpenCV maps pixel indices, half a pixel apart.
+Interpolation is ``"bilinear"`` (as ``cv2.warpAffine``'s default, with the
+fill value for neighbours outside every tile, as ``BORDER_CONSTANT``) or
+``"nearest"`` (one gather instead of four).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxmix._src.core import sampling
+from jaxmix._src.core import validation
+from jaxmix._src.families import boxes as boxes_lib
+
+INTERPOLATIONS = ("bilinear", "nearest")
+TILES = (4, 9)
+# Row-major (row, col) -> slot of the 3 × 3 grid of ``_mosaic9``: slot 0 the sample in the middle,
+# 1 top, 2 top right, 3 right, 4 bottom right, 5 bottom, 6 bottom left, 7 left, 8 top left.
+_LAYOUTS = {1: ((0,),), 4: ((0, 1), (2, 3)), 9: ((8, 1, 2), (7, 0, 3), (6, 5, 4))}
+
+
+@struct.dataclass
+class Affine:
+  """The magnitudes of a random affine (ultralytics ``RandomPerspective``; its defaults).
+
+  Every field is a pytree leaf, so the magnitudes may be traced (a schedule
+  changes them without recompiling). A dict with these keys works wherever
+  an `Affine` does.
+
+  Attributes:
+    degrees: rotation angle ~ U(−degrees, degrees), in degrees (default 0).
+    translate: translation ~ U(0.5 − translate, 0.5 + translate) of the output size,
+      from the centre (default 0.1).
+    scale: zoom ~ U(1 − scale, 1 + scale) (default 0.5).
+    shear: shear angles on x and y ~ U(−shear, shear), in degrees (default 0).
+    perspective: ``P[2, 0]`` and ``P[2, 1]`` ~ U(−perspective, perspective) (default 0;
+      ultralytics suggests at most 0.001).
+  """
+
+  degrees: Any = 0.0
+  translate: Any = 0.1
+  scale: Any = 0.5
+  shear: Any = 0.0
+  perspective: Any = 0.0
+
+
+IDENTITY = Affine(degrees=0.0, translate=0.0, scale=0.0, shear=0.0, perspective=0.0)
+ULTRALYTICS = Affine()
+
+
+def check_affine(affine: Any) -> Affine:
+  """`affine` as an :class:`Affine` (None is the identity); a clear error for anything else."""
+  if affine is None:
+    return IDENTITY
+  if isinstance(affine, dict):
+    unknown = sorted(set(affine) - {"degrees", "translate", "scale", "shear", "perspective"})
+    if unknown:
+      raise ValueError(
+        f"affine has unknown keys {unknown}; the keys are degrees, translate, scale, shear and perspective."
+      )
+    affine = Affine(**affine)
+  if not isinstance(affine, Affine):
+    raise TypeError(
+      f"affine must be a jaxmix.detection.Affine, a dict of its fields or None, got {type(affine).__name__}."
+    )
+  for name in ("degrees", "translate", "scale", "shear", "perspective"):
+    validation.check_nonnegative(f"affine.{name}", getattr(affine, name))
+  if validation.is_static_number(affine.scale) and not affine.scale < 1:
+    raise ValueError(f"affine.scale must be < 1 (the zoom is U(1 - scale, 1 + scale)), got {affine.scale!r}.")
+  return affine
+
+
+def _matrices(
+  key: jax.Array, affine: Affine, batch_size: int, canvas: tuple[int, int], out: tuple[int, int]
+) -> tuple[jax.Array, jax.Array]:
+  """(M [B, 3, 3], zoom [B]): ultralytics' ``M = T @ S @ R @ P @ C`` with its draws."""
+  k_p, k_a, k_s, k_sh, k_t = jax.random.split(key, 5)
+  f32 = jnp.float32
+
+  def u(k, lo, hi, n=1):
+    lo, hi = jnp.asarray(lo, f32), jnp.asarray(hi, f32)
+    return jax.random.uniform(k, (batch_size, n), f32, minval=lo, maxval=hi)
+
+  one = jnp.ones((batch_size,), f32)
+  zero = jnp.zeros((batch_size,), f32)
+  hc, wc = canvas
+  ho, wo = out
+  p = jnp.asarray(affine.perspective, f32)
+  px, py = u(k_p, -p, p, 2).T
+  d = jnp.asarray(affine.degrees, f32)
+  angle = u(k_a, -d, d)[:, 0] * (math.pi / 180)
+  sc = jnp.asarray(affine.scale, f32)
+  zoom = u(k_s, 1 - sc, 1 + sc)[:, 0]
+  sh = jnp.asarray(affine.shear, f32)
+  shx, shy = jnp.tan(u(k_sh, -sh, sh, 2) * (math.pi / 180)).T
+  t = jnp.asarray(affine.translate, f32)
+  tx, ty = (u(k_t, 0.5 - t, 0.5 + t, 2) * jnp.array([wo, ho], f32)).T
+
+  def mat(rows):
+    return jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
+
+  c = mat([[one, zero, -wc / 2 * one], [zero, one, -hc / 2 * one], [zero, zero, one]])
+  pm = mat([[one, zero, zero], [zero, one, zero], [px, py, one]])
+  # cv2.getRotationMatrix2D(angle, center=(0, 0), scale): [[a, b, 0], [-b, a, 0]], a = s cos, b = s sin.
+  a, b = zoom * jnp.cos(angle), zoom * jnp.sin(angle)
+  r = mat([[a, b, zero], [-b, a, zero], [zero, zero, one]])
+  s = mat([[one, shx, zero], [shy, one, zero], [zero, zero, one]])
+  tm = mat([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
+  return tm @ s @ r @ pm @ c, zoom
+
+
+@struct.dataclass
+class _Warp:
+  """Where each output pixel reads: a grid of tiles on a canvas, seen through M."""
+
+  index: jax.Array  # int32 [B, T]: the source of each slot
+  offset: jax.Array  # float32 [B, 2]: (x, y) of the canvas origin in grid coordinates
+  matrix: jax.Array  # float32 [B, 3, 3]: canvas -> output
+  zoom: jax.Array  # float32 [B]: the scale drawn (box_candidates compares with the scaled box)
+  on: jax.Array  # bool [B]: whether the sample is transformed at all
+  tiles: int = struct.field(pytree_node=False, default=4)
+  canvas: tuple[int, int] = struct.field(pytree_node=False, default=(0, 0))
+
+
+def _sample_warp(
+  key: jax.Array,
+  batch_size: int,
+  spatial: tuple[int, int],
+  tiles: int,
+  canvas_scale: float,
+  affine: Affine,
+  prob: Any,
+  pairing: str,
+) -> _Warp:
+  h, w = spatial
+  canvas = (h, w) if tiles == 1 else (int(round(canvas_scale * h)), int(round(canvas_scale * w)))
+  k_c, k_gate, k_perm, k_m = jax.random.split(key, 4)
+  hw = jnp.array([w, h], jnp.float32)
+  cwh = jnp.array([canvas[1], canvas[0]], jnp.float32)
+  if tiles == 4:
+    # The centre ~ U(s/2, canvas - s/2), floored (int(random.uniform(...))); tile 0's corner is centre - s.
+    centre = jnp.floor(jax.random.uniform(k_c, (batch_size, 2), minval=hw / 2, maxval=cwh - hw / 2))
+    offset = hw - centre
+    own = jnp.zeros((2,), jnp.float32)  # the centre at s: tile 0 spans canvas [0, s), the sample itself
+  elif tiles == 9:
+    # The 3s × 3s grid is cropped at an offset ~ U(0, 3s - canvas) (U(0, s) for the 2s canvas), floored.
+    offset = jnp.floor(jax.random.uniform(k_c, (batch_size, 2), minval=0.0, maxval=3 * hw - cwh))
+    own = hw  # the middle tile at canvas [0, s): the sample itself
+  else:
+    offset = jnp.zeros((batch_size, 2), jnp.float32)
+    own = jnp.zeros((2,), jnp.float32)
+  on = sampling.gate(k_gate, prob, (batch_size,))
+  matrix, zoom = _matrices(k_m, affine, batch_size, canvas, spatial)
+  # A sample left out reads its own tile at the identity: itself, exactly.
+  offset = jnp.where(on[:, None], offset, own)
+  matrix = jnp.where(on[:, None, None], matrix, jnp.eye(3, dtype=jnp.float32))
+  zoom = jnp.where(on, zoom, 1.0)
+  ar = jnp.arange(batch_size, dtype=jnp.int32)
+  if pairing == "roll":
+    index = jnp.stack([(ar - k) % batch_size for k in range(tiles)], axis=1)
+  else:
+    keys = jax.random.split(k_perm, tiles - 1)
+    perms = [jax.random.permutation(k, batch_size).astype(jnp.int32) for k in keys]
+    index = jnp.stack([ar] + perms, axis=1)
+  return _Warp(index=index, offset=offset, matrix=matrix, zoom=zoom, on=on, tiles=tiles, canvas=canvas)
+
+
+def _warp_leaf(
+  warp: _Warp, x: jax.Array, spatial: tuple[int, int], data_format: str, interpolation: str, fill: Any
+) -> jax.Array:
+  """One leaf through the warp: one gather per interpolation tap, from the source batch."""
+  x = jnp.asarray(x)
+  channels_first = x.ndim == 4 and data_format == "NCHW"
+  if channels_first:
+    x = jnp.moveaxis(x, 1, -1)
+  squeeze = x.ndim == 3
+  if squeeze:
+    x = x[..., None]
+  b, h, w, ch = x.shape
+  is_int = jnp.issubdtype(x.dtype, jnp.integer)
+  if is_int and squeeze:
+    interpolation = "nearest"  # label maps: no new ids
+  hc, wc = warp.canvas
+  n = int(round(math.sqrt(warp.tiles)))
+  layout = _LAYOUTS[warp.tiles]
+  # Each slot's first flat row, [B, 1, 1]: the source pixel is then base + sy·W + sx.
+  base = [(warp.index[:, k] * (h * w))[:, None, None] for k in range(warp.tiles)]
+  inv = jnp.linalg.inv(warp.matrix)  # [B, 3, 3]: output -> canvas
+  xs = jnp.arange(w, dtype=jnp.float32) + 0.5
+  ys = jnp.arange(h, dtype=jnp.float32) + 0.5
+
+  def row(i):
+    return (
+      inv[:, i, 0, None, None] * xs[None, None, :]
+      + inv[:, i, 1, None, None] * ys[None, :, None]
+      + inv[:, i, 2, None, None]
+    )
+
+  den = row(2)
+  u = row(0) / den  # canvas x (edge coordinates) of each output pixel centre, [B, H, W]
+  v = row(1) / den
+  flat = x.reshape(b * h * w, ch)
+  ox = warp.offset[:, 0, None, None].astype(jnp.int32)
+  oy = warp.offset[:, 1, None, None].astype(jnp.int32)
+
+  def tap(ci: jax.Array, ri: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(flat source row, inside) of canvas pixel (ci, ri) (int32 [B, H, W])."""
+    inside = (ci >= 0) & (ci < wc) & (ri >= 0) & (ri < hc)
+    gx = ci + ox
+    gy = ri + oy
+    inside &= (gx >= 0) & (gx < n * w) & (gy >= 0) & (gy < n * h)
+    # The tile from comparisons and selects (no per-pixel division or table gather: both
+    # stop XLA's CPU backend from fusing the index arithmetic into the gather).
+    cols = [gx >= k * w for k in range(1, n)]
+    rows = [gy >= k * h for k in range(1, n)]
+    col = sum((c.astype(jnp.int32) for c in cols), jnp.zeros_like(gx))
+    rw = sum((r.astype(jnp.int32) for r in rows), jnp.zeros_like(gy))
+    sx = jnp.clip(gx - col * w, 0, w - 1)
+    sy = jnp.clip(gy - rw * h, 0, h - 1)
+
+    def pick(options: list[jax.Array], conds: list[jax.Array]) -> jax.Array:
+      out = options[0]
+      for opt, cond in zip(options[1:], conds, strict=True):
+        out = jnp.where(cond, opt, out)
+      return out
+
+    row_bases = [pick([base[layout[r][c]] for c in range(n)], cols) for r in range(n)]
+    return pick(row_bases, rows) + sy * w + sx, inside
+
+  fill_value = jnp.asarray(fill, jnp.float32)
+  if interpolation == "nearest":
+    flat_idx, inside = tap(jnp.floor(u).astype(jnp.int32), jnp.floor(v).astype(jnp.int32))
+    got = flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(b, h, w, ch)
+    if is_int:
+      # As in the bilinear path: the fill as a weighted term, no select along the channel axis.
+      keep = inside[..., None].astype(jnp.float32)
+      info = jnp.iinfo(x.dtype)
+      out = jnp.clip(jnp.round(got.astype(jnp.float32) * keep + (1 - keep) * fill_value), info.min, info.max)
+      out = out.astype(x.dtype)
+    else:
+      out = jnp.where(inside[..., None], got, fill_value.astype(x.dtype))
+  else:
+    uc, vc = u - 0.5, v - 0.5
+    x0, y0 = jnp.floor(uc), jnp.floor(vc)
+    fx, fy = (uc - x0)[..., None], (vc - y0)[..., None]
+    x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+    # The fill enters as one term, fill · (the weight of the taps outside every tile), so the
+    # per-tap selects act on [B, H, W] weights, not on the pixels.
+    acc = None
+    outside = jnp.zeros_like(fx)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+      flat_idx, inside = tap(x0i + dx, y0i + dy)
+      got = flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(b, h, w, ch)
+      wgt = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
+      outside = outside + jnp.where(inside[..., None], 0.0, wgt)
+      term = got.astype(jnp.float32) * jnp.where(inside[..., None], wgt, 0.0)
+      acc = term if acc is None else acc + term
+    assert acc is not None
+    acc = acc + outside * fill_value
+    if is_int:
+      info = jnp.iinfo(x.dtype)
+      out = jnp.clip(jnp.round(acc), info.min, info.max).astype(x.dtype)
+    else:
+      out = acc.astype(x.dtype)
+  if squeeze:
+    out = out[..., 0]
+  if channels_first:
+    out = jnp.moveaxis(out, -1, 1)
+  return out
+
+
+def _int_fill(fill: Any, dtype: Any) -> jax.Array:
+  info = jnp.iinfo(dtype)
+  return jnp.clip(jnp.round(jnp.asarray(fill, jnp.float32)), info.min, info.max).astype(dtype)
+
+
+def _warp_boxes(
+  warp: _Warp,
+  xyxy: jax.Array,
+  valid: jax.Array,
+  spatial: tuple[int, int],
+  min_visibility: jax.Array,
+  min_size: jax.Array,
+  max_aspect: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Boxes (pixel xyxy, sanitised) of every slot through the warp.
+
+  Returns (boxes [B, T·N, 4], valid [B, T·N], the source of each slot [B, T]).
+  """
+  h, w = spatial
+  hc, wc = warp.canvas
+  n = int(round(math.sqrt(warp.tiles)))
+  layout = _LAYOUTS[warp.tiles]
+  out_boxes, out_valid, out_src = [], [], []
+  m = warp.matrix
+  for r in range(n):
+    for c in range(n):
+      slot = layout[r][c]
+      src = warp.index[:, slot]
+      boxes = jnp.take(xyxy, src, axis=0)
+      keep = jnp.take(valid, src, axis=0)
+      # The tile's origin on the canvas, then clipped to the canvas (ultralytics clips to 2s).
+      dx = (c * w - warp.offset[:, 0])[:, None]
+      dy = (r * h - warp.offset[:, 1])[:, None]
+      x1 = jnp.clip(boxes[..., 0] + dx, 0, wc)
+      y1 = jnp.clip(boxes[..., 1] + dy, 0, hc)
+      x2 = jnp.clip(boxes[..., 2] + dx, 0, wc)
+      y2 = jnp.clip(boxes[..., 3] + dy, 0, hc)
+      keep &= (x2 > x1) & (y2 > y1)
+      cx = jnp.stack([x1, x2, x2, x1], axis=-1)  # [B, N, 4 corners]
+      cy = jnp.stack([y1, y1, y2, y2], axis=-1)
+
+      def apply(i, cx=cx, cy=cy):
+        return m[:, i, 0, None, None] * cx + m[:, i, 1, None, None] * cy + m[:, i, 2, None, None]
+
+      den = apply(2)
+      tx, ty = apply(0) / den, apply(1) / den
+      nx1 = jnp.clip(tx.min(-1), 0, w)
+      nx2 = jnp.clip(tx.max(-1), 0, w)
+      ny1 = jnp.clip(ty.min(-1), 0, h)
+      ny2 = jnp.clip(ty.max(-1), 0, h)
+      new = jnp.stack([nx1, ny1, nx2, ny2], axis=-1)
+      # ultralytics box_candidates(box1 = the canvas box × zoom, box2 = the new box).
+      z = warp.zoom[:, None]
+      w1, h1 = (x2 - x1) * z, (y2 - y1) * z
+      w2, h2 = nx2 - nx1, ny2 - ny1
+      eps = 1e-16
+      aspect = jnp.maximum(w2 / (h2 + eps), h2 / (w2 + eps))
+      good = (w2 > min_size) & (h2 > min_size) & (w2 * h2 / (w1 * h1 + eps) > min_visibility)
+      good &= aspect < max_aspect
+      good &= jnp.all(jnp.isfinite(new), axis=-1)
+      # A sample left out keeps its own boxes as they were; its other slots are empty.
+      on = warp.on[:, None]
+      keep = jnp.where(on, keep & good, keep if slot == 0 else False)
+      if slot == 0:
+        new = jnp.where(on[..., None], new, jnp.take(xyxy, src, axis=0))
+      out_boxes.append((slot, jnp.where(keep[..., None], new, 0.0)))
+      out_valid.append((slot, keep))
+      out_src.append((slot, src))
+  order = sorted(range(len(out_boxes)), key=lambda i: out_boxes[i][0])
+  boxes_out = jnp.concatenate([out_boxes[i][1] for i in order], axis=1)
+  valid_out = jnp.concatenate([out_valid[i][1] for i in order], axis=1)
+  return boxes_out, valid_out, jnp.stack([out_src[i][1] for i in order], axis=1)
+
+
+def check_interpolation(interpolation: str) -> None:
+  validation.check_choice("interpolation", interpolation, INTERPOLATIONS)
+
+
+def warp_detection(
+  key: jax.Array,
+  images: Any,
+  boxes: Any,
+  classes: Any,
+  valid: Any,
+  *,
+  tiles: int,
+  canvas_scale: float,
+  affine: Any,
+  prob: Any,
+  pairing: str,
+  min_visibility: Any,
+  min_size: Any,
+  max_aspect: Any,
+  interpolation: str,
+  fill_value: Any,
+  box_format: str,
+  normalized: bool,
+  data_format: str,
+) -> tuple[Any, boxes_lib.BoxTargets]:
+  """The shared body of the YOLO mosaic (tiles 4 or 9) and :func:`random_affine` (tiles 1)."""
+  validation.check_key(key)
+  batch_size = validation.batch_size_of(images, "images")
+  spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
+  check_interpolation(interpolation)
+  validation.check_choice("pairing", pairing, ("roll", "permute"))
+  validation.check_unit_interval("prob", prob)
+  validation.check_unit_interval("min_visibility", min_visibility)
+  validation.check_nonnegative("min_size", min_size)
+  validation.check_nonnegative("max_aspect", max_aspect)
+  affine = check_affine(affine)
+  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
+  h, w = spatial
+  pixel = boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, (h, w))
+  xyxy, valid = boxes_lib.sanitize_boxes(pixel, valid, (h, w))
+  warp = _sample_warp(key, batch_size, spatial, tiles, canvas_scale, affine, prob, pairing)
+  out = jax.tree_util.tree_map(
+    lambda leaf: _warp_leaf(warp, leaf, spatial, data_format, interpolation, fill_value), images
+  )
+  new, kept, src = _warp_boxes(
+    warp,
+    xyxy,
+    valid,
+    spatial,
+    jnp.asarray(min_visibility, jnp.float32),
+    jnp.asarray(min_size, jnp.float32),
+    jnp.asarray(max_aspect, jnp.float32),
+  )
+  cls = jnp.concatenate([jnp.take(classes, src[:, k], axis=0) for k in range(tiles)], axis=1)
+  targets = boxes_lib.BoxTargets(
+    boxes=boxes_lib.from_pixel_xyxy(new, box_format, normalized, (h, w)),
+    classes=cls,
+    valid=kept,
+    weights=kept.astype(jnp.float32),
+  )
+  return out, targets
+
+
+def random_affine(
+  key: jax.Array,
+  images: Any,
+  boxes: jax.typing.ArrayLike,
+  classes: jax.typing.ArrayLike,
+  valid: jax.typing.ArrayLike | None = None,
+  *,
+  affine: Affine | dict | None = ULTRALYTICS,
+  prob: jax.typing.ArrayLike = 1.0,
+  min_visibility: jax.typing.ArrayLike = 0.1,
+  min_size: jax.typing.ArrayLike = 2.0,
+  max_aspect: jax.typing.ArrayLike = 100.0,
+  interpolation: str = "bilinear",
+  fill_value: jax.typing.ArrayLike = 114,
+  box_format: str = "xyxy",
+  normalized: bool = False,
+  data_format: str = "NHWC",
+) -> tuple[Any, boxes_lib.BoxTargets]:
+  """A random affine (or perspective) warp with its boxes: ultralytics ``RandomPerspective``.
+
+  The matrix is ultralytics' ``M = T · S · R · P · C`` about the image centre
+  (see the module docstring; YOLOv5 ``random_perspective`` with ``border=0``),
+  drawn per sample; pixels outside the image read `fill_value` (114, as
+  ``cv2.warpAffine(..., borderValue=(114, 114, 114))``). Boxes go through
+  their four corners, are clipped to the image and filtered by
+  ``box_candidates`` (width and height > `min_size`, area > `min_visibility`
+  of the box scaled by the zoom, aspect < `max_aspect`).
+
+  Args:
+    key: PRNG key.
+    images: `[B, H, W, C]` (or a pytree sharing batch and spatial axes; int
+      `[B, H, W]` label maps are read with nearest).
+    boxes: float `[B, N, 4]` in `box_format`. classes: int `[B, N]`. valid: bool `[B, N]` or None.
+    affine: an :class:`Affine` (default: ultralytics' defaults, degrees 0, translate 0.1,
+      scale 0.5, shear 0, perspective 0), a dict of its fields, or None for the identity. Traced.
+    prob: probability that a sample is warped; the others come back unchanged, boxes too. Traced.
+    min_visibility, min_size, max_aspect: ``box_candidates``' ``area_thr`` (0.1), ``wh_thr`` (2 px)
+      and ``ar_thr`` (100). Traced.
+    interpolation: ``"bilinear"`` (OpenCV's default) or ``"nearest"`` (static).
+    fill_value: the value outside the image (114). Traced.
+    box_format, normalized, data_format: the layouts (static).
+
+  Returns:
+    ``(images, BoxTargets)``, same shapes and dtypes; `N` boxes per image.
+
+  Example:
+    >>> out, t = jaxmix.detection.random_affine(key, images, boxes, classes, valid)
+    >>> out.shape, out.dtype, t.boxes.shape
+    ((8, 32, 32, 3), dtype('float32'), (8, 3, 4))
+  """
+  return warp_detection(
+    key,
+    images,
+    boxes,
+    classes,
+    valid,
+    tiles=1,
+    canvas_scale=1.0,
+    affine=affine,
+    prob=prob,
+    pairing="roll",
+    min_visibility=min_visibility,
+    min_size=min_size,
+    max_aspect=max_aspect,
+    interpolation=interpolation,
+    fill_value=fill_value,
+    box_format=box_format,
+    normalized=normalized,
+    data_format=data_format,
+  )
