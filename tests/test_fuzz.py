@@ -179,6 +179,13 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
   jaxmix.choose: {"mode": lambda s: "elem"},
   jaxmix.sample_choose: {"mode": lambda s: "elem"},
   jaxmix.mixup_cutmix: {"cutmix_alpha": lambda s: 1.0},
+  # 1-pixel tokens: a token grid for every (H, W) the fuzzer draws; the teacher's map on them.
+  jaxmix.guided.sample_tokenmix: {"patch_size": lambda s: 1},
+  jaxmix.guided.tokenmix: {"patch_size": lambda s: 1},
+  jaxmix.guided.tokenmix_labels: {
+    "activation": lambda s: np.random.RandomState(9).uniform(size=(s.b, s.h * s.w)).astype(np.float32),
+    "token_grid": lambda s: (s.h, s.w),
+  },
   jaxmix.sample_mixup_cutmix: {"cutmix_alpha": lambda s: 1.0},
   # Explicit maps, so that the box does not move with the pixel values (the built-in map is
   # tested in test_saliencymix_built_in_map_keeps_nonfinite_pixels_in_place).

@@ -55,7 +55,7 @@ MASK_TYPES = ("block", "random")
 
 def check_patch_size(patch_size: Any, spatial_shape: tuple[int, int]) -> tuple[int, int]:
   """(ph, pw) from an int or a pair of static ints dividing (H, W); a ValueError naming patch_size."""
-  pair = (patch_size, patch_size) if isinstance(patch_size, (int,)) else patch_size
+  pair = patch_size if isinstance(patch_size, (tuple, list)) else (patch_size, patch_size)
   try:
     ph, pw = pair
   except (TypeError, ValueError):
