@@ -7,6 +7,7 @@ pixels, labels follow the plan, and the contract's properties (same key, jit, vm
 The registry's contract suite (tests/test_contract.py) covers the rest.
 """
 
+import functools
 import math
 import random
 
@@ -58,7 +59,8 @@ def official_target(mask_ratio, minimum_tokens, n):
 
 def jax_masks(n, grid, seed=0, **kw):
   """n masks from sample_tokenmix in elem mode with 1-pixel tokens: bool [n, h, w], True = partner."""
-  plan = guided.sample_tokenmix(jax.random.key(seed), n, grid, patch_size=1, mode="elem", pairing="roll", **kw)
+  key = jax.random.key(seed)
+  plan = guided.sample_tokenmix(key, n, grid, patch_size=1, mode="elem", pairing="roll", **kw)
   return np.asarray(plan.mask) == 0, np.asarray(plan.lam)
 
 
@@ -211,25 +213,29 @@ def test_teacher_labels_keep_mixup_lambda_and_are_traced():
   plan = jaxmix.sample_mixup(jax.random.key(0), B, alpha=1.0, mode="elem")
   act = jax.random.uniform(jax.random.key(1), (B, 16))
   got = guided.tokenmix_labels(plan, act, LABELS, num_classes=K, label_smoothing=0.1)
-  np.testing.assert_allclose(got, jaxmix.mix_labels(plan, LABELS, num_classes=K, label_smoothing=0.1), atol=1e-6)
+  want = jaxmix.mix_labels(plan, LABELS, num_classes=K, label_smoothing=0.1)
+  np.testing.assert_allclose(got, want, atol=1e-6)
   g = jax.jit(lambda a, s: guided.tokenmix_labels(plan, a, LABELS, num_classes=K, label_smoothing=s))
   np.testing.assert_allclose(g(act, 0.1), got, atol=1e-6)
   grad = jax.grad(lambda a: guided.tokenmix_labels(plan, a, jnp.eye(B)).sum() + 0.0 * a.sum())(act)
   np.testing.assert_array_equal(grad, 0.0)
 
 
+SAMPLE = functools.partial(guided.sample_tokenmix, jax.random.key(0), 4)
+
+
 @pytest.mark.parametrize(
   "call, error, match",
   [
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (30, 32)), ValueError, "patch_size"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (32, 32), patch_size=0), ValueError, "patch_size"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (32, 32), patch_size=2.0), TypeError, "patch_size"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (32, 32), mask_ratio=1.5), ValueError, "mask_ratio"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (32, 32), minimum_tokens=-1), ValueError, "minimum"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (32, 32), min_aspect=0.0), ValueError, "min_aspect"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (32, 32), attempts=0), ValueError, "attempts"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, (32, 32), mask_type="grid"), ValueError, "mask_type"),
-    (lambda: guided.sample_tokenmix(jax.random.key(0), 4, None), ValueError, "spatial_shape"),
+    (lambda: SAMPLE((30, 32)), ValueError, "patch_size"),
+    (lambda: SAMPLE((32, 32), patch_size=0), ValueError, "patch_size"),
+    (lambda: SAMPLE((32, 32), patch_size=2.0), TypeError, "patch_size"),
+    (lambda: SAMPLE((32, 32), mask_ratio=1.5), ValueError, "mask_ratio"),
+    (lambda: SAMPLE((32, 32), minimum_tokens=-1), ValueError, "minimum"),
+    (lambda: SAMPLE((32, 32), min_aspect=0.0), ValueError, "min_aspect"),
+    (lambda: SAMPLE((32, 32), attempts=0), ValueError, "attempts"),
+    (lambda: SAMPLE((32, 32), mask_type="grid"), ValueError, "mask_type"),
+    (lambda: SAMPLE(None), ValueError, "spatial_shape"),
   ],
 )
 def test_bad_sampler_input_names_the_argument(call, error, match):
