@@ -182,6 +182,16 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
   # 1-pixel tokens: a token grid for every (H, W) the fuzzer draws; the teacher's map on them.
   jaxmix.guided.sample_tokenmix: {"patch_size": lambda s: 1},
   jaxmix.guided.tokenmix: {"patch_size": lambda s: 1},
+  # SnapMix: a CAM per sample at a coarser grid; a feature map [B, h, w, C] and a classifier kernel [C, K].
+  jaxmix.guided.snapmix: {"cam": lambda s: np.random.RandomState(10).uniform(size=(s.b, 2, 3)).astype("f4")},
+  jaxmix.guided.snapmix_labels: {
+    "plan": lazy(lambda s: jaxmix.guided.sample_snapmix(KEY, s.b, (s.h, s.w), mode="elem")),
+    "cam": lambda s: np.random.RandomState(10).uniform(size=(s.b, 2, 3)).astype(np.float32),
+  },
+  jaxmix.guided.class_activation_map: {
+    "features": lambda s: np.random.RandomState(11).normal(size=(s.b, 2, 3, D)).astype(np.float32),
+    "kernel": lambda s: np.random.RandomState(12).normal(size=(D, K)).astype(np.float32),
+  },
   jaxmix.guided.tokenmix_labels: {
     "activation": lambda s: np.random.RandomState(9).uniform(size=(s.b, s.h * s.w)).astype(np.float32),
     "token_grid": lambda s: (s.h, s.w),

@@ -110,7 +110,8 @@ def _resample(x: jax.Array, coords: Any, axis: int, interpolation: str) -> jax.A
   """Resamples `x` along one spatial axis (separable resize)."""
   if interpolation != "bilinear":
     return resample.take_along(x, coords, axis)
-  return resample.two_taps(x, *coords, axis)
+  i0, i1, frac = coords
+  return resample.two_taps(x, i0, i1, frac, axis)
 
 
 @struct.dataclass

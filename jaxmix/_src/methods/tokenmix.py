@@ -210,7 +210,7 @@ def sample_tokenmix(
   ph, pw = check_patch_size(patch_size, (h, w))
   validation.check_unit_interval("mask_ratio", mask_ratio)
   validation.check_nonnegative("minimum_tokens", minimum_tokens)
-  if validation.is_static_number(min_aspect) and not 0 < min_aspect <= 1:
+  if validation.is_static_number(min_aspect) and not 0 < float(min_aspect) <= 1:  # type: ignore[arg-type]
     raise ValueError(f"min_aspect must lie in (0, 1], got {min_aspect!r}.")
   attempts = validation.check_static_int("attempts", attempts, 1, "candidate blocks per step")
   validation.check_choice("mask_type", mask_type, MASK_TYPES)
