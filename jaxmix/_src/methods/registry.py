@@ -14,7 +14,10 @@ their namespaces and are not registered. A registered method may also live in a
 namespace (:attr:`Method.namespace`): C-Mixup is :mod:`jaxmix.regression`'s, TokenMix
 :mod:`jaxmix.guided`'s. Methods whose plans or labels need a model's output at sampling time stay out:
 TransMix's and TokenMix's teacher labels are label rules applied to any plan
-(:func:`jaxmix.losses.transmix_labels`, :func:`jaxmix.guided.tokenmix_labels`).
+(:func:`jaxmix.losses.transmix_labels`, :func:`jaxmix.guided.tokenmix_labels`), and SnapMix
+(:func:`jaxmix.guided.sample_snapmix`) is not registered: its boxes need no model, but its labels are
+the model's class activation maps' (:func:`jaxmix.guided.snapmix_labels`), so chosen by name it would
+be area-weighted CutMix with a resize, not SnapMix.
 """
 
 from __future__ import annotations
