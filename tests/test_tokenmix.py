@@ -123,8 +123,9 @@ def test_lambda_is_the_real_share_of_own_pixels(mode):
   share = (out == np.arange(b)[:, None, None]).mean((1, 2))
   own_partner = np.asarray(plan.index) == np.arange(b)
   np.testing.assert_allclose(np.where(own_partner, 1.0, share), plan.lam, atol=1e-6)
-  # Pixels come whole from one source, per token.
-  assert set(np.unique(out - np.asarray(plan.index)[:, None, None] * 0)).issubset(set(range(b)))
+  # Pixels come whole from one source, and whole tokens: constant on each 3 × 2 patch.
+  assert set(np.unique(out)) <= set(range(b))
+  np.testing.assert_array_equal(out, np.repeat(np.repeat(out[:, ::3, ::2], 3, 1), 2, 2))
   y = jaxmix.mix_labels(plan, LABELS[:b], num_classes=K)
   np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-6)
 

@@ -299,9 +299,10 @@ def tokenmix(
 
   Liu et al., ECCV 2022 (github.com/Sense-X/TokenMix). The official recipe
   switches between MixUp (α 0.8) and TokenMix per batch as timm's
-  ``Mixup`` switches to CutMix (``switch_prob`` 0.5): ``jaxmix.choose`` with
-  ``("mixup", "tokenmix")``. For the teacher-activation labels of the paper,
-  sample the plan and call :func:`tokenmix_labels`.
+  ``Mixup`` switches to CutMix (``switch_prob`` 0.5): :func:`jaxmix.choose` with
+  ``methods=(functools.partial(jaxmix.sample_mixup, alpha=0.8), "tokenmix")``.
+  For the paper's teacher-activation labels, sample the plan and call
+  :func:`tokenmix_labels`.
 
   Args:
     key: PRNG key.
