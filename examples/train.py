@@ -52,7 +52,11 @@ DEFAULT_ALPHA = {"mixup": 1.0, "cutmix": 1.0, "fmix": 1.0, "manifold": 2.0}
 # Options for methods whose own defaults would not mix as the name says: timm's
 # switch defaults to cutmix_alpha=0 (MixUp only), so turn both on (timm's ImageNet
 # recipe uses mixup 0.8 / cutmix 1.0; 1.0 / 1.0 keeps α equal to the other rows).
-DEFAULT_KWARGS = {"mixup_cutmix": {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "switch_prob": 0.5}}
+# TokenMix: 4-pixel tokens (a ViT's 16 does not divide 28 × 28 or 8 × 8 images).
+DEFAULT_KWARGS = {
+  "mixup_cutmix": {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "switch_prob": 0.5},
+  "tokenmix": {"patch_size": 4},
+}
 NO_OFF_STEP = 2**31 - 1
 
 MixFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]

@@ -9,8 +9,9 @@ Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 :mod:`jaxmix.segmentation` (label maps, ClassMix), :mod:`jaxmix.sequence`
 (padded sequences, token labels), :mod:`jaxmix.sharding` (mixing per device),
 :mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels, TransMix's
-attention-weighted labels), :mod:`jaxmix.regression` (C-Mixup for real-valued targets) and
-:mod:`jaxmix.flow_mixup` (Flow-Mixup for multi-label training; experimental).
+attention-weighted labels), :mod:`jaxmix.regression` (C-Mixup for real-valued targets),
+:mod:`jaxmix.guided` (mixing guided by the model: TokenMix, SnapMix) and :mod:`jaxmix.flow_mixup`
+(Flow-Mixup for multi-label training; experimental).
 """
 
 import typing
@@ -18,6 +19,7 @@ import warnings
 
 from jaxmix import detection as detection
 from jaxmix import flow_mixup as flow_mixup
+from jaxmix import guided as guided
 from jaxmix import losses as losses
 from jaxmix import regression as regression
 from jaxmix import segmentation as segmentation
@@ -169,5 +171,7 @@ def __getattr__(name: str) -> typing.Any:
 
 
 def __dir__() -> list[str]:
-  namespaces = ["detection", "flow_mixup", "losses", "regression", "segmentation", "sequence", "sharding"]
+  namespaces = [
+    "detection", "flow_mixup", "guided", "losses", "regression", "segmentation", "sequence", "sharding"
+  ]
   return sorted(__all__ + namespaces + ["__version__"])

@@ -228,6 +228,7 @@ PUBLIC_MODULES = (
   jaxmix,
   jaxmix.detection,
   jaxmix.flow_mixup,
+  jaxmix.guided,
   jaxmix.losses,
   jaxmix.regression,
   jaxmix.segmentation,

@@ -80,7 +80,7 @@ def collectives(hlo: str) -> dict[str, list[str]]:
 # whatever its plan, is checked by `local_every_registered_method` from jaxmix.SAMPLERS.
 PAIRING_METHODS = ("mixup", "cutmix", "mixup_cutmix", "fmix")
 # Defaults that leave a path untested: timm's switch defaults to MixUp only (cutmix_alpha = 0).
-EXERCISE = {"mixup_cutmix": dict(cutmix_alpha=1.0)}
+EXERCISE = {"mixup_cutmix": dict(cutmix_alpha=1.0), "tokenmix": dict(patch_size=2)}
 
 
 def methods():

@@ -33,7 +33,11 @@ ODD = (5, 8, 9, 2)
 K = 6
 NAMES = tuple(jaxmix.SAMPLERS)
 # Defaults that leave a path untested: timm's switch defaults to MixUp only (cutmix_alpha = 0).
-EXERCISE = {"mixup_cutmix": dict(cutmix_alpha=1.0)}
+EXERCISE = {
+  "mixup_cutmix": dict(cutmix_alpha=1.0),
+  # 16-pixel tokens do not divide 8 × 9: 2 × 3-pixel tokens (a 4 × 3 grid), fewer extra tokens than 14.
+  "tokenmix": dict(patch_size=(2, 3), minimum_tokens=2),
+}
 
 
 def required(option, batch_size, spatial_shape):

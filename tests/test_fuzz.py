@@ -190,6 +190,23 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
   jaxmix.choose: {"mode": lambda s: "elem"},
   jaxmix.sample_choose: {"mode": lambda s: "elem"},
   jaxmix.mixup_cutmix: {"cutmix_alpha": lambda s: 1.0},
+  # 1-pixel tokens: a token grid for every (H, W) the fuzzer draws; the teacher's map on them.
+  jaxmix.guided.sample_tokenmix: {"patch_size": lambda s: 1},
+  jaxmix.guided.tokenmix: {"patch_size": lambda s: 1},
+  # SnapMix: a CAM per sample at a coarser grid; a feature map [B, h, w, C] and a classifier kernel [C, K].
+  jaxmix.guided.snapmix: {"cam": lambda s: np.random.RandomState(10).uniform(size=(s.b, 2, 3)).astype("f4")},
+  jaxmix.guided.snapmix_labels: {
+    "plan": lazy(lambda s: jaxmix.guided.sample_snapmix(KEY, s.b, (s.h, s.w), mode="elem")),
+    "cam": lambda s: np.random.RandomState(10).uniform(size=(s.b, 2, 3)).astype(np.float32),
+  },
+  jaxmix.guided.class_activation_map: {
+    "features": lambda s: np.random.RandomState(11).normal(size=(s.b, 2, 3, D)).astype(np.float32),
+    "kernel": lambda s: np.random.RandomState(12).normal(size=(D, K)).astype(np.float32),
+  },
+  jaxmix.guided.tokenmix_labels: {
+    "activation": lambda s: np.random.RandomState(9).uniform(size=(s.b, s.h * s.w)).astype(np.float32),
+    "token_grid": lambda s: (s.h, s.w),
+  },
   jaxmix.sample_mixup_cutmix: {"cutmix_alpha": lambda s: 1.0},
   # Explicit maps, so that the box does not move with the pixel values (the built-in map is
   # tested in test_saliencymix_built_in_map_keeps_nonfinite_pixels_in_place).

@@ -182,6 +182,8 @@ def test_every_one_call_method_mixes_multi_hot_rows(name):
   opts = {o: _required(o) for o in spec.requires}
   if name == "mixup_cutmix":
     opts["cutmix_alpha"] = 1.0
+  if name == "tokenmix":
+    opts["patch_size"] = 1  # 16-pixel tokens do not divide 8 × 9
   labels = {"multi": y, "eye": np.eye(b, dtype=np.float32)}
   with mock.patch.object(sampling, "beta", cheap_beta):  # Beta(1, 1): λ's law is not under test here
     _, out = jax.jit(lambda key, x, labels: spec.mix(key, x, labels, **opts))(jax.random.key(2), x, labels)

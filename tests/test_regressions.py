@@ -67,6 +67,8 @@ def options(name, batch_size=B, spatial_shape=HW):
   assert not unknown, f"{name}: no test data for {unknown}"
   if name == "mixup_cutmix":
     opts["cutmix_alpha"] = 1.0  # timm's default is MixUp only
+  if name == "tokenmix":
+    opts["patch_size"] = 2  # 16-pixel tokens do not divide 8 × 12: a 4 × 6 grid
   return opts
 
 

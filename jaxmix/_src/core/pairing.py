@@ -86,3 +86,14 @@ def blend_with_partner(y: jax.Array, own: jax.Array, pairing: str, index: jax.Ar
   the one label blend."""
   own = own.reshape(own.shape + (1,) * (y.ndim - own.ndim))
   return blend(y, take_partner(y, pairing, index), own)
+
+
+def weigh_with_partner(
+  y: jax.Array, own: jax.Array, partner: jax.Array, pairing: str, index: jax.Array
+) -> jax.Array:
+  """``own · y + partner · y[partner]`` with two weights `[B]` that need not sum to 1 (TokenMix's
+  teacher labels, SnapMix): the two-weight label rule. A source with weight 0 is never read."""
+  shape = own.shape + (1,) * (y.ndim - own.ndim)
+  own, partner = own.reshape(shape), partner.reshape(shape)
+  other = take_partner(y, pairing, index)
+  return jnp.where(own == 0, 0.0, own * y) + jnp.where(partner == 0, 0.0, partner * other)

@@ -371,12 +371,27 @@ def mix_labels(
     ((8, 10), True)
   """
   check_plan(plan)
+  return map_soft_labels(
+    plan.mix_labels, plan.batch_size, labels, num_classes=num_classes, label_smoothing=label_smoothing
+  )
+
+
+def map_soft_labels(
+  fn: Any,
+  batch_size: int,
+  labels: Any,
+  *,
+  num_classes: int | None,
+  label_smoothing: jax.typing.ArrayLike,
+) -> Any:
+  """`fn` (`[B, K]` -> `[B, K]`) on every label leaf made soft (checked, one-hot, smoothed): the body of
+  :func:`mix_labels`, and of label rules with their own weights (TokenMix's, SnapMix's)."""
   if labels is None:
     return None
 
   def mix(y: Any) -> jax.Array:
-    y = labels_lib.soft_labels(y, plan.batch_size, num_classes=num_classes, smoothing=label_smoothing)
-    return plan.mix_labels(y)
+    y = labels_lib.soft_labels(y, batch_size, num_classes=num_classes, smoothing=label_smoothing)
+    return fn(y)
 
   if _is_label_array(labels):
     return mix(labels)

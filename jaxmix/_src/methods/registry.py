@@ -11,7 +11,13 @@ usable by name and tested against the whole contract with no other change.
 Family methods whose second argument is not a batch size (ClassMix takes label
 maps, sequence MixUp a padding mask) and the Flax-side Manifold Mixup live in
 their namespaces and are not registered. A registered method may also live in a
-namespace (:attr:`Method.namespace`): C-Mixup is :mod:`jaxmix.regression`'s.
+namespace (:attr:`Method.namespace`): C-Mixup is :mod:`jaxmix.regression`'s, TokenMix
+:mod:`jaxmix.guided`'s. Methods whose plans or labels need a model's output at sampling time stay out:
+TransMix's and TokenMix's teacher labels are label rules applied to any plan
+(:func:`jaxmix.losses.transmix_labels`, :func:`jaxmix.guided.tokenmix_labels`), and SnapMix
+(:func:`jaxmix.guided.sample_snapmix`) is not registered: its boxes need no model, but its labels are
+the model's class activation maps' (:func:`jaxmix.guided.snapmix_labels`), so chosen by name it would
+be area-weighted CutMix with a resize, not SnapMix.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from jaxmix._src.methods import multiway
 from jaxmix._src.methods import resizemix
 from jaxmix._src.methods import saliencymix
 from jaxmix._src.methods import smoothmix
+from jaxmix._src.methods import tokenmix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +138,12 @@ _METHODS = (
     "c_mixup", c_mixup.sample_c_mixup, None, plan_lib.Plan, False, c_mixup.C_MIXUP_MODES,
     requires=("targets",), namespace="regression",
     citation="Yao et al., C-Mixup: Improving Generalization in Regression, NeurIPS 2022 (huaxiuyao/C-Mixup)",
+  ),
+  Method(
+    "tokenmix", tokenmix.sample_tokenmix, tokenmix.tokenmix, plan_lib.Plan, True, _ALL_MODES,
+    namespace="guided",
+    citation="Liu et al., TokenMix: Rethinking Image Mixing for Data Augmentation in Vision Transformers, "
+    "ECCV 2022 (Sense-X/TokenMix)",
   ),
   Method(
     "mosaic", mosaic.sample_mosaic, None, mosaic.MosaicPlan, True, (),

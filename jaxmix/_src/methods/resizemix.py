@@ -53,6 +53,7 @@ from jaxmix._src.core import one_call
 from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import regions
+from jaxmix._src.core import resample
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
@@ -105,24 +106,12 @@ def _source_coords(
   return i0, i1, frac
 
 
-def _take(x: jax.Array, index: jax.Array, axis: int) -> jax.Array:
-  """Per-sample gather of `x` along `axis` with `index` `[B, n]`."""
-  shape = [1] * x.ndim
-  shape[0], shape[axis] = index.shape
-  return jnp.take_along_axis(x, index.reshape(shape), axis=axis)
-
-
 def _resample(x: jax.Array, coords: Any, axis: int, interpolation: str) -> jax.Array:
   """Resamples `x` along one spatial axis (separable resize)."""
   if interpolation != "bilinear":
-    return _take(x, coords, axis)
+    return resample.take_along(x, coords, axis)
   i0, i1, frac = coords
-  shape = [1] * x.ndim
-  shape[0], shape[axis] = frac.shape
-  frac = frac.reshape(shape)
-  first = _take(x, i0, axis)
-  # The second tap is not read where its weight is 0 (an inf there must not give 0 · inf).
-  return jnp.where(frac == 0, first, first * (1 - frac) + _take(x, i1, axis) * frac)
+  return resample.two_taps(x, i0, i1, frac, axis)
 
 
 @struct.dataclass

@@ -30,69 +30,19 @@ weight is λ everywhere, so λ stays exactly) and mask methods (FMix, ...).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmix._src.core import plan as plan_lib
+from jaxmix._src.core import tokens
 from jaxmix._src.core import validation
-
-
-def _token_grid(num_tokens: int, token_grid: Any) -> tuple[int, int]:
-  if num_tokens == 0:
-    raise ValueError("attention has no patch tokens (N = 0); pass the CLS token's attention to the patches.")
-  if token_grid is None:
-    side = math.isqrt(num_tokens)
-    if side * side != num_tokens:
-      hint = (
-        " It looks like the CLS token is included: pass attention[..., 1:], the patch tokens only."
-        if num_tokens > 1 and math.isqrt(num_tokens - 1) ** 2 == num_tokens - 1
-        else ""
-      )
-      raise ValueError(
-        f"attention has {num_tokens} tokens, not a square grid; pass token_grid=(h, w) with h·w = "
-        f"{num_tokens}.{hint}"
-      )
-    return side, side
-  try:
-    grid = tuple(int(s) for s in token_grid)
-  except TypeError:
-    grid = ()
-  if len(grid) != 2 or min(grid) < 1 or grid[0] * grid[1] != num_tokens:
-    raise ValueError(
-      f"token_grid must be (h, w) with h·w = {num_tokens}, the number of patch tokens in attention; "
-      f"got {token_grid!r}."
-    )
-  return grid
-
-
-def _own_at_tokens(own: jax.Array, grid: tuple[int, int]) -> jax.Array:
-  """float32 `[B, h·w]`: the own-content weight `[B, H, W]` (or `[B, 1, 1]`) read at pixel
-  ``(⌊i·H/h⌋, ⌊j·W/w⌋)`` for token ``(i, j)``: PyTorch's nearest ``nn.Upsample``, as the official code."""
-  b, height, width = own.shape
-  gh, gw = grid
-  if height == width == 1:
-    return jnp.broadcast_to(own.reshape(b, 1), (b, gh * gw))
-  if height % gh == 0 and width % gw == 0:  # a patch grid that divides the image: a strided slice
-    return own[:, :: height // gh, :: width // gw].reshape(b, gh * gw)
-  rows = np.arange(gh) * height // gh
-  cols = np.arange(gw) * width // gw
-  return own[:, rows][:, :, cols].reshape(b, gh * gw)
 
 
 def _check_attention(attention: Any, batch_size: int) -> None:
   expected = f"CLS-to-patch attention [B, heads, N] or [B, N] with B = {batch_size}"
-  validation.check_array("attention", attention, expected=expected, dtype=jnp.floating)
-  validation.check_array("attention", attention, expected=expected, rank={2, 3}, batch_size=batch_size)
-  values = validation.concrete_values(attention)
-  if values is not None and values.size and np.nanmin(values) < 0:
-    raise ValueError(
-      f"attention must be non-negative attention weights (after the softmax), got a minimum of "
-      f"{np.nanmin(values)!r}."
-    )
+  tokens.check_token_weights("attention", attention, batch_size, expected, {2, 3})
 
 
 def transmix_labels(
@@ -166,14 +116,9 @@ def transmix_labels(
   attention = jax.lax.stop_gradient(jnp.asarray(attention, jnp.float32))
   if attention.ndim == 3:
     attention = attention.mean(axis=1)
-  grid = _token_grid(attention.shape[-1], token_grid)
-  own_t = _own_at_tokens(jnp.asarray(own, jnp.float32), grid)
-  total = attention.sum(-1, keepdims=True)
-  attention = jnp.where(total > 0, attention, 1.0)
-  # Written from the largest own weight down, so that a constant own weight (MixUp) gives it exactly.
-  top = own_t.max(-1, keepdims=True)  # N >= 1: checked by _token_grid
-  lam_attention = top - (attention * (top - own_t)).sum(-1, keepdims=True) / attention.sum(-1, keepdims=True)
-  lam_attention = lam_attention[:, 0]
+  grid = tokens.token_grid(attention.shape[-1], token_grid)
+  own_t = tokens.own_at_tokens(jnp.asarray(own, jnp.float32), grid)
+  lam_attention = tokens.weighted_share(attention, own_t)
   lam = lam_attention + jnp.asarray(area_weight, jnp.float32) * (plan.lam - lam_attention)
   return plan_lib.mix_labels(
     plan.replace(lam=lam), labels, num_classes=num_classes, label_smoothing=label_smoothing

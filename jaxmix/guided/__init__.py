@@ -1,0 +1,36 @@
+"""Mixing guided by the model: methods whose masks or labels follow a vision transformer's tokens or a
+network's class activation maps.
+
+``tokenmix`` (TokenMix, Liu et al., ECCV 2022) pastes the partner on blocks of whole patch tokens;
+``sample_tokenmix`` returns its plan, a :class:`jaxmix.Plan` (registered: ``jaxmix.choose`` takes
+``"tokenmix"``), and ``tokenmix_labels`` weights the labels with a teacher's activation on each
+source's tokens.
+
+``snapmix`` (SnapMix, Huang, Wang, Tao, AAAI 2021) resizes a box of the partner into a box of the
+sample and weights each label by the share of its class activation map that the mixed image keeps
+(``snapmix_labels``, from ``class_activation_map``); the two weights need not sum to 1.
+``sample_snapmix`` returns a :class:`SnapMixPlan`. SnapMix is not in ``jaxmix.SAMPLERS``: its labels
+need the model's CAM.
+
+TransMix's attention-weighted labels are :func:`jaxmix.losses.transmix_labels`.
+"""
+
+from jaxmix._src.methods.snapmix import SnapMixPlan
+from jaxmix._src.methods.snapmix import class_activation_map
+from jaxmix._src.methods.snapmix import sample_snapmix
+from jaxmix._src.methods.snapmix import snapmix
+from jaxmix._src.methods.snapmix import snapmix_labels
+from jaxmix._src.methods.tokenmix import sample_tokenmix
+from jaxmix._src.methods.tokenmix import tokenmix
+from jaxmix._src.methods.tokenmix import tokenmix_labels
+
+__all__ = [
+  "class_activation_map",
+  "sample_snapmix",
+  "sample_tokenmix",
+  "snapmix",
+  "snapmix_labels",
+  "SnapMixPlan",
+  "tokenmix",
+  "tokenmix_labels",
+]
