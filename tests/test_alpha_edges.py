@@ -111,7 +111,7 @@ def _cases():
     def f(key, a):
       out, t = fn(key, x, boxes, classes, alpha=a)
       # MixUp weights each own box by λ; CutMix by 1 while kept: report the share of unchanged pixels.
-      if fn is jaxmix.detection.mixup:
+      if fn in (jaxmix.detection.mixup, jaxmix.detection.ultralytics_mixup):
         lam = t.weights[:, 0]
       else:
         lam = jnp.mean((out == x).astype(jnp.float32), axis=(1, 2, 3))
@@ -164,6 +164,7 @@ def _cases():
     "with_plan_transform[mixup, keep_larger_share]": ("larger", 0.5, one_call(larger_mix, alpha)),
     "detection.mixup": ("exact", 0.5, detection(jaxmix.detection.mixup)),
     "detection.cutmix": ("region", None, detection(jaxmix.detection.cutmix)),
+    "detection.ultralytics_mixup": ("exact", 0.5, detection(jaxmix.detection.ultralytics_mixup)),
     "sample_mixup": ("exact", 0.5, plan_of(jaxmix.sample_mixup, (B,), alpha)),
     "sequence.sample_mixup": ("exact", 0.5, plan_of(jaxmix.sequence.sample_mixup, (mask,), alpha)),
     "sample_manifold": ("exact", 0.5, plan_of(jaxmix.sample_manifold, (B,), alpha)),
@@ -210,6 +211,7 @@ CASE_NAMES = (
   "with_plan_transform[mixup, keep_larger_share]",
   "detection.mixup",
   "detection.cutmix",
+  "detection.ultralytics_mixup",
   "sample_mixup",
   "sequence.sample_mixup",
   "sample_manifold",

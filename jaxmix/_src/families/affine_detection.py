@@ -296,6 +296,8 @@ def _warp_leaf(
       out = jnp.clip(jnp.round(acc), info.min, info.max).astype(x.dtype)
     else:
       out = acc.astype(x.dtype)
+  # A sample left out comes back bit for bit (the weighted fill would turn inf into NaN and -0.0 into 0.0).
+  out = jnp.where(warp.on[:, None, None, None], out, x)
   if squeeze:
     out = out[..., 0]
   if channels_first:
