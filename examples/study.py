@@ -518,13 +518,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cell_runs(
-  results: dict[str, dict], size: int, noise: float, method: str, seeds: int, steps: int = 0
+  results: dict[str, dict], size: int, noise: float, method: str, seeds: int, steps: int = 0, width: int = 8
 ) -> list[dict] | None:
   """The runs of one cell at its chosen α, seeds 0..seeds-1; None while any is missing."""
-  alpha = chosen_alpha(results, size, method, steps=steps)
+  alpha = chosen_alpha(results, size, method, width, steps)
   if alpha is ...:
     return None
-  runs = [results.get(Config(size, noise, method, alpha, s, steps=steps).key) for s in range(seeds)]
+  runs = [results.get(Config(size, noise, method, alpha, s, width, steps).key) for s in range(seeds)]
   return None if any(r is None for r in runs) else runs
 
 
@@ -538,13 +538,13 @@ def _metric(record: dict, name: str) -> float:
 
 
 def _cell_table(
-  results: dict, size: int, noise: float, seeds: int, metrics, missing: list, steps: int = 0
+  results: dict, size: int, noise: float, seeds: int, metrics, missing: list, steps: int = 0, width: int = 8
 ) -> list[str]:
   """Markdown lines of one (size, noise) cell: a row per method with all seeds, [] when none has."""
-  base = cell_runs(results, size, noise, "aug", seeds, steps)
+  base = cell_runs(results, size, noise, "aug", seeds, steps, width)
   rows = []
   for method in METHODS:
-    runs = cell_runs(results, size, noise, method, seeds, steps)
+    runs = cell_runs(results, size, noise, method, seeds, steps, width)
     if runs is None:
       missing.append(f"n={size} noise={noise:g} {method}")
       continue
@@ -572,6 +572,26 @@ def _cell_table(
   ]
 
 
+def variants(results: dict[str, dict]) -> list[tuple[int, int]]:
+  """The recipe checks stored beside the grid: ``(width, steps)`` other than the grid's (width 8, the
+  step rule), ``steps`` 0 meaning the rule; from ``run --width W --steps N``."""
+  found = set()
+  for c in (r["config"] for r in results.values()):
+    steps = 0 if c["steps"] == steps_for(c["size"]) else c["steps"]
+    found.add((c.get("width", 8), steps))
+  return sorted(found - {(8, 0)}, key=lambda v: (v[0], v[1]))
+
+
+def variant_title(width: int, steps: int) -> str:
+  parts = []
+  if steps:
+    parts.append(f"{steps} steps instead of the rule's")
+  if width != 8:
+    parts.append(f"ResNet width {width} instead of 8")
+  flags = (f" --steps {steps}" if steps else "") + (f" --width {width}" if width != 8 else "")
+  return f"{', '.join(parts)} (`run{flags}`)"
+
+
 README_BEGIN = "<!-- study-summary:begin (generated: python examples/study.py report --readme README.md) -->"
 README_END = "<!-- study-summary:end -->"
 
@@ -582,17 +602,16 @@ def summary_lines(results: dict[str, dict], seeds: int) -> list[str]:
   "Best" is the mixer with the largest mean paired accuracy gain; a win is a gain of more than two
   paired standard errors. NLL and ECE are that method's; corruptions name their own best method.
   """
-  cells = [(size, noise, 0) for size in SIZES for noise in NOISES]
-  longer = {c["steps"] for c in (r["config"] for r in results.values()) if c["steps"] != steps_for(c["size"])}
-  cells += [(size, noise, steps) for steps in sorted(longer) for size in SIZES for noise in NOISES]
+  cells = [(size, noise, 0, 8) for size in SIZES for noise in NOISES]
+  cells += [(size, noise, s, w) for w, s in variants(results) for size in SIZES for noise in NOISES]
   rows = []
-  for size, noise, steps in cells:
-    base = cell_runs(results, size, noise, "aug", seeds, steps)
+  for size, noise, steps, width in cells:
+    base = cell_runs(results, size, noise, "aug", seeds, steps, width)
     if base is None:
       continue
 
-    def paired(method, name, scale, size=size, noise=noise, steps=steps):
-      return _paired(results, size, noise, method, seeds, name, scale, steps)
+    def paired(method, name, scale, size=size, noise=noise, steps=steps, width=width):
+      return _paired(results, size, noise, method, seeds, name, scale, steps, width)
 
     acc = {m: paired(m, "accuracy", 100) for m in MIXERS}
     acc = {m: v for m, v in acc.items() if v is not None}
@@ -605,6 +624,8 @@ def summary_lines(results: dict[str, dict], seeds: int) -> list[str]:
     cbest = max(corr, key=lambda m: corr[m][0])
     verdict = "**win**" if gain > 2 * se else ("loss" if gain < -2 * se else "no clear difference")
     length = f"{steps_for(size)} (rule)" if steps == 0 else f"{steps} (longer)"
+    if width != 8:
+      length += f", width {width}"
     rows.append(
       f"| {size:,} | {100 * noise:.0f} % | {length} | {best} ({len(acc)} tried) | {gain:+.2f} ± {se:.2f} "
       f"| {verdict} | {nll[0]:+.3f} ± {nll[1]:.3f} | {ece[0]:+.2f} ± {ece[1]:.2f} "
@@ -663,18 +684,17 @@ def report(args: argparse.Namespace) -> int:
   for size in SIZES:
     for noise in NOISES:
       lines += _cell_table(results, size, noise, args.seeds, metrics, missing)
-  # Runs with a training length other than the rule's (``run --steps N``): checks of the recipe,
-  # reported beside the grid, never mixed into it.
-  longer = {c["steps"] for c in (r["config"] for r in results.values()) if c["steps"] != steps_for(c["size"])}
-  for steps in sorted(longer):
+  # Runs with another training length or model width (``run --steps N --width W``): checks of the
+  # recipe, reported beside the grid, never mixed into it.
+  for width, steps in variants(results):
     tables = []
     for size in SIZES:
       for noise in NOISES:
-        tables += _cell_table(results, size, noise, args.seeds, metrics, [], steps=steps)
+        tables += _cell_table(results, size, noise, args.seeds, metrics, [], steps=steps, width=width)
     if tables:
-      lines.append(f"## Longer training: {steps} steps instead of the rule's (`run --steps {steps}`)")
+      lines.append(f"## Recipe check: {variant_title(width, steps)}")
       lines.append("")
-      lines.append("α chosen again on the validation split at this length; only the cells run are shown.")
+      lines.append("α chosen again on the validation split for this recipe; only the cells run are shown.")
       lines.append("")
       lines += [t.replace("## ", "### ", 1) if t.startswith("## ") else t for t in tables]
   figures = plots(results, args.out, args.seeds)
@@ -710,11 +730,19 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _paired(
-  results: dict, size: int, noise: float, method: str, seeds: int, name: str, scale: float, steps: int = 0
+  results: dict,
+  size: int,
+  noise: float,
+  method: str,
+  seeds: int,
+  name: str,
+  scale: float,
+  steps: int = 0,
+  width: int = 8,
 ):
   """(mean, s.e.) of the paired difference method − aug, or None while either cell is incomplete."""
-  runs = cell_runs(results, size, noise, method, seeds, steps)
-  base = cell_runs(results, size, noise, "aug", seeds, steps)
+  runs = cell_runs(results, size, noise, method, seeds, steps, width)
+  base = cell_runs(results, size, noise, "aug", seeds, steps, width)
   if runs is None or base is None:
     return None
   d = (np.array([_metric(r, name) for r in runs]) - np.array([_metric(r, name) for r in base])) * scale

@@ -68,6 +68,7 @@ def _fake(cfg, acc=0.5):
       "key": cfg.key,
       "alpha": cfg.alpha,
       "size": cfg.size,
+      "width": cfg.width,
       "steps": cfg.steps or study.steps_for(cfg.size),
     },
     "test": {
@@ -138,12 +139,19 @@ def test_report_keeps_longer_training_runs_apart_from_the_grid(tmp_path):
     _store(out, study.Config(5000, 0.0, "aug", None, s), 0.80)
     _store(out, study.Config(5000, 0.0, "aug", None, s, steps=4000), 0.85 + 0.01 * s)
     _store(out, study.Config(5000, 0.0, "resizemix", None, s, steps=4000), 0.90 + 0.01 * s)
+    _store(out, study.Config(5000, 0.0, "aug", None, s, width=16, steps=4000), 0.70)
+    _store(out, study.Config(5000, 0.0, "resizemix", None, s, width=16, steps=4000), 0.75 - 0.01 * s)
   study.report(argparse.Namespace(out=out, seeds=3))
   text = open(os.path.join(out, "study.md")).read()
-  grid, longer = text.split("## Longer training: 4000 steps")
+  grid, longer = text.split("## Recipe check: 4000 steps instead of the rule's (`run --steps 4000`)")
+  longer, wider = longer.split(
+    "## Recipe check: 4000 steps instead of the rule's, ResNet width 16 instead of 8 "
+    "(`run --steps 4000 --width 16`)"
+  )
   assert "| aug | — | 80.00 ± 0.00" in grid and "resizemix" not in grid.split("Cells not yet")[0]
-  assert "| aug | — | 86.00 ± 0.58" in longer
+  assert "| aug | — | 86.00 ± 0.58" in longer and "70.00" not in longer
   assert "| resizemix | — | 91.00 ± 0.58 (Δ +5.00 ± 0.00)" in longer
+  assert "| resizemix | — | 74.00 ± 0.58 (Δ +4.00 ± 0.58)" in wider
 
 
 def test_report_rewrites_the_readme_summary_between_its_markers(tmp_path):
