@@ -205,6 +205,41 @@ def reference_mix(plan, x):
   return wgt * x + (1 - wgt) * partner
 
 
+def required_data(option, batch_size, spatial_shape):
+  """Data for an option a registered sampler cannot draw without (``Method.requires``)."""
+  key = jax.random.key(99)
+  if option == "saliency":  # SaliencyMix: a saliency map [B, H, W]
+    return jax.random.uniform(key, (batch_size, *spatial_shape))
+  if option == "features":  # Attentive CutMix: a feature grid [B, h, w]
+    return jax.random.uniform(key, (batch_size, 3, 3))
+  if option == "targets":  # C-Mixup: regression targets [B, d]
+    return jax.random.uniform(key, (batch_size, 2))
+  raise AssertionError(f"no test data for required option {option!r}: add it to required_data()")
+
+
+def exercise_options(name, spatial_shape):
+  """Options that a registered method needs on a small test image, or without which a path of it
+  goes untested: timm's switch defaults to MixUp only (cutmix_alpha 0); TokenMix's 16-pixel tokens
+  do not divide small images (tokens of 3, 2 or 1 pixels that divide each side, and fewer
+  extra tokens than the official 14)."""
+  if name == "mixup_cutmix":
+    return {"cutmix_alpha": 1.0}
+  if name == "tokenmix":
+    patch = tuple(next(p for p in (3, 2, 1) if side % p == 0) for side in spatial_shape)
+    tokens = (spatial_shape[0] // patch[0]) * (spatial_shape[1] // patch[1])
+    return {"patch_size": patch, "minimum_tokens": max(1, tokens // 6)}
+  return {}
+
+
+def registry_options(name, batch_size, spatial_shape):
+  """Everything a registered sampler (``jaxmix.SAMPLERS[name]``) needs for a small test batch: its
+  required data and :func:`exercise_options`. The one table the registry-wide tests share
+  (test_contract, test_regressions, test_multilabel, sharding_checks)."""
+  spec = jaxmix.SAMPLERS[name]
+  opts = {o: required_data(o, batch_size, spatial_shape) for o in spec.requires}
+  return opts | exercise_options(name, spatial_shape)
+
+
 def method_and_plan(key, inputs, labels=None, *, name, **kwargs):
   """``(mixed, soft_labels, plan)``: the one-call method and the plan it used (same key).
 

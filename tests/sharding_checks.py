@@ -28,6 +28,8 @@ import traceback  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from core_helpers import exercise_options  # noqa: E402
+from core_helpers import required_data  # noqa: E402
 from jax.sharding import AxisType  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
@@ -79,27 +81,14 @@ def collectives(hlo: str) -> dict[str, list[str]]:
 # The two-source one-call methods whose every pairing is checked (ROTATIONS); every registered method,
 # whatever its plan, is checked by `local_every_registered_method` from jaxmix.SAMPLERS.
 PAIRING_METHODS = ("mixup", "cutmix", "mixup_cutmix", "fmix")
-# Defaults that leave a path untested: timm's switch defaults to MixUp only (cutmix_alpha = 0).
-EXERCISE = {"mixup_cutmix": dict(cutmix_alpha=1.0), "tokenmix": dict(patch_size=2)}
 
 
 def methods():
   """The one-call methods of PAIRING_METHODS, from the registry."""
   return {
-    name: functools.partial(jaxmix.SAMPLERS[name].mix, **EXERCISE.get(name, {})) for name in PAIRING_METHODS
+    name: functools.partial(jaxmix.SAMPLERS[name].mix, **exercise_options(name, (H, W)))
+    for name in PAIRING_METHODS
   }
-
-
-def required(option, batch_size):
-  """Data for an option a sampler cannot draw without (as in tests/test_contract.py)."""
-  key = jax.random.key(99)
-  if option == "saliency":
-    return jax.random.uniform(key, (batch_size, H, W))
-  if option == "features":
-    return jax.random.uniform(key, (batch_size, 3, 3))
-  if option == "targets":  # C-Mixup's regression targets
-    return jax.random.uniform(key, (batch_size, 2))
-  raise AssertionError(f"no test data for required option {option!r}: add it to required()")
 
 
 def every_registered_method(key, inputs, labels, mode="batch"):
@@ -111,7 +100,7 @@ def every_registered_method(key, inputs, labels, mode="batch"):
   x = inputs["x"]
   out = {}
   for name, spec in jaxmix.SAMPLERS.items():
-    opts = {o: inputs[o] for o in spec.requires} | EXERCISE.get(name, {})
+    opts = {o: inputs[o] for o in spec.requires} | exercise_options(name, (H, W))
     if spec.modes:
       opts["mode"] = mode if mode in spec.modes else spec.modes[0]
     plan = spec.sample(key, x.shape[0], (H, W), **opts)
@@ -297,7 +286,9 @@ def local_every_registered_method():
   """Every method of jaxmix.SAMPLERS (spatial or not, any plan type), in one compiled program:
   local(fn) == fn on each shard; no collectives; sharding kept; each row's label mass 1."""
   x, y = data()
-  inputs = {"x": x} | {o: required(o, B) for spec in jaxmix.SAMPLERS.values() for o in spec.requires}
+  inputs = {"x": x} | {
+    o: required_data(o, B, (H, W)) for spec in jaxmix.SAMPLERS.values() for o in spec.requires
+  }
   shard = lambda a: jax.device_put(a, NamedSharding(MESH, P("data")))  # noqa: E731
   inputs_s, ys = jax.tree_util.tree_map(shard, inputs), shard(y)
   g = jax.jit(jaxmix.sharding.local(every_registered_method, MESH, "data"))

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl.testing import parameterized
+from core_helpers import registry_options
 
 import jaxmix
 
@@ -32,31 +33,11 @@ SHAPE = (6, 8, 9, 2)  # B, H, W, C: even B, non-square
 ODD = (5, 8, 9, 2)
 K = 6
 NAMES = tuple(jaxmix.SAMPLERS)
-# Defaults that leave a path untested: timm's switch defaults to MixUp only (cutmix_alpha = 0).
-EXERCISE = {
-  "mixup_cutmix": dict(cutmix_alpha=1.0),
-  # 16-pixel tokens do not divide 8 × 9: 2 × 3-pixel tokens (a 4 × 3 grid), fewer extra tokens than 14.
-  "tokenmix": dict(patch_size=(2, 3), minimum_tokens=2),
-}
-
-
-def required(option, batch_size, spatial_shape):
-  """Data for an option a sampler cannot draw without, for a batch of the given size."""
-  h, w = spatial_shape
-  key = jax.random.key(99)
-  if option == "saliency":
-    return jax.random.uniform(key, (batch_size, h, w))
-  if option == "features":
-    return jax.random.uniform(key, (batch_size, 3, 3))
-  if option == "targets":  # C-Mixup's regression targets [B, d]
-    return jax.random.uniform(key, (batch_size, 2))
-  raise AssertionError(f"no test data for required option {option!r}: add it to required()")
 
 
 def options(name, batch_size, spatial_shape, **kw):
   spec = jaxmix.SAMPLERS[name]
-  opts = {o: required(o, batch_size, spatial_shape) for o in spec.requires}
-  opts.update(EXERCISE.get(name, {}))
+  opts = registry_options(name, batch_size, spatial_shape)
   if "elem" in spec.modes:
     opts["mode"] = "elem"
   opts.update(kw)
@@ -87,14 +68,32 @@ def images(seed, shape=SHAPE):
   return jax.random.uniform(jax.random.key(seed), shape) * 255.0
 
 
+def _accepts_traced(name, option, value):
+  """True when the sampler traces with ``option`` as a traced value (an int that sets no shape)."""
+  spec = jaxmix.SAMPLERS[name]
+  b, hw = SHAPE[0], SHAPE[1:3]
+  base = options(name, b, hw)
+  try:
+    jax.eval_shape(lambda v: spec.sample(jax.random.key(0), b, hw, **{**base, option: v}), value)
+  except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+    return False
+  return True
+
+
 def traced_options(name):
-  """The sampler's float options with defaults: traced, so changing them must not recompile."""
+  """The sampler's traced options with defaults, so changing them must not recompile: every float
+  option, and every int option that the sampler accepts as a traced value (TokenMix's
+  ``minimum_tokens``; ints that set a shape or a loop length, such as ``attempts`` or ``k``, do not)."""
   params = inspect.signature(jaxmix.SAMPLERS[name].sample).parameters.values()
-  return {
-    p.name: p.default
-    for p in params
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and type(p.default) is float
-  }
+  found = {}
+  for p in params:
+    if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+      continue
+    if type(p.default) is float or (
+      type(p.default) is int and _accepts_traced(name, p.name, jnp.asarray(p.default, jnp.int32))
+    ):
+      found[p.name] = p.default
+  return found
 
 
 def test_registry_entries_are_consistent():
@@ -256,7 +255,7 @@ def test_no_retrace_when_traced_options_change(name):
     return mix(name, key, x, **opts)[0]
 
   f(jax.random.key(0), opts)
-  f(jax.random.key(1), {k: (v * 0.5 if v else 0.1) for k, v in opts.items()})
+  f(jax.random.key(1), {k: (v // 2 if type(v) is int else v * 0.5 if v else 0.1) for k, v in opts.items()})
 
 
 @pytest.mark.parametrize("name", [n for n, s in jaxmix.SAMPLERS.items() if s.mix is not None])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from core_helpers import cheap_beta
 from core_helpers import examples
+from core_helpers import registry_options
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -162,15 +163,6 @@ ONE_CALL = [n for n, s in jaxmix.SAMPLERS.items() if s.mix is not None]
 SHAPE = (6, 8, 9, 2)
 
 
-def _required(option):
-  key = jax.random.key(99)
-  if option == "saliency":
-    return jax.random.uniform(key, SHAPE[:3])
-  if option == "features":
-    return jax.random.uniform(key, (SHAPE[0], 3, 3))
-  raise AssertionError(f"no test data for required option {option!r}")
-
-
 @pytest.mark.parametrize("name", ONE_CALL)
 def test_every_one_call_method_mixes_multi_hot_rows(name):
   # Mixing is linear in the labels: with the identity as labels (sample i is class i) each mixed row is
@@ -179,11 +171,7 @@ def test_every_one_call_method_mixes_multi_hot_rows(name):
   b = SHAPE[0]
   y = np.random.default_rng(0).integers(0, 2, (b, 5)).astype(np.float32)
   x = jax.random.uniform(jax.random.key(1), SHAPE)
-  opts = {o: _required(o) for o in spec.requires}
-  if name == "mixup_cutmix":
-    opts["cutmix_alpha"] = 1.0
-  if name == "tokenmix":
-    opts["patch_size"] = 1  # 16-pixel tokens do not divide 8 × 9
+  opts = registry_options(name, b, SHAPE[1:3])
   labels = {"multi": y, "eye": np.eye(b, dtype=np.float32)}
   with mock.patch.object(sampling, "beta", cheap_beta):  # Beta(1, 1): λ's law is not under test here
     _, out = jax.jit(lambda key, x, labels: spec.mix(key, x, labels, **opts))(jax.random.key(2), x, labels)

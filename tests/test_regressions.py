@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from core_helpers import cheap_beta
+from core_helpers import registry_options
 
 import jaxmix
 from jaxmix._src.core import sampling
@@ -55,21 +56,7 @@ LABELS = jnp.arange(B)
 
 def options(name, batch_size=B, spatial_shape=HW):
   """Data a sampler cannot draw without, and options that exercise its every path."""
-  spec = jaxmix.SAMPLERS[name]
-  opts = {}
-  if "saliency" in spec.requires:
-    opts["saliency"] = jax.random.uniform(jax.random.key(99), (batch_size, *spatial_shape))
-  if "features" in spec.requires:
-    opts["features"] = jax.random.uniform(jax.random.key(99), (batch_size, 4, 4))
-  if "targets" in spec.requires:  # C-Mixup's regression targets
-    opts["targets"] = jax.random.uniform(jax.random.key(99), (batch_size, 2))
-  unknown = set(spec.requires) - set(opts)
-  assert not unknown, f"{name}: no test data for {unknown}"
-  if name == "mixup_cutmix":
-    opts["cutmix_alpha"] = 1.0  # timm's default is MixUp only
-  if name == "tokenmix":
-    opts["patch_size"] = 2  # 16-pixel tokens do not divide 8 × 12: a 4 × 6 grid
-  return opts
+  return registry_options(name, batch_size, spatial_shape)
 
 
 def modes(name):
