@@ -52,6 +52,7 @@ inputs alone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,6 +108,7 @@ def _compute_dtype(dtype: Any) -> Any:
   return jnp.promote_types(dtype, jnp.float32) if jnp.issubdtype(dtype, jnp.floating) else jnp.float32
 
 
+@functools.partial(jax.jit, static_argnums=3)  # eager calls reuse one compiled loop per shape
 def _log_plan(a: jax.Array, b: jax.Array, epsilon: Any, iterations: int) -> jax.Array:
   """``log P`` `[..., n, m]` of the entropic transport between the rows of `a` `[..., n, C]` and `b`
   `[..., m, C]`: squared Euclidean cost, uniform marginals, `iterations` log-domain Sinkhorn steps."""
