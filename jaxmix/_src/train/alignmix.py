@@ -341,7 +341,7 @@ def _aligned_mix(h: jax.Array, mix: AlignMixPlan, data_format: str) -> jax.Array
   x = h if data_format == "NHWC" else jnp.moveaxis(h, 1, -1)
   moved_shape = x.shape
   dtype = _compute_dtype(h.dtype)
-  a = x.reshape(x.shape[0], -1, x.shape[-1]).astype(dtype)  # [B, r, C]
+  a = x.reshape(x.shape[0], int(np.prod(x.shape[1:-1])), x.shape[-1]).astype(dtype)  # [B, r, C]
   b = pairing_lib.take_partner(a, inner.pairing, inner.index)
   # The official plan is detached: gradients reach the features through the interpolation only.
   log_p = jax.lax.stop_gradient(_log_plan(a, b, mix.epsilon, mix.iterations))  # rows: A's positions
