@@ -393,3 +393,10 @@ def test_bad_input_raises_naming_the_argument(call, error, name):
 def test_apply_on_the_plan_itself_is_a_type_error():
   with pytest.raises(TypeError, match="AlignMixPlan"):
     jaxmix.apply(_mix(), jnp.ones((B, 3, 3, C)))
+
+
+def test_integer_features_align_to_floats():
+  a = jnp.arange(12).reshape(4, 3)
+  moved = guided.sinkhorn_align(a, a[::-1], epsilon=0.01)
+  assert moved.dtype == jnp.float32
+  np.testing.assert_allclose(moved, a, atol=1e-4)

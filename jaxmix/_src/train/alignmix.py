@@ -197,9 +197,10 @@ def sinkhorn_align(
     iterations: the number of Sinkhorn iterations (static, >= 1).
 
   Returns:
-    `[..., n, C]` in `features_b`'s dtype (computed in float32 at least): `features_b` aligned to
-    `features_a`. Gradients flow into both arguments (through the plan too; AlignMix itself, in
-    :func:`alignmix_point`, stops them at the plan as the official code does).
+    `[..., n, C]` in `features_b`'s float dtype (float32 for integers; computed in float32 at
+    least): `features_b` aligned to `features_a`. Gradients flow into both arguments (through the
+    plan too; AlignMix itself, in :func:`alignmix_point`, stops them at the plan as the official
+    code does).
 
   Example:
     >>> a = jax.random.normal(key, (16, 8))
@@ -219,7 +220,7 @@ def _align_rows(log_p: jax.Array, b: jax.Array) -> jax.Array:
   weights = jax.nn.softmax(log_p, axis=-1)
   highest = jax.lax.Precision.HIGHEST
   moved = jnp.einsum("...ij,...jc->...ic", weights, b.astype(weights.dtype), precision=highest)
-  return moved.astype(b.dtype)
+  return moved.astype(b.dtype if jnp.issubdtype(b.dtype, jnp.floating) else weights.dtype)
 
 
 @struct.dataclass
@@ -344,7 +345,8 @@ def _aligned_mix(h: jax.Array, mix: AlignMixPlan, data_format: str) -> jax.Array
   a = x.reshape(x.shape[0], int(np.prod(x.shape[1:-1])), x.shape[-1]).astype(dtype)  # [B, r, C]
   b = pairing_lib.take_partner(a, inner.pairing, inner.index)
   # The official plan is detached: gradients reach the features through the interpolation only.
-  log_p = jax.lax.stop_gradient(_log_plan(a, b, mix.epsilon, mix.iterations))  # rows: A's positions
+  fixed_a, fixed_b = jax.lax.stop_gradient(a), jax.lax.stop_gradient(b)
+  log_p = _log_plan(fixed_a, fixed_b, mix.epsilon, mix.iterations)  # rows: A's positions
   partner_on_sample = _align_rows(log_p, b)  # Ã = A'·Rᵀ
   sample_on_partner = _align_rows(jnp.swapaxes(log_p, -1, -2), a)  # Ã' = A·R
   lam = inner.blend.astype(dtype)[:, None, None]
