@@ -400,3 +400,11 @@ def test_integer_features_align_to_floats():
   moved = guided.sinkhorn_align(a, a[::-1], epsilon=0.01)
   assert moved.dtype == jnp.float32
   np.testing.assert_allclose(moved, a, atol=1e-4)
+
+
+def test_row_normalised_plan_is_the_official_assignment_at_convergence():
+  """The official ``R = r·P``: equal to the row-normalised plan once the rows have converged."""
+  a, b = _features(22, (16, C)), _features(23, (16, C))
+  p = np.exp(reference_log_plan(a, b, 1.0, 500))
+  official = 16 * p @ np.asarray(b, np.float64)
+  np.testing.assert_allclose(guided.sinkhorn_align(a, b, epsilon=1.0, iterations=500), official, atol=1e-4)
