@@ -40,8 +40,9 @@ Differences from the official code:
   often happens before convergence;
 * the aligned vectors are exact convex combinations: ``R``'s rows (or columns, aligning the sample
   to the partner) are normalised to sum to 1, computed as a softmax of ``log P``; the official
-  ``r·P`` has those sums only at convergence. The log marginals are exact (``−log r``; the official
-  adds 1e-8 inside the log);
+  ``r·P`` has those sums only at convergence (for 4×4 maps of 512 ReLU'd Gaussian channels, ε 0.1,
+  its row sums were off by up to 12 % after 100 iterations, which would scale the aligned vectors).
+  The log marginals are exact (``−log r``; the official adds 1e-8 inside the log);
 * partners are flip by default (``pairing="permute"`` is the official random permutation), and
   ``prob``, ``mode`` (a λ per pair or per sample) are available; a sample that is not mixed (``prob``,
   or its own partner in an odd batch under flip) comes back unchanged in either direction.
