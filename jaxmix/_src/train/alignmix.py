@@ -36,12 +36,13 @@ on its input and ``1`` on its last feature map.
 Differences from the official code:
 
 * always ``iterations`` Sinkhorn steps (a static count, so the step compiles to one loop); the
-  official loop stops early once the mean change of its potential ``u`` falls below 0.1, which
-  often happens before convergence;
+  official loop also stops early once the mean change of its potential ``u`` falls below 0.1 (on
+  4×4×512 ReLU'd Gaussian features at ε 0.1 it never did: all 100 iterations ran);
 * the aligned vectors are exact convex combinations: ``R``'s rows (or columns, aligning the sample
   to the partner) are normalised to sum to 1, computed as a softmax of ``log P``; the official
-  ``r·P`` has those sums only at convergence (for 4×4 maps of 512 ReLU'd Gaussian channels, ε 0.1,
-  its row sums were off by up to 12 % after 100 iterations, which would scale the aligned vectors).
+  ``r·P`` has those sums only at convergence (on the features above, a NumPy transcription of the
+  official loop left row sums of ``r·P`` between 0.33 and 2.0 after 100 iterations, which scales
+  the aligned vectors by as much).
   The log marginals are exact (``−log r``; the official adds 1e-8 inside the log);
 * partners are flip by default (``pairing="permute"`` is the official random permutation), and
   ``prob``, ``mode`` (a λ per pair or per sample) are available; a sample that is not mixed (``prob``,
