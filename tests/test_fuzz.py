@@ -207,6 +207,13 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
     "activation": lambda s: np.random.RandomState(9).uniform(size=(s.b, s.h * s.w)).astype(np.float32),
     "token_grid": lambda s: (s.h, s.w),
   },
+  # AlignMix: a plan that always aligns (point 1), the batch as the feature map; two sets of vectors.
+  jaxmix.guided.alignmix_point: {
+    "mix": lazy(lambda s: jaxmix.guided.sample_alignmix(KEY, s.b, layers=(1,), iterations=10)),
+    "i": lambda s: 1,
+  },
+  jaxmix.guided.transport_plan: {"features_a": images, "features_b": lambda s: images(s, seed=13)},
+  jaxmix.guided.sinkhorn_align: {"features_a": images, "features_b": lambda s: images(s, seed=13)},
   jaxmix.sample_mixup_cutmix: {"cutmix_alpha": lambda s: 1.0},
   # Explicit maps, so that the box does not move with the pixel values (the built-in map is
   # tested in test_saliencymix_built_in_map_keeps_nonfinite_pixels_in_place).

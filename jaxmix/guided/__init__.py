@@ -1,5 +1,5 @@
 """Mixing guided by the model: methods whose masks or labels follow a vision transformer's tokens or a
-network's class activation maps.
+network's class activation maps, and AlignMix, which aligns feature maps before interpolating them.
 
 ``tokenmix`` (TokenMix, Liu et al., ECCV 2022) pastes the partner on blocks of whole patch tokens;
 ``sample_tokenmix`` returns its plan, a :class:`jaxmix.Plan` (registered: ``jaxmix.choose`` takes
@@ -12,6 +12,12 @@ sample and weights each label by the share of its class activation map that the 
 ``sample_snapmix`` returns a :class:`SnapMixPlan`. SnapMix is not in ``jaxmix.SAMPLERS``: its labels
 need the model's CAM.
 
+``alignmix_point`` (AlignMix, Venkataramanan, Kijak, Amsaleg, Avrithis, CVPR 2022) aligns each
+sample's feature map with its partner's by entropic optimal transport (``transport_plan``,
+``sinkhorn_align``) and interpolates the aligned maps inside the model, at a layer drawn each step
+(``sample_alignmix`` returns an :class:`AlignMixPlan`; point 0, the input, gets plain MixUp). AlignMix
+is not in ``jaxmix.SAMPLERS`` either: it mixes the model's features, not its inputs.
+
 TransMix's attention-weighted labels are :func:`jaxmix.losses.transmix_labels`.
 """
 
@@ -23,14 +29,24 @@ from jaxmix._src.methods.snapmix import snapmix_labels
 from jaxmix._src.methods.tokenmix import sample_tokenmix
 from jaxmix._src.methods.tokenmix import tokenmix
 from jaxmix._src.methods.tokenmix import tokenmix_labels
+from jaxmix._src.train.alignmix import AlignMixPlan
+from jaxmix._src.train.alignmix import alignmix_point
+from jaxmix._src.train.alignmix import sample_alignmix
+from jaxmix._src.train.alignmix import sinkhorn_align
+from jaxmix._src.train.alignmix import transport_plan
 
 __all__ = [
+  "alignmix_point",
+  "AlignMixPlan",
   "class_activation_map",
+  "sample_alignmix",
   "sample_snapmix",
   "sample_tokenmix",
   "snapmix",
   "snapmix_labels",
+  "sinkhorn_align",
   "SnapMixPlan",
   "tokenmix",
   "tokenmix_labels",
+  "transport_plan",
 ]
