@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_helpers import PUBLIC_MODULES
 
 import jaxmix
 
@@ -169,13 +170,19 @@ def test_chex_checks_become_the_public_error_contract():
 SAMPLERS_WITH_BATCH_SIZE = sorted(
   {
     getattr(m, n)
-    for m in (jaxmix, jaxmix.detection)
+    for m in PUBLIC_MODULES
     for n in m.__all__
     if n.startswith("sample_") and "batch_size" in inspect.signature(getattr(m, n)).parameters
   },
   key=lambda f: f.__name__,
 )
-SAMPLER_DATA = {"saliency": jnp.ones((4, 6, 7)), "features": jnp.ones((4, 3, 3)), "methods": ("mixup",)}
+SAMPLER_DATA = {
+  "saliency": jnp.ones((4, 6, 7)),
+  "features": jnp.ones((4, 3, 3)),
+  "targets": jnp.ones((4, 2)),  # C-Mixup's regression targets
+  "methods": ("mixup",),
+  "patch_size": 1,  # TokenMix: 16-pixel tokens do not divide 6 × 7
+}
 
 
 def _sampler_data(sampler):
@@ -198,7 +205,7 @@ def _sampler_data(sampler):
 def test_samplers_refuse_a_bad_batch_size(bad, error):
   """Before, -1 gave an empty plan, 2.5 a plan of 2 or 3, True a plan of 1, '4' one of 4 or an
   unrelated TypeError, depending on the sampler; now one check (validation.check_batch_size)."""
-  assert len(SAMPLERS_WITH_BATCH_SIZE) >= 14
+  assert len(SAMPLERS_WITH_BATCH_SIZE) >= 19  # every namespace's: guided, regression, flow_mixup too
   for sampler in SAMPLERS_WITH_BATCH_SIZE:
     call = lambda s=sampler: s(KEY, bad, (6, 7), **_sampler_data(s))
     _assert_raises(call, error, f"batch_size must be a static int >= 0.*got {re.escape(repr(bad))}")
