@@ -547,3 +547,42 @@ def test_partners_with_output_size_are_resized_with_the_batch():
   np.testing.assert_array_equal(np.asarray(out), np.asarray(want))
   np.testing.assert_array_equal(np.asarray(tt.valid), np.asarray(wt.valid))
   np.testing.assert_allclose(np.asarray(tt.boxes), np.asarray(wt.boxes))
+
+
+# --- one fill per leaf -------------------------------------------------------------------------------------
+
+
+def test_fill_value_per_leaf_gives_a_label_map_its_own_fill():
+  """The image reads 114 and the int label map 255 (mmdetection's pad_val / seg_pad_val) where no tile
+  is, in the same pixels (nearest: one map for both leaves)."""
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 100, (4, 16, 16, 3)), jnp.uint8)
+  seg = jnp.asarray(np.random.default_rng(1).integers(0, 5, (4, 16, 16)), jnp.int32)
+  boxes, classes = _random_boxes(4, 16, 16, 2)
+  affine = Affine(translate=0.0, scale=0.9)
+  images, fill = {"image": x, "seg": seg}, {"image": 114, "seg": 255}
+  fn = jax.jit(functools.partial(jaxmix.detection.mosaic, affine=affine, interpolation="nearest"))
+  out, _ = fn(jax.random.key(0), images, boxes, classes, fill_value=fill)
+  filled = np.asarray(out["seg"]) == 255
+  assert filled.any() and (~filled).any()
+  np.testing.assert_array_equal((np.asarray(out["image"]) == 114).all(-1), filled)
+  assert set(np.unique(np.asarray(out["seg"])[~filled])) <= {0, 1, 2, 3, 4}
+  # random_affine takes the per-leaf form too.
+  warped, _ = jaxmix.detection.random_affine(
+    jax.random.key(0), images, boxes, classes, affine=affine, interpolation="nearest", fill_value=fill
+  )
+  filled = np.asarray(warped["seg"]) == 255
+  assert filled.any()
+  np.testing.assert_array_equal((np.asarray(warped["image"]) == 114).all(-1), filled)
+
+
+@pytest.mark.parametrize(
+  ("fill_value", "error"),
+  [({"image": 114}, ValueError), ({"image": 114, "seg": jnp.ones(3)}, ValueError), ("grey", TypeError)],
+)
+def test_bad_fill_value_names_it(fill_value, error):
+  x = jnp.zeros((2, 8, 8, 3), jnp.uint8)
+  images = {"image": x, "seg": jnp.zeros((2, 8, 8), jnp.int32)}
+  boxes, classes = _random_boxes(2, 8, 8, 1)
+  for kw in ({}, {"tiles": 9}):  # both forms check it
+    with pytest.raises(error, match="fill_value"):
+      jaxmix.detection.mosaic(jax.random.key(0), images, boxes, classes, fill_value=fill_value, **kw)

@@ -403,6 +403,38 @@ def _warp_boxes(
   return boxes_out, valid_out, jnp.stack([out_src[i][1] for i in order], axis=1)
 
 
+def leaf_fills(fill_value: Any, images: Any) -> list[Any]:
+  """One scalar fill per leaf of `images`: `fill_value`, or its leaves if it is a pytree like `images`.
+
+  A ValueError naming `fill_value` for anything else (another structure, a non-scalar fill), a
+  TypeError for a fill that is not a real number.
+  """
+  leaves = jax.tree_util.tree_leaves(images)
+  ours = jax.tree_util.tree_structure(images)
+  theirs = jax.tree_util.tree_structure(fill_value)
+  if jax.tree_util.treedef_is_leaf(theirs):  # one scalar for every leaf
+    fills = [fill_value] * len(leaves)
+  elif theirs == ours:  # type: ignore[operator]  # jaxlib ships no stub for PyTreeDef
+    fills = jax.tree_util.tree_leaves(fill_value)
+  else:
+    raise ValueError(
+      f"fill_value must be one number or a pytree like images with one number per leaf, got structure "
+      f"{theirs} for images of structure {ours}."
+    )
+  for fill in fills:
+    try:
+      dtype = jnp.asarray(fill).dtype
+    except (TypeError, ValueError):
+      raise TypeError(f"fill_value must be real numbers, got {fill!r}.") from None
+    if not jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.complexfloating):
+      raise TypeError(f"fill_value must be real numbers, got dtype {dtype}.")
+    if jnp.ndim(fill) != 0:
+      raise ValueError(
+        f"fill_value must hold scalars (one per leaf of images), got one of shape {jnp.shape(fill)}."
+      )
+  return fills
+
+
 def check_interpolation(interpolation: str) -> None:
   validation.check_choice("interpolation", interpolation, INTERPOLATIONS)
 
@@ -438,6 +470,7 @@ def warp_detection(
   validation.check_key(key)
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
+  leaf_fills(fill_value, images)
   check_interpolation(interpolation)
   validation.check_choice("pairing", pairing, ("roll", "permute"))
   validation.check_unit_interval("prob", prob)
@@ -464,10 +497,16 @@ def warp_detection(
     key, batch_size, spatial, tiles, canvas_scale, affine, prob, pairing, bool(partners), center_range
   )
 
-  def warp_leaf(leaf: Any, *partner_leaves: Any) -> jax.Array:
-    return _warp_leaf(warp, leaf, spatial, data_format, interpolation, fill_value, partner_leaves)
-
-  out = jax.tree_util.tree_map(warp_leaf, images, *partner_images)
+  leaves, treedef = jax.tree_util.tree_flatten(images)
+  fills = leaf_fills(fill_value, images)
+  partner_leaves = [jax.tree_util.tree_leaves(p) for p in partner_images]
+  out = jax.tree_util.tree_unflatten(
+    treedef,
+    [
+      _warp_leaf(warp, leaf, spatial, data_format, interpolation, fill, tuple(p[i] for p in partner_leaves))
+      for i, (leaf, fill) in enumerate(zip(leaves, fills, strict=True))
+    ]
+  )
   new, kept, src = _warp_boxes(
     warp,
     xyxy,
@@ -500,7 +539,7 @@ def random_affine(
   min_size: jax.typing.ArrayLike = 2.0,
   max_aspect: jax.typing.ArrayLike = 100.0,
   interpolation: str = "bilinear",
-  fill_value: jax.typing.ArrayLike = 114,
+  fill_value: Any = 114,
   box_format: str = "xyxy",
   normalized: bool = False,
   data_format: str = "NHWC",
@@ -526,7 +565,9 @@ def random_affine(
     min_visibility, min_size, max_aspect: ``box_candidates``' ``area_thr`` (0.1), ``wh_thr`` (2 px)
       and ``ar_thr`` (100). Traced.
     interpolation: ``"bilinear"`` (OpenCV's default) or ``"nearest"`` (static).
-    fill_value: the value outside the image (114). Traced.
+    fill_value: the value outside the image: one number (114) for every leaf, or a pytree like
+      `images` with one number per leaf (``{"image": 114, "seg": 255}``: a label map gets its own
+      fill, as mmdetection's ``seg_pad_val``). Traced.
     box_format, normalized, data_format: the layouts (static).
 
   Returns:

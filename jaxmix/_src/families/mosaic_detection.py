@@ -156,7 +156,7 @@ def mosaic(
   affine: affine_detection.Affine | dict | None = None,
   max_aspect: jax.typing.ArrayLike = 100.0,
   interpolation: str = "bilinear",
-  fill_value: jax.typing.ArrayLike = 114,
+  fill_value: Any = 114,
   partners: Sequence[tuple[Any, ...]] | None = None,
 ) -> tuple[Any, boxes_lib.BoxTargets]:
   """Mosaic for detection: four images in a 2×2 grid, boxes carried along.
@@ -212,7 +212,11 @@ def mosaic(
     max_aspect: ``box_candidates``' ``ar_thr`` (100), YOLO form only. Traced.
     interpolation: ``"bilinear"`` (OpenCV's, the default) or ``"nearest"`` (one gather instead of
       four), YOLO form only (static).
-    fill_value: the canvas fill (114), YOLO form only. Traced.
+    fill_value: the canvas fill, YOLO form only (the crop form has none): one number for every leaf
+      (114, the trainers' grey), or a pytree like `images` with one number per leaf, so a label map
+      or instance mask carried beside the image gets its own, e.g. ``{"image": 114, "seg": 255}``
+      (mmdetection's ``pad_val`` 114 and ``seg_pad_val`` 255; 0 for background in an instance-id
+      mask). Integer leaves get it rounded and clipped to their dtype. Traced.
     partners: the other tiles from a :class:`jaxmix.detection.PartnerCache` (mmdetection's
       ``CachedMosaic``, as RTMDet uses it) instead of the batch's `pairing`: a list of ``tiles − 1``
       partner draws, each the ``(images, targets, source)`` that
@@ -261,6 +265,7 @@ def mosaic(
       )
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
+  affine_detection.leaf_fills(fill_value, images)
   drawn = None
   if partners is not None:
     boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
