@@ -28,10 +28,12 @@ def test_readme_detection_recipes_run_as_written(capsys):
     b = np.asarray(t.boxes)[np.asarray(t.valid)]
     assert len(b) > 0, name  # the chain keeps some boxes
     assert (b[:, 0] >= 0).all() and (b[:, 2] <= 64).all() and (b[:, :2] < b[:, 2:]).all(), name
-  # the RTMDet recipe fills its partner buffer across steps, one batch at a time
+  # the RTMDet recipe fills its two partner buffers (CachedMosaic, CachedMixUp) across steps
   cache = scope["rtmdet_init"](images, boxes, classes)
-  assert int(cache.count) == 0
+  assert int(cache["mosaic"].count) == 0 and int(cache["mixup"].count) == 0
+  assert cache["mosaic"].size == 40 and cache["mixup"].size == 20
   for i in range(2):
-    _, t, cache = scope["rtmdet"](jax.random.key(i + 1), cache, images, boxes, classes)
-  assert int(cache.count) == 8
+    out, t, cache = scope["rtmdet"](jax.random.key(i + 1), cache, images, boxes, classes)
+  assert int(cache["mosaic"].count) == 8 and int(cache["mixup"].count) == 8
+  assert out.shape == images.shape and out.dtype == images.dtype
   assert bool(jnp.all(t.weights[~t.valid] == 0))

@@ -160,6 +160,48 @@ def test_prob_leaves_unselected_samples_untouched(tiles):
   assert np.asarray(t.valid)[off, :2].all() and not np.asarray(t.valid)[off, 2:].any()
 
 
+@pytest.mark.parametrize("form", ["crop", "yolo4"])
+def test_mmyolo_87_mosaic_with_prob_then_mixup_keeps_shapes_and_boxes(form):
+  """mmyolo #87: Mosaic with prob < 1 followed by MixUp. Samples that skipped the mosaic and those that did
+  not come out with one static shape, through detection MixUp and YOLOX MixUp alike, and every valid box
+  is inside the image, with its class, and weighted; the skipped samples keep their own boxes."""
+  b, h, w, n = 6, 32, 32, 2
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (b, h, w, 3)), jnp.uint8)
+  boxes, _ = _random_boxes(b, h, w, n)
+  classes = jnp.arange(b * n, dtype=jnp.int32).reshape(b, n)
+  opts = {} if form == "crop" else {"canvas_scale": 2.0, "affine": TWIST}
+  k1, k2, k3 = jax.random.split(jax.random.key(3), 3)
+
+  @jax.jit
+  def chain(k1, k2, k3):
+    m, t = jaxmix.detection.mosaic(k1, x, boxes, classes, prob=0.5, **opts)
+    a, ta = jaxmix.detection.mixup(k2, m, t.boxes, t.classes, t.valid)
+    y, ty = jaxmix.detection.yolox_mixup(k3, m, t.boxes, t.classes, t.valid)
+    return m, t, a, ta, y, ty
+
+  m, t, a, ta, y, ty = chain(k1, k2, k3)
+  _, on = _expected_tiles(k1, form, b, h, w, 0.5)
+  assert on.any() and (~on).any()
+  np.testing.assert_array_equal(np.asarray(m)[~on], np.asarray(x)[~on])
+  np.testing.assert_allclose(np.asarray(t.boxes)[~on, :n], np.asarray(boxes)[~on])
+  assert np.asarray(t.valid)[~on, :n].all() and not np.asarray(t.valid)[~on, n:].any()
+  assert t.boxes.shape == (b, 4 * n, 4)
+  for out, tt in ((m, t), (a, ta), (y, ty)):
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert tt.boxes.shape == (b, tt.classes.shape[1], 4) and tt.valid.shape == tt.classes.shape
+    v = np.asarray(tt.valid)
+    bx = np.asarray(tt.boxes)[v]
+    assert (bx[:, :2] >= 0).all() and (bx[:, 2] <= w).all() and (bx[:, 3] <= h).all()
+    assert (bx[:, :2] < bx[:, 2:]).all()
+    assert ((np.asarray(tt.classes)[v] >= 0) & (np.asarray(tt.classes)[v] < b * n)).all()
+    assert (np.asarray(tt.weights)[v] > 0).all() and (np.asarray(tt.weights)[~v] == 0).all()
+  for tt in (ta, ty):  # the mix keeps the mosaic's boxes first, the partner's after: [B, 8N]
+    assert tt.boxes.shape == (b, 8 * n, 4)
+    own = np.asarray(tt.valid)[:, : 4 * n]
+    assert (own <= np.asarray(t.valid)).all()
+    np.testing.assert_array_equal(np.asarray(tt.classes)[:, : 4 * n][own], np.asarray(t.classes)[own])
+
+
 @pytest.mark.parametrize("dtype", [jnp.uint8, jnp.float32])
 def test_dtype_kept_and_same_key_same_output(dtype):
   x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3))).astype(dtype)
@@ -305,3 +347,242 @@ def test_boxes_match_ultralytics_bookkeeping(tiles):
   assert (got_v != want_v).sum() <= 1
   both = got_v & want_v
   np.testing.assert_allclose(np.asarray(t.boxes)[both], want_b[both], atol=2e-3)
+
+
+# --- partners from a PartnerCache (mmdetection's CachedMosaic) -------------------------------------------
+
+
+def _constant_batch(ids, h=16, w=16):
+  """Images that are the constant id (uint8), one box over the whole image of class id."""
+  ids = jnp.asarray(ids, jnp.int32)
+  images = jnp.broadcast_to(ids[:, None, None, None], (len(ids), h, w, 1)).astype(jnp.uint8)
+  boxes = jnp.tile(jnp.array([[[0.0, 0.0, float(w), float(h)]]]), (len(ids), 1, 1))
+  classes = ids[:, None]
+  valid = jnp.ones_like(classes, bool)
+  return images, jaxmix.detection.BoxTargets(boxes, classes, valid, valid.astype(jnp.float32))
+
+
+def _filled_cache(batch_ids, cache_ids):
+  """A cache holding the constant images `cache_ids` (slot s holds cache_ids[s])."""
+  images, t = _constant_batch(batch_ids)
+  cache = jaxmix.detection.init_partner_cache(images, t, len(cache_ids))
+  c_images, c_t = _constant_batch(cache_ids)
+  return cache.replace(
+    images=c_images, targets=c_t, count=jnp.int32(len(cache_ids)), position=jnp.int32(0)
+  )
+
+
+def _draws(cache, images, t, n):
+  return [jaxmix.detection.draw_partners(k, cache, images, t) for k in jax.random.split(jax.random.key(1), n)]
+
+
+def _expected_tiles(key, form, b, h, w, prob):
+  """int [B, H, W]: the slot each output pixel shows (-1: the fill), and whether each sample is mixed."""
+  ys, xs = np.mgrid[0:h, 0:w]
+  slot = np.zeros((b, h, w), int)
+  if form == "crop":
+    plan = jaxmix.sample_mosaic(key, b, (h, w), prob=prob)
+    for i in range(b):
+      cy, cx = np.asarray(plan.center[i])
+      slot[i] = (ys >= cy) * 2 + (xs >= cx)
+    return slot, np.asarray(plan.center[:, 0]) < h
+  tiles = 4 if form == "yolo4" else 9
+  warp = ad._sample_warp(key, b, (h, w), tiles, 2.0, ad.IDENTITY, prob, "roll", True)
+  n = 2 if tiles == 4 else 3
+  layout = np.asarray(ad._LAYOUTS[tiles])
+  for i in range(b):
+    ox, oy = np.asarray(warp.offset[i]).astype(int)
+    on = bool(warp.on[i])
+    gx = xs + (w // 2 if on else 0) + ox  # the identity affine maps output x to canvas x + s/2
+    gy = ys + (h // 2 if on else 0) + oy
+    inside = (gx >= 0) & (gx < n * w) & (gy >= 0) & (gy < n * h)
+    if on:
+      inside &= (gx - ox >= 0) & (gx - ox < 2 * w) & (gy - oy >= 0) & (gy - oy < 2 * h)
+    r, c = np.clip(gy // h, 0, n - 1), np.clip(gx // w, 0, n - 1)
+    slot[i] = np.where(inside, layout[r, c], -1)
+  return slot, np.asarray(warp.on)
+
+
+@pytest.mark.parametrize("form", ["crop", "yolo4", pytest.param("yolo9", marks=SLOW)])
+def test_partners_from_a_cache_fill_every_tile_as_drawn(form):
+  """Every tile shows the batch sample or the cache slot draw_partners picked; boxes follow their tile."""
+  b, h, w = 4, 16, 16
+  tiles = 9 if form == "yolo9" else 4
+  batch_ids, cache_ids = [1, 2, 3, 4], [11, 12, 13, 14, 15, 16]
+  images, t = _constant_batch(batch_ids)
+  cache = _filled_cache(batch_ids, cache_ids)
+  keys = jax.random.split(jax.random.key(1), tiles - 1)
+  draws = [jaxmix.detection.draw_partners(k, cache, images, t) for k in keys]
+  all_ids = np.array(batch_ids + cache_ids)
+  slot_id = np.stack([np.array(batch_ids)] + [all_ids[np.asarray(d[2])] for d in draws], axis=1)  # [B, tiles]
+  assert (slot_id[:, 1:] > 10).any()  # some tile came from the cache
+  key = jax.random.key(2)
+  opts = {} if form == "crop" else {"tiles": tiles, "canvas_scale": 2.0, "interpolation": "nearest"}
+  fn = functools.partial(jaxmix.detection.mosaic, **opts)
+  out, tt = jax.jit(fn)(key, images, t.boxes, t.classes, t.valid, partners=draws)
+  slot, _ = _expected_tiles(key, form, b, h, w, 1.0)
+  tile_id = np.take_along_axis(slot_id, np.maximum(slot, 0).reshape(b, -1), 1).reshape(slot.shape)
+  want = np.where(slot >= 0, tile_id, 114)
+  np.testing.assert_array_equal(np.asarray(out)[..., 0], want)
+  # Boxes: each valid output box is its tile's region, of its tile's class.
+  valid = np.asarray(tt.valid)
+  assert valid.any()
+  for i in range(b):
+    for k in np.flatnonzero(valid[i]):
+      cls = int(tt.classes[i, k])
+      assert cls == slot_id[i, k]  # one box per image: output box k comes from slot k
+      ys, xs = np.nonzero(slot[i] == k)  # the tile's region (two tiles may show the same partner)
+      np.testing.assert_allclose(np.asarray(tt.boxes[i, k]), [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+  if form == "crop":  # jit == eager (the YOLO form's is test_jit_matches_eager), same key, same output
+    eout, et = fn(key, images, t.boxes, t.classes, t.valid, partners=draws)
+    np.testing.assert_array_equal(np.asarray(eout), np.asarray(out))
+    np.testing.assert_array_equal(np.asarray(et.valid), valid)
+    np.testing.assert_allclose(np.asarray(et.boxes), np.asarray(tt.boxes))
+
+
+@pytest.mark.parametrize("form", ["crop", "yolo4"])
+def test_partners_prob_leaves_skipped_samples_unchanged(form):
+  images, t = _constant_batch([1, 2, 3, 4, 5, 6])
+  cache = _filled_cache([1, 2, 3, 4, 5, 6], [11, 12, 13])
+  draws = _draws(cache, images, t, 3)
+  key = jax.random.key(3)  # samples 1 and 3 skip the mosaic
+  opts = {} if form == "crop" else {"canvas_scale": 2.0, "affine": TWIST}
+  fn = functools.partial(jaxmix.detection.mosaic, prob=0.5, partners=draws, **opts)
+  out, tt = fn(key, images, t.boxes, t.classes, t.valid)
+  _, on = _expected_tiles(key, form, 6, 16, 16, 0.5)
+  assert on.any() and (~on).any()
+  np.testing.assert_array_equal(np.asarray(out)[~on], np.asarray(images)[~on])
+  np.testing.assert_allclose(np.asarray(tt.boxes)[~on, :1], np.asarray(t.boxes)[~on])
+  assert np.asarray(tt.valid)[~on, 0].all() and not np.asarray(tt.valid)[~on, 1:].any()
+  assert not np.array_equal(np.asarray(out)[on], np.asarray(images)[on])
+
+
+def test_partners_vmap_over_keys_matches_a_loop():
+  images, t = _constant_batch([1, 2])
+  cache = _filled_cache([1, 2], [11, 12, 13])
+  draws = _draws(cache, images, t, 3)
+  fn = lambda k: jaxmix.detection.mosaic(k, images, t.boxes, t.classes, t.valid, partners=draws)[0]
+  keys = jax.random.split(jax.random.key(0), 2)
+  np.testing.assert_array_equal(np.asarray(jax.vmap(fn)(keys)), np.stack([np.asarray(fn(k)) for k in keys]))
+
+
+def test_bad_partners_name_the_argument():
+  images, t = _constant_batch([1, 2])
+  cache = _filled_cache([1, 2], [11, 12])
+  one = jaxmix.detection.draw_partners(jax.random.key(0), cache, images, t)
+  call = functools.partial(jaxmix.detection.mosaic, jax.random.key(0), images, t.boxes, t.classes, t.valid)
+  with pytest.raises(ValueError, match="partners must be a list of 3 partner draws.*single draw"):
+    call(partners=one)
+  with pytest.raises(ValueError, match="partners must be a list of 8 partner draws.*3 draws"):
+    call(partners=[one] * 3, tiles=9)
+  with pytest.raises(ValueError, match=r"partners\[1\]\[0\] has a leaf of shape"):
+    call(partners=[one, (images[:, :8], one[1]), one])
+  with pytest.raises(ValueError, match=r"partners\[2\]\[0\] has a leaf of dtype"):
+    call(partners=[one, one, (images.astype(jnp.float32), one[1])], canvas_scale=2.0)
+
+
+# --- center_range in the YOLO form ------------------------------------------------------------------------
+
+
+def test_center_range_yolo_form_matches_the_crop_form_split():
+  """On the 2s canvas, the YOLO form's centre s/2 + U(lo, hi)·s is the crop form's split floor(U(lo, hi)·s):
+  a fixed centre gives the same mosaic in both forms (roll pairing, identity affine, no fill in view)."""
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 16, 20, 3)), jnp.uint8)
+  boxes, classes = _random_boxes(4, 16, 20, 2)
+  for c in (0.5, 0.25):
+    crop, _ = jaxmix.detection.mosaic(jax.random.key(0), x, boxes, classes, center_range=(c, c))
+    yolo, _ = jaxmix.detection.mosaic(
+      jax.random.key(1), x, boxes, classes, center_range=(c, c), canvas_scale=2.0, interpolation="nearest"
+    )
+    np.testing.assert_array_equal(np.asarray(yolo), np.asarray(crop))
+
+
+@pytest.mark.parametrize("tiles", [4, 9])
+def test_center_range_narrows_the_yolo_placement(tiles):
+  key = jax.random.key(3)
+  wide = ad._sample_warp(key, 64, (16, 16), tiles, 2.0, ad.IDENTITY, 1.0, "roll")
+  same = ad._sample_warp(key, 64, (16, 16), tiles, 2.0, ad.IDENTITY, 1.0, "roll", False, (0.0, 1.0))
+  narrow = ad._sample_warp(key, 64, (16, 16), tiles, 2.0, ad.IDENTITY, 1.0, "roll", False, (0.25, 0.75))
+  np.testing.assert_array_equal(np.asarray(same.offset), np.asarray(wide.offset))  # the default is unchanged
+  off = np.asarray(narrow.offset)
+  # 4 tiles: centre = s - offset in [s/2 + s/4, s/2 + 3s/4] = [12, 20]; 9 tiles: offset in [s/4, 3s/4].
+  placed = 16 - off if tiles == 4 else off  # the 4-tile centre is s - offset
+  lo, hi = (12, 20) if tiles == 4 else (4, 12)
+  assert ((placed >= lo) & (placed <= hi)).all()
+  assert np.ptp(np.asarray(wide.offset)) > np.ptp(off)
+
+
+@pytest.mark.parametrize("center_range", [(0.8, 0.2), (-0.1, 1.0), (0.0, 1.5), (0.5,)])
+def test_bad_center_range_names_it_in_the_yolo_form(center_range):
+  x = jnp.zeros((2, 8, 8, 3), jnp.uint8)
+  boxes, classes = _random_boxes(2, 8, 8, 1)
+  with pytest.raises(ValueError, match="center_range"):
+    jaxmix.detection.mosaic(jax.random.key(0), x, boxes, classes, tiles=9, center_range=center_range)
+
+
+def test_center_range_is_traced_in_the_yolo_form():
+  traces = []
+  x = jnp.zeros((2, 16, 16, 3), jnp.uint8)
+  boxes, classes = _random_boxes(2, 16, 16, 2)
+
+  @jax.jit
+  def step(key, lo, hi):
+    traces.append(1)
+    return jaxmix.detection.mosaic(key, x, boxes, classes, canvas_scale=2.0, center_range=(lo, hi))
+
+  for lo in (0.1, 0.2):
+    step(jax.random.key(0), lo, 0.9)
+  assert len(traces) == 1
+
+
+def test_partners_with_output_size_are_resized_with_the_batch():
+  images, t = _constant_batch([1, 2])
+  cache = _filled_cache([1, 2], [11, 12, 13])
+  draws = _draws(cache, images, t, 3)
+  call = functools.partial(jaxmix.detection.mosaic, jax.random.key(0))
+  out, tt = call(images, t.boxes, t.classes, t.valid, output_size=(8, 8), partners=draws)
+  small = [(jnp.asarray(d[0])[:, ::2, ::2], d[1].replace(boxes=d[1].boxes / 2)) for d in draws]
+  want, wt = call(images[:, ::2, ::2], t.boxes / 2, t.classes, t.valid, partners=small)
+  assert out.shape == (2, 8, 8, 1)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(want))
+  np.testing.assert_array_equal(np.asarray(tt.valid), np.asarray(wt.valid))
+  np.testing.assert_allclose(np.asarray(tt.boxes), np.asarray(wt.boxes))
+
+
+# --- one fill per leaf -------------------------------------------------------------------------------------
+
+
+def test_fill_value_per_leaf_gives_a_label_map_its_own_fill():
+  """The image reads 114 and the int label map 255 (mmdetection's pad_val / seg_pad_val) where no tile
+  is, in the same pixels (nearest: one map for both leaves)."""
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 100, (4, 16, 16, 3)), jnp.uint8)
+  seg = jnp.asarray(np.random.default_rng(1).integers(0, 5, (4, 16, 16)), jnp.int32)
+  boxes, classes = _random_boxes(4, 16, 16, 2)
+  affine = Affine(translate=0.0, scale=0.9)
+  images, fill = {"image": x, "seg": seg}, {"image": 114, "seg": 255}
+  fn = jax.jit(functools.partial(jaxmix.detection.mosaic, affine=affine, interpolation="nearest"))
+  out, _ = fn(jax.random.key(0), images, boxes, classes, fill_value=fill)
+  filled = np.asarray(out["seg"]) == 255
+  assert filled.any() and (~filled).any()
+  np.testing.assert_array_equal((np.asarray(out["image"]) == 114).all(-1), filled)
+  assert set(np.unique(np.asarray(out["seg"])[~filled])) <= {0, 1, 2, 3, 4}
+  # random_affine takes the per-leaf form too.
+  warped, _ = jaxmix.detection.random_affine(
+    jax.random.key(0), images, boxes, classes, affine=affine, interpolation="nearest", fill_value=fill
+  )
+  filled = np.asarray(warped["seg"]) == 255
+  assert filled.any()
+  np.testing.assert_array_equal((np.asarray(warped["image"]) == 114).all(-1), filled)
+
+
+@pytest.mark.parametrize(
+  ("fill_value", "error"),
+  [({"image": 114}, ValueError), ({"image": 114, "seg": jnp.ones(3)}, ValueError), ("grey", TypeError)],
+)
+def test_bad_fill_value_names_it(fill_value, error):
+  x = jnp.zeros((2, 8, 8, 3), jnp.uint8)
+  images = {"image": x, "seg": jnp.zeros((2, 8, 8), jnp.int32)}
+  boxes, classes = _random_boxes(2, 8, 8, 1)
+  for kw in ({}, {"tiles": 9}):  # both forms check it
+    with pytest.raises(error, match="fill_value"):
+      jaxmix.detection.mosaic(jax.random.key(0), images, boxes, classes, fill_value=fill_value, **kw)

@@ -5,8 +5,8 @@
 canvas and a random ``Affine``, also alone as ``random_affine``) and
 ``copy_paste`` (with or without instance masks) are the one-call methods for
 images with boxes, ``yolox_mixup`` and ``ultralytics_mixup``
-the YOLO trainers' presets of MixUp, which can take partners
-from a ``PartnerCache`` carried across steps; ``compact_boxes`` keeps the box axis of a chain
+the YOLO trainers' presets of MixUp, which (like ``mosaic``'s tiles) can take
+partners from a ``PartnerCache`` carried across steps; ``compact_boxes`` keeps the box axis of a chain
 of mixes at a fixed size; the box utilities and the Pascal VOC reader complete
 the family.
 """

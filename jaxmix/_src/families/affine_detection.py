@@ -165,7 +165,13 @@ def _sample_warp(
   affine: Affine,
   prob: Any,
   pairing: str,
+  partnered: bool = False,
+  center_range: tuple[Any, Any] = (0.0, 1.0),
 ) -> _Warp:
+  """The warp's draws; with `partnered`, slot k of sample i reads row ``k·B + i`` of the sources
+  (the batch, then each partner batch in turn) instead of a roll or permutation of the batch.
+  `center_range` (lo, hi) narrows the placement: the 4-tile centre is ``s/2 + U(lo, hi)·(canvas − s)``,
+  the 9-tile crop offset ``U(lo, hi)·(3s − canvas)``; (0, 1) is ultralytics' range."""
   h, w = spatial
   canvas = (h, w) if tiles == 1 else (int(round(canvas_scale * h)), int(round(canvas_scale * w)))
   k_c, k_gate, k_perm, k_m = jax.random.split(key, 4)
@@ -173,12 +179,14 @@ def _sample_warp(
   cwh = jnp.array([canvas[1], canvas[0]], jnp.float32)
   if tiles == 4:
     # The centre ~ U(s/2, canvas - s/2), floored (int(random.uniform(...))); tile 0's corner is centre - s.
-    centre = jnp.floor(jax.random.uniform(k_c, (batch_size, 2), minval=hw / 2, maxval=cwh - hw / 2))
+    lo, hi = (hw / 2 + jnp.asarray(c, jnp.float32) * (cwh - hw) for c in center_range)
+    centre = jnp.floor(jax.random.uniform(k_c, (batch_size, 2), minval=lo, maxval=hi))
     offset = hw - centre
     own = jnp.zeros((2,), jnp.float32)  # the centre at s: tile 0 spans canvas [0, s), the sample itself
   elif tiles == 9:
     # The 3s × 3s grid is cropped at an offset ~ U(0, 3s - canvas) (U(0, s) for the 2s canvas), floored.
-    offset = jnp.floor(jax.random.uniform(k_c, (batch_size, 2), minval=0.0, maxval=3 * hw - cwh))
+    lo, hi = (jnp.asarray(c, jnp.float32) * (3 * hw - cwh) for c in center_range)
+    offset = jnp.floor(jax.random.uniform(k_c, (batch_size, 2), minval=lo, maxval=hi))
     own = hw  # the middle tile at canvas [0, s): the sample itself
   else:
     offset = jnp.zeros((batch_size, 2), jnp.float32)
@@ -190,7 +198,9 @@ def _sample_warp(
   matrix = jnp.where(on[:, None, None], matrix, jnp.eye(3, dtype=jnp.float32))
   zoom = jnp.where(on, zoom, 1.0)
   ar = jnp.arange(batch_size, dtype=jnp.int32)
-  if pairing == "roll":
+  if partnered:
+    index = jnp.stack([ar + k * batch_size for k in range(tiles)], axis=1)
+  elif pairing == "roll":
     index = jnp.stack([(ar - k) % batch_size for k in range(tiles)], axis=1)
   else:
     keys = jax.random.split(k_perm, tiles - 1)
@@ -200,16 +210,29 @@ def _sample_warp(
 
 
 def _warp_leaf(
-  warp: _Warp, x: jax.Array, spatial: tuple[int, int], data_format: str, interpolation: str, fill: Any
+  warp: _Warp,
+  x: jax.Array,
+  spatial: tuple[int, int],
+  data_format: str,
+  interpolation: str,
+  fill: Any,
+  partners: tuple[jax.Array, ...] = (),
 ) -> jax.Array:
-  """One leaf through the warp: one gather per interpolation tap, from the source batch."""
+  """One leaf through the warp: one gather per interpolation tap, from the source batch.
+
+  The sources are `x`, then the `partners` leaves (shaped like `x`) in turn, as ``warp.index`` counts them.
+  """
   x = jnp.asarray(x)
   channels_first = x.ndim == 4 and data_format == "NCHW"
-  if channels_first:
-    x = jnp.moveaxis(x, 1, -1)
   squeeze = x.ndim == 3
-  if squeeze:
-    x = x[..., None]
+
+  def channels_last(v: jax.Array) -> jax.Array:
+    v = jnp.asarray(v)
+    if channels_first:
+      v = jnp.moveaxis(v, 1, -1)
+    return v[..., None] if squeeze else v
+
+  x = channels_last(x)
   b, h, w, ch = x.shape
   is_int = jnp.issubdtype(x.dtype, jnp.integer)
   if is_int and squeeze:
@@ -233,7 +256,8 @@ def _warp_leaf(
   den = row(2)
   u = row(0) / den  # canvas x (edge coordinates) of each output pixel centre, [B, H, W]
   v = row(1) / den
-  flat = x.reshape(b * h * w, ch)
+  sources = jnp.concatenate([x] + [channels_last(p) for p in partners], axis=0) if partners else x
+  flat = sources.reshape(-1, ch)
   ox = warp.offset[:, 0, None, None].astype(jnp.int32)
   oy = warp.offset[:, 1, None, None].astype(jnp.int32)
 
@@ -379,6 +403,38 @@ def _warp_boxes(
   return boxes_out, valid_out, jnp.stack([out_src[i][1] for i in order], axis=1)
 
 
+def leaf_fills(fill_value: Any, images: Any) -> list[Any]:
+  """One scalar fill per leaf of `images`: `fill_value`, or its leaves if it is a pytree like `images`.
+
+  A ValueError naming `fill_value` for anything else (another structure, a non-scalar fill), a
+  TypeError for a fill that is not a real number.
+  """
+  leaves = jax.tree_util.tree_leaves(images)
+  ours = jax.tree_util.tree_structure(images)
+  theirs = jax.tree_util.tree_structure(fill_value)
+  if jax.tree_util.treedef_is_leaf(theirs):  # one scalar for every leaf
+    fills = [fill_value] * len(leaves)
+  elif theirs == ours:  # type: ignore[operator]  # jaxlib ships no stub for PyTreeDef
+    fills = jax.tree_util.tree_leaves(fill_value)
+  else:
+    raise ValueError(
+      f"fill_value must be one number or a pytree like images with one number per leaf, got structure "
+      f"{theirs} for images of structure {ours}."
+    )
+  for fill in fills:
+    try:
+      dtype = jnp.asarray(fill).dtype
+    except (TypeError, ValueError):
+      raise TypeError(f"fill_value must be real numbers, got {fill!r}.") from None
+    if not jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.complexfloating):
+      raise TypeError(f"fill_value must be real numbers, got dtype {dtype}.")
+    if jnp.ndim(fill) != 0:
+      raise ValueError(
+        f"fill_value must hold scalars (one per leaf of images), got one of shape {jnp.shape(fill)}."
+      )
+  return fills
+
+
 def check_interpolation(interpolation: str) -> None:
   validation.check_choice("interpolation", interpolation, INTERPOLATIONS)
 
@@ -403,11 +459,18 @@ def warp_detection(
   box_format: str,
   normalized: bool,
   data_format: str,
+  partners: list[tuple[Any, boxes_lib.BoxTargets]] | None = None,
+  center_range: tuple[Any, Any] = (0.0, 1.0),
 ) -> tuple[Any, boxes_lib.BoxTargets]:
-  """The shared body of the YOLO mosaic (tiles 4 or 9) and :func:`random_affine` (tiles 1)."""
+  """The shared body of the YOLO mosaic (tiles 4 or 9) and :func:`random_affine` (tiles 1).
+
+  `partners` (checked by the caller): ``tiles − 1`` pairs ``(images, targets)`` shaped like the batch;
+  slot k + 1 of each sample reads partner batch k (``warp.index`` counts the batch, then each in turn).
+  """
   validation.check_key(key)
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
+  leaf_fills(fill_value, images)
   check_interpolation(interpolation)
   validation.check_choice("pairing", pairing, ("roll", "permute"))
   validation.check_unit_interval("prob", prob)
@@ -419,9 +482,30 @@ def warp_detection(
   h, w = spatial
   pixel = boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, (h, w))
   xyxy, valid = boxes_lib.sanitize_boxes(pixel, valid, (h, w))
-  warp = _sample_warp(key, batch_size, spatial, tiles, canvas_scale, affine, prob, pairing)
-  out = jax.tree_util.tree_map(
-    lambda leaf: _warp_leaf(warp, leaf, spatial, data_format, interpolation, fill_value), images
+  partner_images: list[Any] = []
+  if partners:
+    p_xyxy, p_valid, p_classes = [xyxy], [valid], [classes]
+    for p_images, p_t in partners:
+      p_pixel = boxes_lib.to_pixel_xyxy(p_t.boxes, box_format, normalized, (h, w))
+      pxy, pv = boxes_lib.sanitize_boxes(p_pixel, jnp.asarray(p_t.valid, bool), (h, w))
+      p_xyxy.append(pxy)
+      p_valid.append(pv)
+      p_classes.append(jnp.asarray(p_t.classes).astype(classes.dtype))
+      partner_images.append(p_images)
+    xyxy, valid, classes = (jnp.concatenate(v, axis=0) for v in (p_xyxy, p_valid, p_classes))
+  warp = _sample_warp(
+    key, batch_size, spatial, tiles, canvas_scale, affine, prob, pairing, bool(partners), center_range
+  )
+
+  leaves, treedef = jax.tree_util.tree_flatten(images)
+  fills = leaf_fills(fill_value, images)
+  partner_leaves = [jax.tree_util.tree_leaves(p) for p in partner_images]
+  out = jax.tree_util.tree_unflatten(
+    treedef,
+    [
+      _warp_leaf(warp, leaf, spatial, data_format, interpolation, fill, tuple(p[i] for p in partner_leaves))
+      for i, (leaf, fill) in enumerate(zip(leaves, fills, strict=True))
+    ]
   )
   new, kept, src = _warp_boxes(
     warp,
@@ -455,7 +539,7 @@ def random_affine(
   min_size: jax.typing.ArrayLike = 2.0,
   max_aspect: jax.typing.ArrayLike = 100.0,
   interpolation: str = "bilinear",
-  fill_value: jax.typing.ArrayLike = 114,
+  fill_value: Any = 114,
   box_format: str = "xyxy",
   normalized: bool = False,
   data_format: str = "NHWC",
@@ -481,7 +565,9 @@ def random_affine(
     min_visibility, min_size, max_aspect: ``box_candidates``' ``area_thr`` (0.1), ``wh_thr`` (2 px)
       and ``ar_thr`` (100). Traced.
     interpolation: ``"bilinear"`` (OpenCV's default) or ``"nearest"`` (static).
-    fill_value: the value outside the image (114). Traced.
+    fill_value: the value outside the image: one number (114) for every leaf, or a pytree like
+      `images` with one number per leaf (``{"image": 114, "seg": 255}``: a label map gets its own
+      fill, as mmdetection's ``seg_pad_val``). Traced.
     box_format, normalized, data_format: the layouts (static).
 
   Returns:

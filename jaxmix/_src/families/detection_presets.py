@@ -45,6 +45,7 @@ from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 from jaxmix._src.families import boxes as boxes_lib
 from jaxmix._src.families import detection
+from jaxmix._src.families import partner_cache
 
 ArrayLike = jax.typing.ArrayLike
 RESAMPLE_METHODS = ("linear", "nearest")
@@ -105,30 +106,6 @@ def _yolox_leaf(
     mixed = jnp.clip(jnp.round(mixed), info.min, info.max)
   mixed = mixed.astype(dtype)
   return jnp.where(applied.reshape((-1,) + (1,) * (x.ndim - 1)), mixed, x)
-
-
-def _check_partners(partners: Any, images: Any, batch_size: int, n: int) -> tuple[Any, boxes_lib.BoxTargets]:
-  """``(images, targets)`` of explicit partners, checked against the batch (ValueError naming `partners`)."""
-  if not isinstance(partners, tuple) or len(partners) not in (2, 3):
-    raise ValueError(
-      "partners must be (images, targets) or the (images, targets, source) of draw_partners, got "
-      f"{type(partners).__name__}."
-    )
-  p_images, p_targets = partners[0], partners[1]
-  if not isinstance(p_targets, boxes_lib.BoxTargets):
-    raise TypeError(f"partners[1] must be a jaxmix.detection.BoxTargets, got {type(p_targets).__name__}.")
-  theirs, ours = jax.tree_util.tree_structure(p_images), jax.tree_util.tree_structure(images)
-  if theirs != ours:  # type: ignore[operator]  # jaxlib ships no stub for PyTreeDef
-    raise ValueError("partners[0] must have the structure of images.")
-  for p, x in zip(jax.tree_util.tree_leaves(p_images), jax.tree_util.tree_leaves(images), strict=True):
-    if jnp.shape(p) != jnp.shape(x):
-      raise ValueError(f"partners[0] has a leaf of shape {jnp.shape(p)}, but images has {jnp.shape(x)}.")
-  boxes_lib.check_box_targets(
-    p_targets.boxes, p_targets.classes, p_targets.valid, batch_size, "the images have"
-  )
-  if p_targets.classes.shape[1] != n:
-    raise ValueError(f"partners[1] has {p_targets.classes.shape[1]} boxes per image, but boxes has {n}.")
-  return p_images, p_targets
 
 
 def yolox_mixup(
@@ -213,7 +190,7 @@ def yolox_mixup(
     p_valid = pairing_lib.take_partner(valid, pairing, index)
     alone = pairing_lib.self_pairs(index)
   else:
-    p_images, p_targets = _check_partners(partners, images, batch_size, classes.shape[1])
+    p_images, p_targets = partner_cache.check_partners(partners, images, batch_size, classes.shape[1])
     p_xyxy, p_valid = boxes_lib.sanitize_boxes(
       boxes_lib.to_pixel_xyxy(p_targets.boxes, box_format, normalized, (h, w)), p_targets.valid, (h, w)
     )
@@ -337,7 +314,7 @@ def ultralytics_mixup(
   if partners is not None:
     batch_size = validation.batch_size_of(images, "images")
     boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
-    p_images, p_t = _check_partners(partners, images, batch_size, classes.shape[1])
+    p_images, p_t = partner_cache.check_partners(partners, images, batch_size, classes.shape[1])
     # Sample i of [batch, reversed partners] has partner 2B − 1 − i under flip: partner i.
     cat = lambda x, p: jnp.concatenate([jnp.asarray(x), jnp.flip(jnp.asarray(p), 0)], axis=0)
     mixed, t = detection.mixup_detection(

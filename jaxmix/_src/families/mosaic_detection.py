@@ -13,6 +13,7 @@ row of zeros, and boxes are clipped to their image first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -22,6 +23,7 @@ from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import validation
 from jaxmix._src.families import affine_detection
 from jaxmix._src.families import boxes as boxes_lib
+from jaxmix._src.families import partner_cache
 from jaxmix._src.methods import mosaic as mosaic_lib
 
 
@@ -71,32 +73,44 @@ def mosaic_boxes(
   xyxy, valid = boxes_lib.sanitize_boxes(
     boxes_lib.to_pixel_xyxy(boxes, box_format, normalized, (h, w)), valid, (h, w)
   )
-  area = boxes_lib.box_area(xyxy)
-  cy = plan.center[:, 0].astype(jnp.float32)[:, None]
-  cx = plan.center[:, 1].astype(jnp.float32)[:, None]
+  slots = [(plan.source(xyxy, k), plan.source(valid, k), plan.source(classes, k)) for k in range(4)]
+  return _crop_boxes(plan.center, (h, w), slots, min_visibility, min_size, box_format, normalized)
+
+
+def _crop_boxes(
+  center: jax.Array,
+  spatial: tuple[int, int],
+  slots: list[tuple[jax.Array, jax.Array, jax.Array]],
+  min_visibility: Any,
+  min_size: Any,
+  box_format: str,
+  normalized: bool,
+) -> boxes_lib.BoxTargets:
+  """The 2×2 crop's boxes: each slot's (pixel xyxy, valid, classes) of its source, moved and filtered."""
+  h, w = spatial
+  cy = center[:, 0].astype(jnp.float32)[:, None]
+  cx = center[:, 1].astype(jnp.float32)[:, None]
   zero = jnp.zeros_like(cy)
   min_visibility = jnp.asarray(min_visibility, jnp.float32)
   min_size = jnp.asarray(min_size, jnp.float32)
   out_boxes, out_classes, out_valid = [], [], []
-  for slot in range(4):
+  for slot, (src, keep, cls) in enumerate(slots):
     top, left = slot < 2, slot % 2 == 0
     dy = cy - h if top else cy
     dx = cx - w if left else cx
     y_lo, y_hi = (zero, cy) if top else (cy, zero + h)
     x_lo, x_hi = (zero, cx) if left else (cx, zero + w)
-    src = plan.source(xyxy, slot)
     x1 = jnp.clip(src[..., 0] + dx, x_lo, x_hi)
     y1 = jnp.clip(src[..., 1] + dy, y_lo, y_hi)
     x2 = jnp.clip(src[..., 2] + dx, x_lo, x_hi)
     y2 = jnp.clip(src[..., 3] + dy, y_lo, y_hi)
     moved = jnp.stack([x1, y1, x2, y2], axis=-1)
-    keep = plan.source(valid, slot)
-    keep &= boxes_lib.box_area(moved) >= min_visibility * plan.source(area, slot)
+    keep &= boxes_lib.box_area(moved) >= min_visibility * boxes_lib.box_area(src)
     keep &= boxes_lib.box_area(moved) > 0
     whole = jnp.all(moved == src + jnp.stack([dx, dy, dx, dy], axis=-1), axis=-1)
     keep &= whole | ((x2 - x1 >= min_size) & (y2 - y1 >= min_size))
     out_boxes.append(moved)
-    out_classes.append(plan.source(classes, slot))
+    out_classes.append(cls)
     out_valid.append(keep)
   kept = jnp.concatenate(out_valid, axis=1)
   return boxes_lib.BoxTargets(
@@ -142,7 +156,8 @@ def mosaic(
   affine: affine_detection.Affine | dict | None = None,
   max_aspect: jax.typing.ArrayLike = 100.0,
   interpolation: str = "bilinear",
-  fill_value: jax.typing.ArrayLike = 114,
+  fill_value: Any = 114,
+  partners: Sequence[tuple[Any, ...]] | None = None,
 ) -> tuple[Any, boxes_lib.BoxTargets]:
   """Mosaic for detection: four images in a 2×2 grid, boxes carried along.
 
@@ -176,7 +191,15 @@ def mosaic(
     classes: int `[B, N]`.
     valid: bool `[B, N]`, or None for ``classes >= 0``.
     output_size: (H', W') of the output, or None for (H, W). Static.
-    center_range, prob, pairing: as in :func:`sample_mosaic`.
+    center_range: (lo, hi) in [0, 1], where the mosaic's centre falls. Traced. The 2×2 crop: the
+      split point is ``floor(U(lo, hi)·H)`` rows and ``floor(U(lo, hi)·W)`` columns (as
+      :func:`sample_mosaic`). The YOLO form: the share of the range ultralytics draws from, per axis;
+      with 4 tiles the canvas centre is ``s/2 + U(lo, hi)·(canvas − s)``, so the default (0, 1) is
+      ultralytics' ``[s/2, 3s/2]`` on the 2s canvas (``mosaic_border = −s/2``; mmdetection's
+      ``center_ratio_range`` (0.5, 1.5)), and on that canvas the same split as the crop form's;
+      with 9 tiles the crop offset of the 3s grid is ``U(lo, hi)·(3s − canvas)`` (``_mosaic9``'s
+      ``[0, s)`` for (0, 1)). A narrower range keeps the centre nearer the middle.
+    prob, pairing: as in :func:`sample_mosaic`.
     min_visibility, min_size: as in :func:`mosaic_boxes`. Traced.
     box_format, normalized: the box layout (static).
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
@@ -189,7 +212,18 @@ def mosaic(
     max_aspect: ``box_candidates``' ``ar_thr`` (100), YOLO form only. Traced.
     interpolation: ``"bilinear"`` (OpenCV's, the default) or ``"nearest"`` (one gather instead of
       four), YOLO form only (static).
-    fill_value: the canvas fill (114), YOLO form only. Traced.
+    fill_value: the canvas fill, YOLO form only (the crop form has none): one number for every leaf
+      (114, the trainers' grey), or a pytree like `images` with one number per leaf, so a label map
+      or instance mask carried beside the image gets its own, e.g. ``{"image": 114, "seg": 255}``
+      (mmdetection's ``pad_val`` 114 and ``seg_pad_val`` 255; 0 for background in an instance-id
+      mask). Integer leaves get it rounded and clipped to their dtype. Traced.
+    partners: the other tiles from a :class:`jaxmix.detection.PartnerCache` (mmdetection's
+      ``CachedMosaic``, as RTMDet uses it) instead of the batch's `pairing`: a list of ``tiles − 1``
+      partner draws, each the ``(images, targets, source)`` that
+      :func:`jaxmix.detection.draw_partners` returns (or ``(images, targets)`` shaped like the batch,
+      same dtypes, targets in the same box layout); draw ``k`` fills slot ``k + 1`` (the slots of the
+      module docstring, or ``_mosaic9``'s order for 9 tiles). Draws are independent, so two tiles may
+      show the same partner, as in mmdetection. `pairing` is then unused. Both forms.
 
   Returns:
     ``(mosaic_images, BoxTargets)`` with `4N` (`9N`) boxes per image.
@@ -208,6 +242,16 @@ def mosaic(
     >>> images9, t9 = jaxmix.detection.mosaic(key, images, boxes, classes, valid, tiles=9, affine=affine)
     >>> images9.shape, t9.boxes.shape
     ((8, 32, 32, 3), (8, 27, 4))
+
+    Tiles from a partner cache (mmdetection's CachedMosaic), three draws for the three other tiles:
+
+    >>> t = jaxmix.detection.BoxTargets(boxes, classes, valid, valid.astype(jnp.float32))
+    >>> cache = jaxmix.detection.init_partner_cache(images, t, 40)
+    >>> draws = [jaxmix.detection.draw_partners(k, cache, images, t) for k in jax.random.split(key, 3)]
+    >>> cached, tc = jaxmix.detection.mosaic(
+    ...     key, images, boxes, classes, valid, canvas_scale=2.0, partners=draws)
+    >>> cached.shape, tc.boxes.shape
+    ((8, 32, 32, 3), (8, 12, 4))
   """
   if isinstance(tiles, bool) or tiles not in affine_detection.TILES:
     raise ValueError(f"tiles must be 4 or 9 (static), got {tiles!r}.")
@@ -221,16 +265,24 @@ def mosaic(
       )
   batch_size = validation.batch_size_of(images, "images")
   spatial = validation.spatial_shape_of(images, data_format, "images", nonempty=True)
+  affine_detection.leaf_fills(fill_value, images)
+  drawn = None
+  if partners is not None:
+    boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
+    drawn = _check_mosaic_partners(partners, tiles, images, batch_size, classes.shape[1])
   if output_size is not None:
     output_size = validation.check_spatial_shape(output_size)
     if output_size != spatial:
       boxes_lib.check_box_targets(boxes, classes, valid, batch_size)
-      if not normalized:
-        scale = jnp.array([output_size[1] / spatial[1], output_size[0] / spatial[0]] * 2, jnp.float32)
-        boxes = boxes_lib.from_xyxy(
-          boxes_lib.to_xyxy(jnp.asarray(boxes, jnp.float32), box_format) * scale, box_format
-        )
-      images = jax.tree_util.tree_map(lambda x: _resize_leaf(x, output_size, data_format), images)
+      resize = lambda tree: jax.tree_util.tree_map(lambda x: _resize_leaf(x, output_size, data_format), tree)
+      scale = lambda b: _scale_boxes(b, spatial, output_size, box_format, normalized)
+      boxes = scale(boxes)
+      images = resize(images)
+      if drawn is not None:
+        drawn = [
+          (resize(p_images), boxes_lib.BoxTargets(scale(p_t.boxes), p_t.classes, p_t.valid, p_t.weights))
+          for p_images, p_t in drawn
+        ]
       spatial = output_size
   if yolo:
     assert canvas_scale is not None
@@ -253,10 +305,17 @@ def mosaic(
       box_format=box_format,
       normalized=normalized,
       data_format=data_format,
+      partners=drawn,
+      center_range=mosaic_lib.check_center_range(center_range),
     )
   plan = mosaic_lib.sample_mosaic(
     key, batch_size, spatial, center_range=center_range, prob=prob, pairing=pairing
   )
+  if drawn is not None:
+    return _crop_with_partners(
+      plan, images, boxes, classes, valid, drawn, min_visibility, min_size, box_format, normalized,
+      data_format,
+    )
   targets = mosaic_boxes(
     plan,
     boxes,
@@ -268,3 +327,71 @@ def mosaic(
     min_size=min_size,
   )
   return plan_lib.apply(plan, images, data_format=data_format), targets
+
+
+def _scale_boxes(
+  boxes: Any, spatial: tuple[int, int], size: tuple[int, int], box_format: str, normalized: bool
+) -> jax.Array:
+  """Boxes of images of `spatial` for the images resized to `size` (normalized boxes stay)."""
+  if normalized:
+    return jnp.asarray(boxes)
+  scale = jnp.array([size[1] / spatial[1], size[0] / spatial[0]] * 2, jnp.float32)
+  xyxy = boxes_lib.to_xyxy(jnp.asarray(boxes, jnp.float32), box_format)
+  return boxes_lib.from_xyxy(xyxy * scale, box_format)
+
+
+def _check_mosaic_partners(
+  partners: Any, tiles: int, images: Any, batch_size: int, n: int
+) -> list[tuple[Any, boxes_lib.BoxTargets]]:
+  """`partners` as ``tiles − 1`` checked ``(images, targets)`` pairs; a ValueError naming it otherwise."""
+  others = tiles - 1
+  example = f"[draw_partners(k, cache, images, targets) for k in jax.random.split(key, {others})]"
+  one_draw = isinstance(partners, tuple) and len(partners) in (2, 3)
+  if one_draw and isinstance(partners[1], boxes_lib.BoxTargets):
+    raise ValueError(
+      f"partners must be a list of {others} partner draws for {tiles} tiles (one per other tile), "
+      f"got a single draw; pass e.g. {example}."
+    )
+  if not isinstance(partners, (list, tuple)) or len(partners) != others:
+    got = f"{len(partners)} draws" if isinstance(partners, (list, tuple)) else type(partners).__name__
+    raise ValueError(
+      f"partners must be a list of {others} partner draws for {tiles} tiles (one per other tile), "
+      f"got {got}; pass e.g. {example}."
+    )
+  return [
+    partner_cache.check_partners(p, images, batch_size, n, name=f"partners[{k}]", same_dtype=True)
+    for k, p in enumerate(partners)
+  ]
+
+
+def _crop_with_partners(
+  plan: mosaic_lib.MosaicPlan,
+  images: Any,
+  boxes: Any,
+  classes: Any,
+  valid: Any,
+  drawn: list[tuple[Any, boxes_lib.BoxTargets]],
+  min_visibility: Any,
+  min_size: Any,
+  box_format: str,
+  normalized: bool,
+  data_format: str,
+) -> tuple[Any, boxes_lib.BoxTargets]:
+  """The 2×2 crop of `plan` with slot k + 1 read from partner batch k (slot 0 the batch itself)."""
+  assert plan.spatial_shape is not None
+  h, w = plan.spatial_shape
+  validation.check_unit_interval("min_visibility", min_visibility)
+  validation.check_nonnegative("min_size", min_size)
+  boxes, classes, valid = boxes_lib.check_box_targets(boxes, classes, valid, plan.batch_size)
+  slots = []
+  for b, c, v in [(boxes, classes, valid)] + [(t.boxes, t.classes, t.valid) for _, t in drawn]:
+    pixel = boxes_lib.to_pixel_xyxy(jnp.asarray(b, jnp.float32), box_format, normalized, (h, w))
+    xyxy, keep = boxes_lib.sanitize_boxes(pixel, jnp.asarray(v, bool), (h, w))
+    slots.append((xyxy, keep, jnp.asarray(c).astype(classes.dtype)))
+  targets = _crop_boxes(plan.center, (h, w), slots, min_visibility, min_size, box_format, normalized)
+
+  def mix(x: Any, *partner_leaves: Any) -> jax.Array:
+    sources = [jnp.asarray(x)] + [jnp.asarray(p) for p in partner_leaves]
+    return mosaic_lib.mix_slots(plan.center, (h, w), sources, data_format)
+
+  return jax.tree_util.tree_map(mix, images, *[p for p, _ in drawn]), targets

@@ -22,7 +22,9 @@ state and is updated functionally each step:
 
 The partners go to the presets' ``partners=`` option
 (:func:`jaxmix.detection.yolox_mixup`, :func:`jaxmix.detection.ultralytics_mixup`),
-in place of the batch's own ``index``/``take_partner`` pairing. Draw before
+in place of the batch's own ``index``/``take_partner`` pairing, and to
+:func:`jaxmix.detection.mosaic`'s (CachedMosaic: a list of ``tiles − 1``
+draws, one per other tile). Draw before
 updating (as mmdetection's cache holds the samples of earlier calls plus the
 current one), and pass the cache to ``jax.jit(..., donate_argnums=...)`` so
 XLA updates the buffer in place.
@@ -268,3 +270,38 @@ def update_partner_cache(
   state = (cache.images, cache.targets, count, position)
   imgs, tgts, count, position = jax.lax.fori_loop(0, b, write, state)
   return PartnerCache(images=imgs, targets=tgts, count=count, position=position)
+
+
+def check_partners(
+  partners: Any, images: Any, batch_size: int, n: int, name: str = "partners", same_dtype: bool = False
+) -> tuple[Any, boxes_lib.BoxTargets]:
+  """``(images, targets)`` of explicit partners, checked against the batch (ValueError naming `name`).
+
+  `partners` is ``(images, targets)`` or the ``(images, targets, source)`` of
+  :func:`draw_partners`; its images must have the structure and leaf shapes of
+  `images` (and their dtypes with `same_dtype`), its targets `batch_size` rows of `n` boxes.
+  """
+  if not isinstance(partners, tuple) or len(partners) not in (2, 3):
+    raise ValueError(
+      f"{name} must be (images, targets) or the (images, targets, source) of draw_partners, got "
+      f"{type(partners).__name__}."
+    )
+  p_images, p_targets = partners[0], partners[1]
+  if not isinstance(p_targets, boxes_lib.BoxTargets):
+    raise TypeError(f"{name}[1] must be a jaxmix.detection.BoxTargets, got {type(p_targets).__name__}.")
+  theirs, ours = jax.tree_util.tree_structure(p_images), jax.tree_util.tree_structure(images)
+  if theirs != ours:  # type: ignore[operator]  # jaxlib ships no stub for PyTreeDef
+    raise ValueError(f"{name}[0] must have the structure of images.")
+  for p, x in zip(jax.tree_util.tree_leaves(p_images), jax.tree_util.tree_leaves(images), strict=True):
+    if jnp.shape(p) != jnp.shape(x):
+      raise ValueError(f"{name}[0] has a leaf of shape {jnp.shape(p)}, but images has {jnp.shape(x)}.")
+    if same_dtype and jnp.asarray(p).dtype != jnp.asarray(x).dtype:
+      raise ValueError(
+        f"{name}[0] has a leaf of dtype {jnp.asarray(p).dtype}, but images has {jnp.asarray(x).dtype}."
+      )
+  boxes_lib.check_box_targets(
+    p_targets.boxes, p_targets.classes, p_targets.valid, batch_size, "the images have"
+  )
+  if p_targets.classes.shape[1] != n:
+    raise ValueError(f"{name}[1] has {p_targets.classes.shape[1]} boxes per image, but boxes has {n}.")
+  return p_images, p_targets

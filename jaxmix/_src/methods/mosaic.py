@@ -87,26 +87,34 @@ class MosaicPlan(plan_lib.PlanLike):
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     assert self.spatial_shape is not None  # sample_mosaic always sets it
-    h, w = self.spatial_shape
-    h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
-    cy, cx = self.center[:, 0], self.center[:, 1]
-
-    def expand(m: jax.Array, axis: int) -> jax.Array:
-      shape = [1] * x.ndim
-      shape[0], shape[axis] = m.shape
-      return m.reshape(shape)
-
-    # Slot of each source pixel, in source coordinates: slot 0/1 rows are
-    # those that land above cy after the roll, i.e. r' >= H - cy.
-    top = expand(jnp.arange(h, dtype=jnp.int32)[None, :] >= (h - cy)[:, None], h_axis)
-    left = expand(jnp.arange(w, dtype=jnp.int32)[None, :] >= (w - cx)[:, None], w_axis)
-    s = [self.source(x, k) for k in range(4)]
-    tiled = jnp.where(top, jnp.where(left, s[0], s[1]), jnp.where(left, s[2], s[3]))
-    return _roll_per_sample(tiled, cy, cx, h_axis)
+    return mix_slots(self.center, self.spatial_shape, [self.source(x, k) for k in range(4)], data_format)
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
     shares = self.shares()
     return typing.cast(jax.Array, sum(shares[:, k, None] * self.source(y, k) for k in range(4)))
+
+
+def mix_slots(
+  center: jax.Array, spatial_shape: tuple[int, int], sources: list[jax.Array], data_format: str
+) -> jax.Array:
+  """The 2×2 mosaic of four batches `sources` (slot order) split at `center` `[B, 2]` (cy, cx)."""
+  h, w = spatial_shape
+  x = sources[0]
+  h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
+  cy, cx = center[:, 0], center[:, 1]
+
+  def expand(m: jax.Array, axis: int) -> jax.Array:
+    shape = [1] * x.ndim
+    shape[0], shape[axis] = m.shape
+    return m.reshape(shape)
+
+  # Slot of each source pixel, in source coordinates: slot 0/1 rows are
+  # those that land above cy after the roll, i.e. r' >= H - cy.
+  top = expand(jnp.arange(h, dtype=jnp.int32)[None, :] >= (h - cy)[:, None], h_axis)
+  left = expand(jnp.arange(w, dtype=jnp.int32)[None, :] >= (w - cx)[:, None], w_axis)
+  s = sources
+  tiled = jnp.where(top, jnp.where(left, s[0], s[1]), jnp.where(left, s[2], s[3]))
+  return _roll_per_sample(tiled, cy, cx, h_axis)
 
 
 def _roll_per_sample(x: jax.Array, shift_h: jax.Array, shift_w: jax.Array, h_axis: int) -> jax.Array:
@@ -134,6 +142,19 @@ def _roll_per_sample(x: jax.Array, shift_h: jax.Array, shift_w: jax.Array, h_axi
   dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0, 1))
   out = jax.lax.gather(doubled, starts, dims, slice_sizes=(1, w * unit), mode="promise_in_bounds")
   return out.reshape(shape)
+
+
+def check_center_range(center_range: typing.Any) -> tuple[typing.Any, typing.Any]:
+  """``(lo, hi)`` of `center_range`, in [0, 1] with lo ≤ hi where static; a ValueError naming it otherwise."""
+  if len(tuple(center_range)) != 2:
+    raise ValueError(f"center_range must be (lo, hi), got {center_range!r}.")
+  lo, hi = center_range
+  validation.check_unit_interval("center_range[0]", lo)
+  validation.check_unit_interval("center_range[1]", hi)
+  # lo and hi are real here: check_unit_interval compared them with 0 and 1.
+  if validation.is_static_number(lo) and validation.is_static_number(hi) and lo > hi:
+    raise ValueError(f"center_range must have lo <= hi, got {center_range!r}.")
+  return lo, hi
 
 
 def sample_mosaic(
@@ -176,14 +197,7 @@ def sample_mosaic(
   batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("pairing", pairing, MOSAIC_PAIRINGS)
-  if len(tuple(center_range)) != 2:
-    raise ValueError(f"center_range must be (lo, hi), got {center_range!r}.")
-  lo, hi = center_range
-  validation.check_unit_interval("center_range[0]", lo)
-  validation.check_unit_interval("center_range[1]", hi)
-  # lo and hi are real here: check_unit_interval compared them with 0 and 1.
-  if validation.is_static_number(lo) and validation.is_static_number(hi) and lo > hi:  # type: ignore[operator]
-    raise ValueError(f"center_range must have lo <= hi, got {center_range!r}.")
+  lo, hi = check_center_range(center_range)
   spatial_shape = validation.check_spatial_shape(spatial_shape)
   h, w = spatial_shape
   k_c, k_gate, k_perm = jax.random.split(key, 3)
