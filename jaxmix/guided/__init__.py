@@ -12,9 +12,20 @@ sample and weights each label by the share of its class activation map that the 
 ``sample_snapmix`` returns a :class:`SnapMixPlan`. SnapMix is not in ``jaxmix.SAMPLERS``: its labels
 need the model's CAM.
 
+``puzzlemix`` (PuzzleMix, Kim, Choo, Song, ICML 2020) mixes block-wise with a labelling of a block grid
+that keeps both sources' salient blocks (an approximate, jit-able minimisation of the official graph-cut
+energy) and moves each source's salient blocks into the region it keeps (transport);
+``sample_puzzlemix`` returns a :class:`PuzzleMixPlan`, and ``puzzlemix_saliency`` turns the gradient of
+the loss w.r.t. the images into its saliency. PuzzleMix is not in ``jaxmix.SAMPLERS``: it needs the
+model's gradients.
+
 TransMix's attention-weighted labels are :func:`jaxmix.losses.transmix_labels`.
 """
 
+from jaxmix._src.methods.puzzlemix import PuzzleMixPlan
+from jaxmix._src.methods.puzzlemix import puzzlemix
+from jaxmix._src.methods.puzzlemix import puzzlemix_saliency
+from jaxmix._src.methods.puzzlemix import sample_puzzlemix
 from jaxmix._src.methods.snapmix import SnapMixPlan
 from jaxmix._src.methods.snapmix import class_activation_map
 from jaxmix._src.methods.snapmix import sample_snapmix
@@ -26,6 +37,10 @@ from jaxmix._src.methods.tokenmix import tokenmix_labels
 
 __all__ = [
   "class_activation_map",
+  "puzzlemix",
+  "puzzlemix_saliency",
+  "PuzzleMixPlan",
+  "sample_puzzlemix",
   "sample_snapmix",
   "sample_tokenmix",
   "snapmix",
