@@ -51,19 +51,19 @@ Differences:
   propagation on the 4-connected block grid, takes each block's best label, and
   then ``icm_sweeps`` sweeps of iterated conditional modes on a checkerboard
   (each block in turn takes its best label given its neighbours; the energy
-  never rises), and keeps the lower-energy of that and ICM started from each
-  block's best unary label. Measured against the exact minimum (brute force over
+  never rises); it also runs ICM from each block's best unary label and from
+  each constant labelling, and keeps the lowest energy of these ``n_labels + 2``. Measured against the exact minimum (brute force over
   all 3⁹ labellings of 3 × 3 grids with 3 labels, 2¹⁶ of 4 × 4 grids with 2
-  labels, 4⁴ of 2 × 2 grids with 4; ``tests/test_puzzlemix.py``): on energies
-  built as the official builds them (peaked saliency maps, images with
-  structure) it found the exact minimum on every instance; on random grids with
-  non-negative seam weights it was exact on more than 99 % of them and at most
-  0.05 % above; on random frustrated grids (seam weights down to −0.2 against
-  unaries in [0, 1]) exact on about 86 % of 4 × 4 grids and at most 9 % above.
+  labels, 4⁴ of 2 × 2 grids with 4; ``tests/test_puzzlemix.py``, 80 grids
+  of each): on energies built as the official builds them (peaked saliency
+  maps, images with structure), and on random grids with non-negative seam
+  weights, it found the exact minimum every time; on random frustrated grids
+  (unaries in [0, 1], seam weights in [−0.5, 1]) it was exact on 82 % (4 × 4,
+  2 labels) to 100 % (2 × 2, 4 labels) of them, at most 9.4 % and on average
+  under 0.7 % above the minimum.
   The α-β swap is a local method too, with no guarantee when a seam weight
   ``β' + c`` is negative (``c`` may be, where the images' own seams are rougher
-  than the mixed ones).
-  negative). Costs are not rounded to integers.
+  than the mixed ones). Costs are not rounded to integers.
 * **Transport is a permutation of blocks.** The official resolves each
   position's conflict with ``(plan * cost).min(-2)``, which also sees the zeros
   of blocks that did not bid (a position whose bidders all cost more than 0 gets
@@ -307,11 +307,15 @@ def _min_sum(unary: jax.Array, wv: jax.Array, wh: jax.Array, iters: int) -> jax.
 def approximate_labelling(
   unary: jax.Array, wv: jax.Array, wh: jax.Array, *, bp_iters: int = 16, icm_sweeps: int = 4
 ) -> jax.Array:
-  """int32 `[B, N, N]`: min-sum BP then checkerboard ICM, or ICM from the unary minimum if lower."""
-  from_bp = _icm(_min_sum(unary, wv, wh, bp_iters), unary, wv, wh, icm_sweeps)
-  from_unary = _icm(jnp.argmin(unary, axis=-1).astype(jnp.int32), unary, wv, wh, icm_sweeps)
-  better = labelling_energy(from_bp, unary, wv, wh) <= labelling_energy(from_unary, unary, wv, wh)
-  return jnp.where(better[:, None, None], from_bp, from_unary)
+  """int32 `[B, N, N]`: the lowest-energy of checkerboard ICM started from min-sum BP's labelling, from
+  each block's best unary label, and from each constant labelling (L + 2 starts)."""
+  n_labels = unary.shape[-1]
+  starts = [_min_sum(unary, wv, wh, bp_iters), jnp.argmin(unary, axis=-1).astype(jnp.int32)]
+  starts += [jnp.full(unary.shape[:3], label, jnp.int32) for label in range(n_labels)]
+  found = jnp.stack([_icm(s, unary, wv, wh, icm_sweeps) for s in starts])  # [S, B, N, N]
+  energy = jnp.stack([labelling_energy(f, unary, wv, wh) for f in found])  # [S, B]
+  best = jnp.argmin(energy, axis=0)  # the first start on ties: BP's
+  return jnp.take_along_axis(found, best[None, :, None, None], axis=0)[0]
 
 
 # ---------------------------------------------------------------------------------------------------
