@@ -30,7 +30,8 @@ def peaked_saliency(seed, b=B, h=H, w=W):
   yy, xx = np.mgrid[:h, :w]
   cy, cx = rng.uniform(0, h, b), rng.uniform(0, w, b)
   sigma = rng.uniform(1, h / 3, b)
-  bump = np.exp(-((yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2) / (2 * sigma[:, None, None] ** 2))
+  dist2 = (yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2
+  bump = np.exp(-dist2 / (2 * sigma[:, None, None] ** 2))
   return (bump + 0.05 * rng.random((b, h, w))).astype(np.float32)
 
 
@@ -163,8 +164,9 @@ def test_plan_lam_mask_and_mixed_pixels():
     assert np.all(blocks == blocks[:, :, :1, :, :1])
     # Every output pixel is mask · own(transported) + (1 - mask) · partner(transported).
     index = np.asarray(plan.index)
-    own = x.reshape(B, H * W, 3)[np.arange(B)[:, None], np.asarray(plan.own_source).reshape(B, -1)]
-    partner = x[index].reshape(B, H * W, 3)[np.arange(B)[:, None], np.asarray(plan.partner_source).reshape(B, -1)]
+    rows = np.arange(B)[:, None]
+    own = x.reshape(B, H * W, 3)[rows, np.asarray(plan.own_source).reshape(B, -1)]
+    partner = x[index].reshape(B, H * W, 3)[rows, np.asarray(plan.partner_source).reshape(B, -1)]
     m = mask.reshape(B, H * W, 1)
     want = (m * own + (1 - m) * partner).reshape(x.shape)
     np.testing.assert_allclose(np.asarray(jaxmix.apply(plan, x)), want, atol=1e-6)

@@ -52,8 +52,9 @@ Differences:
   then ``icm_sweeps`` sweeps of iterated conditional modes on a checkerboard
   (each block in turn takes its best label given its neighbours; the energy
   never rises); it also runs ICM from each block's best unary label and from
-  each constant labelling, and keeps the lowest energy of these ``n_labels + 2``. Measured against the exact minimum (brute force over
-  all 3⁹ labellings of 3 × 3 grids with 3 labels, 2¹⁶ of 4 × 4 grids with 2
+  each constant labelling, and keeps the lowest energy of these ``n_labels +
+  2``. Measured against the exact minimum (brute force over all 3⁹
+  labellings of 3 × 3 grids with 3 labels, 2¹⁶ of 4 × 4 grids with 2
   labels, 4⁴ of 2 × 2 grids with 4; ``tests/test_puzzlemix.py``, 80 grids
   of each): on energies built as the official builds them (peaked saliency
   maps, images with structure), and on random grids with non-negative seam
