@@ -23,6 +23,11 @@ guided = jaxmix.guided
 B, H, W, K = 4, 16, 16, 5
 LABELS = np.arange(B) % K
 FAST = {"block_num": 4, "t_size": 2}  # 4 × 4 grid of 4 × 4 blocks, transport on an 8 × 8 grid of 2 × 2 blocks
+STATIC = ("n_labels", "block_num", "neigh_size", "transport", "t_size", "pairing", "data_format", "bp_iters",
+          "icm_sweeps")
+# Jitted once per static configuration: eager dispatch of the many small ops is what makes tests slow.
+SAMPLE = jax.jit(guided.sample_puzzlemix, static_argnames=STATIC)
+MIX = jax.jit(guided.puzzlemix, static_argnames=(*STATIC, "num_classes"))
 
 
 def peaked_saliency(seed, b=B, h=H, w=W):
@@ -148,7 +153,7 @@ def test_transport_permutation_is_a_permutation():
 
 def plan_of(seed=0, **kw):
   kw = {**FAST, "pairing": "permute", **kw}
-  return guided.sample_puzzlemix(jax.random.key(seed), peaked_saliency(seed), images=images_of(seed), **kw)
+  return SAMPLE(jax.random.key(seed), peaked_saliency(seed), images=images_of(seed), **kw)
 
 
 def test_plan_lam_mask_and_mixed_pixels():
@@ -208,9 +213,7 @@ def test_large_t_eps_is_no_transport():
 @pytest.mark.parametrize("off", [{"prob": 0.0}, {"alpha": 0.0}])
 def test_identity_when_off(off):
   x = (images_of(4) * 255).astype(np.uint8)
-  mixed, y = guided.puzzlemix(
-    jax.random.key(4), x, LABELS, saliency=peaked_saliency(4), num_classes=K, **FAST, **off
-  )
+  mixed, y = MIX(jax.random.key(4), x, LABELS, saliency=peaked_saliency(4), num_classes=K, **FAST, **off)
   np.testing.assert_array_equal(np.asarray(mixed), x)
   np.testing.assert_array_equal(np.asarray(y), np.eye(K, dtype=np.float32)[LABELS])
 
@@ -222,9 +225,7 @@ def test_keeps_both_salient_blocks():
   sal[0::2, :4, :4] = 1.0  # samples 0, 2: top-left block
   sal[1::2, 12:, 12:] = 1.0  # samples 1, 3: bottom-right block
   for seed in range(4):
-    plan = guided.sample_puzzlemix(
-      jax.random.key(seed), sal, n_labels=2, block_num=4, transport=False, pairing="roll"
-    )
+    plan = SAMPLE(jax.random.key(seed), sal, n_labels=2, block_num=4, transport=False, pairing="roll")
     mask = np.asarray(plan.mask)
     assert np.all(mask[0::2, 0, 0] == 1) and np.all(mask[0::2, 15, 15] == 0)
     assert np.all(mask[1::2, 15, 15] == 1) and np.all(mask[1::2, 0, 0] == 0)
@@ -266,9 +267,8 @@ def test_random_grid_side_is_drawn():
   x = images_of(7)
   sides = set()
   for seed in range(12):
-    plan = guided.sample_puzzlemix(
-      jax.random.key(seed), peaked_saliency(seed), images=x, block_num=(2, 4), t_size=None, eta=0.0
-    )
+    sal = peaked_saliency(seed)
+    plan = SAMPLE(jax.random.key(seed), sal, images=x, block_num=(2, 4), t_size=None, eta=0.0)
     mask = np.asarray(plan.mask)
     coarse = mask.reshape(B, 2, 8, 2, 8)
     sides.add(2 if np.all(coarse == coarse[:, :, :1, :, :1]) else 4)
@@ -283,28 +283,30 @@ def test_vmap_matches_a_loop():
   def one(key, x, sal):
     return guided.puzzlemix(key, x, LABELS, saliency=sal, num_classes=K, **FAST)
 
-  batched = jax.vmap(one)(keys, xs, sals)
+  batched = jax.jit(jax.vmap(one))(keys, xs, sals)
   for i in range(2):
-    single = one(keys[i], xs[i], sals[i])
+    single = jax.jit(one)(keys[i], xs[i], sals[i])
     for a, b in zip(batched, single, strict=True):
       np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), atol=1e-6)
 
 
-def test_dtypes_pytrees_and_nchw():
-  x = images_of(10)
-  sal = peaked_saliency(10)
-  key = jax.random.key(10)
+def test_uint8_in_uint8_out():
+  x, sal, key = images_of(10), peaked_saliency(10), jax.random.key(10)
   u8 = (x * 255).astype(np.uint8)
-  out, _ = guided.puzzlemix(key, u8, None, saliency=sal, **FAST)
+  out, _ = MIX(key, u8, None, saliency=sal, **FAST)
   assert out.dtype == jnp.uint8
   # uint8 is blended in float32 and rounded; its local statistics are read in [0, 1].
-  ref, _ = guided.puzzlemix(key, u8.astype(np.float32) / 255, None, saliency=sal, **FAST)
+  ref, _ = MIX(key, u8.astype(np.float32) / 255, None, saliency=sal, **FAST)
   assert np.abs(np.asarray(out, np.float32) - np.asarray(ref) * 255).max() <= 0.5 + 1e-3
-  bf, _ = guided.puzzlemix(key, x.astype(jnp.bfloat16), None, saliency=sal, **FAST)
+
+
+def test_bf16_pytrees_and_nchw():
+  x, sal, key = images_of(10), peaked_saliency(10), jax.random.key(10)
+  bf, _ = MIX(key, x.astype(jnp.bfloat16), None, saliency=sal, **FAST)
   assert bf.dtype == jnp.bfloat16
-  (a, depth), _ = guided.puzzlemix(key, (x, x[..., 0]), None, saliency=sal, **FAST)
+  (a, depth), _ = MIX(key, (x, x[..., 0]), None, saliency=sal, **FAST)
   np.testing.assert_allclose(np.asarray(depth), np.asarray(a)[..., 0], atol=1e-6)
-  nchw, _ = guided.puzzlemix(key, x.transpose(0, 3, 1, 2), None, saliency=sal, data_format="NCHW", **FAST)
+  nchw, _ = MIX(key, x.transpose(0, 3, 1, 2), None, saliency=sal, data_format="NCHW", **FAST)
   np.testing.assert_allclose(np.asarray(nchw), np.asarray(a).transpose(0, 3, 1, 2), atol=1e-6)
 
 
@@ -349,4 +351,4 @@ def test_bad_input_names_the_argument(kw, error, match):
 
 def test_bad_images_for_the_sampler():
   with pytest.raises(ValueError, match="images"):
-    guided.sample_puzzlemix(jax.random.key(0), peaked_saliency(0), images=images_of(0, w=8), **FAST)
+    SAMPLE(jax.random.key(0), peaked_saliency(0), images=images_of(0, w=8), **FAST)

@@ -313,9 +313,13 @@ def approximate_labelling(
   n_labels = unary.shape[-1]
   starts = [_min_sum(unary, wv, wh, bp_iters), jnp.argmin(unary, axis=-1).astype(jnp.int32)]
   starts += [jnp.full(unary.shape[:3], label, jnp.int32) for label in range(n_labels)]
-  found = jnp.stack([_icm(s, unary, wv, wh, icm_sweeps) for s in starts])  # [S, B, N, N]
-  energy = jnp.stack([labelling_energy(f, unary, wv, wh) for f in found])  # [S, B]
+  n_starts, b, n = len(starts), unary.shape[0], unary.shape[1]
+  # One ICM over all starts, stacked on the batch axis (one loop in the program, not S).
+  tiled = [jnp.tile(a, (n_starts,) + (1,) * (a.ndim - 1)) for a in (unary, wv, wh)]
+  found = _icm(jnp.concatenate(starts), *tiled, icm_sweeps)
+  energy = labelling_energy(found, *tiled).reshape(n_starts, b)
   best = jnp.argmin(energy, axis=0)  # the first start on ties: BP's
+  found = found.reshape(n_starts, b, n, n)
   return jnp.take_along_axis(found, best[None, :, None, None], axis=0)[0]
 
 
@@ -542,8 +546,11 @@ def _grid_plan(
   partner_sal = pairing_lib.take_partner(own_sal, pairing, index)
   cost = _cost_matrix(th, tw)
   iters = max(th, tw)  # the official n_iter: the side of the transport grid
-  own_perm = transport_permutation(keep > 0, own_sal, t_eps, cost, iters)
-  partner_perm = transport_permutation(keep < 1, partner_sal, t_eps, cost, iters)
+  # Both sources in one call (stacked on the batch axis): one loop in the program.
+  perms = transport_permutation(
+    jnp.concatenate([keep > 0, keep < 1]), jnp.concatenate([own_sal, partner_sal]), t_eps, cost, iters
+  )
+  own_perm, partner_perm = perms[:b], perms[b:]
   block = (ts_h, ts_w)
   return mask, _pixel_sources(own_perm, (th, tw), block), _pixel_sources(partner_perm, (th, tw), block)
 
