@@ -315,9 +315,9 @@ def approximate_labelling(
   starts += [jnp.full(unary.shape[:3], label, jnp.int32) for label in range(n_labels)]
   n_starts, b, n = len(starts), unary.shape[0], unary.shape[1]
   # One ICM over all starts, stacked on the batch axis (one loop in the program, not S).
-  tiled = [jnp.tile(a, (n_starts,) + (1,) * (a.ndim - 1)) for a in (unary, wv, wh)]
-  found = _icm(jnp.concatenate(starts), *tiled, icm_sweeps)
-  energy = labelling_energy(found, *tiled).reshape(n_starts, b)
+  u, v, h = (jnp.tile(a, (n_starts,) + (1,) * (a.ndim - 1)) for a in (unary, wv, wh))
+  found = _icm(jnp.concatenate(starts), u, v, h, icm_sweeps)
+  energy = labelling_energy(found, u, v, h).reshape(n_starts, b)
   best = jnp.argmin(energy, axis=0)  # the first start on ties: BP's
   found = found.reshape(n_starts, b, n, n)
   return jnp.take_along_axis(found, best[None, :, None, None], axis=0)[0]
@@ -658,7 +658,7 @@ def sample_puzzlemix(
   on = sampling.gate(k_gate, prob, ()) & sampling.concentration(alpha)[0]
   sal = jax.lax.stop_gradient(jnp.asarray(saliency, jnp.float32))
   stats = None if images is None else jax.lax.stop_gradient(_stat_images(images, data_format))
-  options = dict(
+  options: dict[str, Any] = dict(
     pairing=pairing, n_labels=n_labels, beta=beta, gamma=gamma, eta=eta, neigh_size=neigh_size,
     transport=transport, t_size=t_size, t_eps=t_eps, bp_iters=bp_iters, icm_sweeps=icm_sweeps,
   )
