@@ -727,8 +727,8 @@ def puzzlemix(
     inputs: an array or pytree of arrays sharing batch and spatial axes.
     labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
     saliency: float `[B, H, W]` per-pixel saliency, in batch order.
-    alpha, prob, n_labels, beta, gamma, eta, neigh_size, block_num, transport, t_size, t_eps,
-      pairing, bp_iters, icm_sweeps: as in :func:`sample_puzzlemix`.
+    alpha, prob, n_labels, beta, gamma, eta: as in :func:`sample_puzzlemix`.
+    neigh_size, block_num, transport, t_size, t_eps, pairing, bp_iters, icm_sweeps: as there.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
