@@ -355,3 +355,17 @@ def test_bad_input_names_the_argument(kw, error, match):
 def test_bad_images_for_the_sampler():
   with pytest.raises(ValueError, match="images"):
     SAMPLE(jax.random.key(0), peaked_saliency(0), images=images_of(0, w=8), **FAST)
+
+
+def test_grad_wrt_inputs_and_not_registered():
+  x, sal, key = images_of(11), peaked_saliency(11), jax.random.key(11)
+
+  @jax.jit
+  def total(x):
+    return guided.puzzlemix(key, x, None, saliency=sal, **FAST)[0].sum()
+
+  g = np.asarray(jax.grad(total)(x))
+  # Every pixel lands somewhere with its weight: the gradient is the mask mass each pixel carries, in [0, 2].
+  assert np.all(np.isfinite(g)) and g.min() >= 0 and g.max() <= 2
+  np.testing.assert_allclose(g.sum(), x.size, rtol=1e-5)
+  assert "puzzlemix" not in jaxmix.SAMPLERS
