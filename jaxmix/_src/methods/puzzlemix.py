@@ -347,32 +347,38 @@ def transport_permutation(
   cost0 = jnp.asarray(t_eps, jnp.float32) * jnp.asarray(cost_matrix) - saliency[:, :, None] * keep[
     :, None, :
   ].astype(jnp.float32)
-  rows = jnp.arange(m, dtype=jnp.int32)
+  rows = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32), (b, m))
+  batch = jnp.arange(b, dtype=jnp.int32)[:, None]
 
   def bids(cost: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    choice = jnp.argmin(cost, axis=-1).astype(jnp.int32)  # [B, M]: each block's cheapest position
+    """Each block's cheapest position, each position's winner (M where none bid), and who won.
+
+    The conflicts are settled with segment minima over the bids, O(B·M), so that one round costs one
+    pass over the `[B, M, M]` costs (the row minima)."""
+    choice = jnp.argmin(cost, axis=-1).astype(jnp.int32)  # [B, M]
     bid = jnp.take_along_axis(cost, choice[..., None], axis=-1)[..., 0]
-    picked = choice[:, :, None] == rows[None, None, :]  # [B, i, j]
-    offers = jnp.where(picked, bid[:, :, None], jnp.inf)
-    winner = jnp.argmin(offers, axis=1).astype(jnp.int32)  # [B, j]: cheapest bidder (first on ties)
-    won = jnp.take_along_axis(winner, choice, axis=1) == rows[None, :]  # [B, i]
-    return choice, picked, won
+    seg = (choice + batch * m).ravel()
+    low = jax.ops.segment_min(bid.ravel(), seg, num_segments=b * m).reshape(b, m)
+    cheapest = bid == jnp.take_along_axis(low, choice, axis=1)
+    # The cheapest bidder wins, the first (lowest index) on ties.
+    cand = jnp.where(cheapest, rows, m).ravel()
+    winner = jax.ops.segment_min(cand, seg, num_segments=b * m).reshape(b, m)
+    winner = jnp.minimum(winner, m)  # positions nobody bid on: M
+    won = jnp.take_along_axis(winner, choice, axis=1) == rows
+    return choice, winner, won
 
   def step(_: Any, cost: jax.Array) -> jax.Array:
-    _, picked, won = bids(cost)
-    return cost + (picked & ~won[:, :, None]).astype(jnp.float32)
+    choice, _, won = bids(cost)
+    return cost.at[batch, rows, choice].add(jnp.where(won, 0.0, 1.0))
 
   cost = jax.lax.fori_loop(0, max(iters - 1, 0), step, cost0)
-  choice, picked, won = bids(cost)
-  assigned = picked & won[:, :, None]  # a partial permutation [B, i, j]
-  taken = assigned.any(axis=1)  # [B, j]
-  source = jnp.argmax(assigned, axis=1).astype(jnp.int32)
-  free_rows, free_cols = ~won, ~taken
-  rank_r = jnp.cumsum(free_rows, axis=1) - 1
-  rank_c = jnp.cumsum(free_cols, axis=1) - 1
-  match = free_rows[:, :, None] & free_cols[:, None, :] & (rank_r[:, :, None] == rank_c[:, None, :])
-  fill = jnp.argmax(match, axis=1).astype(jnp.int32)
-  return jnp.where(taken, source, fill)
+  _, winner, won = bids(cost)
+  taken = winner < m  # [B, j]
+  # The k-th position left over (raster order) gets the k-th block left over.
+  free_rows = jnp.argsort(won, axis=1, stable=True).astype(jnp.int32)  # the losers first, in order
+  free_cols = jnp.argsort(taken, axis=1, stable=True).astype(jnp.int32)
+  fill = jnp.zeros((b, m), jnp.int32).at[batch, free_cols].set(free_rows)
+  return jnp.where(taken, winner, fill)
 
 
 def _pixel_sources(perm: jax.Array, grid: tuple[int, int], block: tuple[int, int]) -> jax.Array:
