@@ -369,3 +369,16 @@ def test_grad_wrt_inputs_and_not_registered():
   assert np.all(np.isfinite(g)) and g.min() >= 0 and g.max() <= 2
   np.testing.assert_allclose(g.sum(), x.size, rtol=1e-5)
   assert "puzzlemix" not in jaxmix.SAMPLERS
+
+
+def test_two_labels_select_pixels_and_move_label_maps():
+  plan = plan_of(12, n_labels=2)
+  assert plan.selects_pixels and set(np.unique(np.asarray(plan.mask))) <= {0.0, 1.0}
+  seg = np.arange(B * H * W, dtype=np.int32).reshape(B, H, W) + 2**25  # ids above 2**24 stay exact
+  got = np.asarray(jaxmix.apply(plan, seg))
+  rows, index = np.arange(B)[:, None], np.asarray(plan.index)
+  own = seg.reshape(B, -1)[rows, np.asarray(plan.own_source).reshape(B, -1)]
+  partner = seg[index].reshape(B, -1)[rows, np.asarray(plan.partner_source).reshape(B, -1)]
+  want = np.where(np.asarray(plan.mask).reshape(B, -1) > 0.5, own, partner).reshape(seg.shape)
+  np.testing.assert_array_equal(got, want)
+  assert got.dtype == np.int32
