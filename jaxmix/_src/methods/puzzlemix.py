@@ -55,9 +55,10 @@ Differences:
   each constant labelling, and keeps the lowest energy of these ``n_labels +
   2``. Measured against the exact minimum (brute force over all 3⁹
   labellings of 3 × 3 grids with 3 labels, 2¹⁶ of 4 × 4 grids with 2
-  labels, 4⁴ of 2 × 2 grids with 4; ``tests/test_puzzlemix.py``, 80 grids
-  of each): on energies built as the official builds them (peaked saliency
-  maps, images with structure), and on random grids with non-negative seam
+  labels, 4⁴ of 2 × 2 grids with 4; 80 grids of each, of which
+  ``tests/test_puzzlemix.py`` checks 16 to 32 with these bounds): on
+  energies built as the official builds them (peaked saliency maps, images
+  with structure), and on random grids with non-negative seam
   weights, it found the exact minimum every time; on random frustrated grids
   (unaries in [0, 1], seam weights in [−0.5, 1]) it was exact on 82 % (4 × 4,
   2 labels) to 100 % (2 × 2, 4 labels) of them, at most 9.4 % and on average
@@ -67,8 +68,8 @@ Differences:
   than the mixed ones). Costs are not rounded to integers.
 * **Transport is a permutation of blocks.** The official resolves each
   position's conflict with ``(plan * cost).min(-2)``, which also sees the zeros
-  of blocks that did not bid (a position whose bidders all cost more than 0 gets
-  no winner), and leaves positions without a winner black (zero) and their
+  of blocks that did not bid (a position whose bidders all cost 0 or more can
+  get no winner), and leaves positions without a winner black (zero) and their
   blocks dropped. jaxmix lets the cheapest bidder win and fills the positions
   left over with the blocks left over, in raster order; each source's blocks are
   then a permutation of its blocks. For large ``t_eps`` every block stays put.
