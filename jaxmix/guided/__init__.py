@@ -17,10 +17,20 @@ sample's feature map with its partner's by entropic optimal transport (``transpo
 ``sinkhorn_align``) and interpolates the aligned maps inside the model, at a layer drawn each step
 (``sample_alignmix`` returns an :class:`AlignMixPlan`; point 0, the input, gets plain MixUp). AlignMix
 is not in ``jaxmix.SAMPLERS`` either: it mixes the model's features, not its inputs.
+``puzzlemix`` (PuzzleMix, Kim, Choo, Song, ICML 2020) mixes block-wise with a labelling of a block grid
+that keeps both sources' salient blocks (an approximate, jit-able minimisation of the official graph-cut
+energy) and moves each source's salient blocks into the region it keeps (transport);
+``sample_puzzlemix`` returns a :class:`PuzzleMixPlan`, and ``puzzlemix_saliency`` turns the gradient of
+the loss w.r.t. the images into its saliency. PuzzleMix is not in ``jaxmix.SAMPLERS``: it needs the
+model's gradients.
 
 TransMix's attention-weighted labels are :func:`jaxmix.losses.transmix_labels`.
 """
 
+from jaxmix._src.methods.puzzlemix import PuzzleMixPlan
+from jaxmix._src.methods.puzzlemix import puzzlemix
+from jaxmix._src.methods.puzzlemix import puzzlemix_saliency
+from jaxmix._src.methods.puzzlemix import sample_puzzlemix
 from jaxmix._src.methods.snapmix import SnapMixPlan
 from jaxmix._src.methods.snapmix import class_activation_map
 from jaxmix._src.methods.snapmix import sample_snapmix
@@ -39,6 +49,10 @@ __all__ = [
   "alignmix_point",
   "AlignMixPlan",
   "class_activation_map",
+  "puzzlemix",
+  "puzzlemix_saliency",
+  "PuzzleMixPlan",
+  "sample_puzzlemix",
   "sample_alignmix",
   "sample_snapmix",
   "sample_tokenmix",
