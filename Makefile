@@ -54,7 +54,7 @@ lint: $(VENV)/.installed
 # comparison with timm; timm is installed without its dependencies (importing timm needs torchvision).
 bench: $(VENV)/.installed
 	$(PIP) install --quiet torch==2.13.0 && $(PIP) install --quiet --no-deps timm || echo "no torch/timm: skipping the timm comparison"
-	$(PY) benchmarks/speed.py --timm --detection --out benchmarks/results/cpu.md
+	$(PY) benchmarks/speed.py --timm --detection --guided --out benchmarks/results/cpu.md
 	$(PY) benchmarks/train_step.py --out benchmarks/results/train-step-cpu.md
 
 # The documentation site (Sphinx, myst-nb, sphinx-book-theme) in docs/_build/html, warnings as errors. The

@@ -347,6 +347,113 @@ def run_detection(reps: int, bar: tqdm | None = None) -> list[dict]:
   return rows
 
 
+# ----------------------------------------------------------------------------- guided methods
+
+
+def _time_pair(fn: Callable, args: tuple, ref: Callable, ref_args: tuple, reps: int) -> tuple[float, float]:
+  """(median seconds of `fn`, of `ref`), calls interleaved as in :func:`time_against_floor`."""
+  _block(fn(*args))
+  _block(ref(*ref_args))
+  t_fn, t_ref = [], []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    _block(fn(*args))
+    t1 = time.perf_counter()
+    _block(ref(*ref_args))
+    t2 = time.perf_counter()
+    t_fn.append(t1 - t0)
+    t_ref.append(t2 - t1)
+  return statistics.median(t_fn), statistics.median(t_ref)
+
+
+def guided_table(shape: tuple[int, ...]) -> list[tuple[str, Callable]]:
+  """(name, call(key, x, y, data)) of the guided methods, with what each needs from the model given as
+  data (made outside the timed call): SnapMix a CAM [B, 7, 7], PuzzleMix a saliency map [B, H, W],
+  TransMix a CLS attention [B, 3, N] on the patch tokens of the CutMix plan's tokens. The model's own extra pass (SnapMix's
+  CAM, PuzzleMix's gradient) is not in these times."""
+  b, h, w = shape[:3]
+  k = num_classes_for(shape)
+  patch = 16 if h % 16 == 0 and w % 16 == 0 else 4
+  guided = jaxmix.guided
+
+  def transmix(key, x, y, data):
+    plan = jaxmix.sample_cutmix(key, b, (h, w))
+    labels = jaxmix.losses.transmix_labels(plan, data["attention"], y, num_classes=k)
+    return jaxmix.apply(plan, x), labels
+
+  return [
+    ("tokenmix", lambda key, x, y, d: guided.tokenmix(key, x, y, patch_size=patch, num_classes=k)),
+    ("snapmix", lambda key, x, y, d: guided.snapmix(key, x, y, cam=d["cam"], num_classes=k)),
+    ("transmix (cutmix + labels)", transmix),
+    ("puzzlemix (grid 2-16, transport)", lambda key, x, y, d: guided.puzzlemix(
+      key, x, y, saliency=d["saliency"], num_classes=k)),
+    ("puzzlemix (grid 4, transport)", lambda key, x, y, d: guided.puzzlemix(
+      key, x, y, saliency=d["saliency"], block_num=4, num_classes=k)),
+    ("puzzlemix (grid 2-16, no transport)", lambda key, x, y, d: guided.puzzlemix(
+      key, x, y, saliency=d["saliency"], transport=False, num_classes=k)),
+  ]
+
+
+def _alignmix_at_features(key, f):
+  return jaxmix.guided.alignmix_point(f, jaxmix.guided.sample_alignmix(key, f.shape[0], layers=(1,)), 1)
+
+
+def _manifold_at_features(key, f):
+  return jaxmix.manifold_point(f, jaxmix.sample_manifold(key, f.shape[0], layers=(1,)), 1)
+
+
+def run_guided(shapes, reps: int, bar: tqdm | None = None) -> list[dict]:
+  """Each guided method's time against CutMix's (batch mode, flip pairing) on the same batch, interleaved;
+  AlignMix against Manifold Mixup on a feature map [B, 7, 7, 512] (both mixing at that point)."""
+  bar = bar if bar is not None else _null_bar()
+  rows = []
+  for shape in shapes:
+    x, y = make_batch(shape, "float32")
+    b, h, w = shape[:3]
+    k = num_classes_for(shape)
+    rng = np.random.default_rng(2)
+    patch = 16 if h % 16 == 0 and w % 16 == 0 else 4
+    data = {
+      "cam": jnp.asarray(rng.random((b, 7, 7), dtype=np.float32)),
+      "saliency": jnp.asarray(rng.random((b, h, w), dtype=np.float32)),
+      "attention": jnp.asarray(rng.random((b, 3, (h // patch) * (w // patch)), dtype=np.float32)),
+    }
+    cutmix = jax.jit(functools.partial(jaxmix.cutmix, num_classes=k))
+    args = (jax.random.key(0), x, y)
+    for name, fn in guided_table(shape):
+      bar.set_postfix_str(f"{name} {shape}")
+      call = jax.jit(fn)
+      first = time_call(call, *args, data)
+      t, t_ref = _time_pair(call, (*args, data), cutmix, args, reps)
+      rows.append({"method": name, "reference": "cutmix", "shape": "x".join(map(str, shape)), "ms": 1e3 * t,
+                   "ref_ms": 1e3 * t_ref, "first_s": first})
+      _say(_format_guided(rows[-1]))
+      bar.update()
+    feats = jnp.asarray(rng.random((b, 7, 7, 512), dtype=np.float32))
+    key = jax.random.key(0)
+    align, manifold = jax.jit(_alignmix_at_features), jax.jit(_manifold_at_features)
+    first = time_call(align, key, feats)
+    t, t_ref = _time_pair(align, (key, feats), manifold, (key, feats), reps)
+    rows.append({"method": "alignmix_point (ε 0.1, 100 iterations)", "reference": "manifold_point",
+                 "shape": f"{b}x7x7x512 features", "ms": 1e3 * t, "ref_ms": 1e3 * t_ref, "first_s": first})
+    _say(_format_guided(rows[-1]))
+    bar.update()
+  return rows
+
+
+GUIDED_HEADER = (
+  "| method | reference | shape | median ms | reference ms | ÷ reference (interleaved) | first call s |\n"
+  "|---|---|---|---|---|---|---|"
+)
+
+
+def _format_guided(r: dict) -> str:
+  return (
+    f"| {r['method']} | {r['reference']} | {r['shape']} | {r['ms']:.2f} | {r['ref_ms']:.2f} "
+    f"| {r['ms'] / r['ref_ms']:.2f} | {r['first_s']:.2f} |"
+  )
+
+
 def _format_row(r: dict) -> str:
   cells = [
     r["method"],
@@ -385,6 +492,10 @@ def main() -> None:
   parser.add_argument(
     "--detection", action="store_true", help="also detection MixUp/CutMix, Mosaic (2×2, YOLO), random_affine"
   )
+  parser.add_argument(
+    "--guided", action="store_true", help="also the guided methods' cost over CutMix (float32, --shapes)"
+  )
+  parser.add_argument("--guided-only", action="store_true", help="only the guided methods' table")
   parser.add_argument("--out", help="write the markdown table here")
   parser.add_argument("--no-progress", action="store_true", help="no progress bar (stderr)")
   args = parser.parse_args()
@@ -393,6 +504,8 @@ def main() -> None:
   modes = args.modes.split(",")
   start = time.perf_counter()
   print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
+  if args.guided_only:
+    return _main_guided(args, shapes, start)
   print(HEADER)
   total = count_jaxmix(shapes, dtypes, modes)
   total += len(detection_table()) if args.detection else 0
@@ -403,6 +516,7 @@ def main() -> None:
     rows += run_detection(args.reps, bar)
   if args.timm:
     rows += run_timm(shapes, modes, args.reps, bar)
+  guided = run_guided(shapes, args.reps, bar) if args.guided else []
   bar.close()
   if args.out:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -413,6 +527,31 @@ def main() -> None:
       versions = f"torch {importlib.metadata.version('torch')}, " if args.timm and _load_timm_mixup() else ""
       f.write(f"{versions}wall time of the run: {(time.perf_counter() - start) / 60:.0f} min.\n\n")
       f.write(HEADER + "\n" + "\n".join(_format_row(r) for r in rows) + "\n")
+      if guided:
+        f.write(GUIDED_NOTE + GUIDED_HEADER + "\n" + "\n".join(_format_guided(r) for r in guided) + "\n")
+    print(f"wrote {args.out}")
+
+
+GUIDED_NOTE = (
+  "\n## Guided methods: cost over CutMix\n\nEach guided method's jitted call against `jaxmix.cutmix` (batch "
+  "mode, flip) on the same float32 batch, interleaved; AlignMix against Manifold Mixup at a [B, 7, 7, 512] "
+  "feature map. What the model adds is not included: SnapMix's CAM and PuzzleMix's saliency (an extra "
+  "forward and backward pass) are given as data.\n\n"
+)
+
+
+def _main_guided(args: argparse.Namespace, shapes, start: float) -> None:
+  print(GUIDED_HEADER)
+  bar = tqdm(total=len(shapes) * 7, desc="guided", unit="case", disable=args.no_progress)
+  rows = run_guided(shapes, args.reps, bar)
+  bar.close()
+  if args.out:
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+      f.write(f"# jaxmix guided methods on {machine_name()}\n\n")
+      f.write(f"jax {jax.__version__}, median of {args.reps} calls; wall time of the run: ")
+      f.write(f"{(time.perf_counter() - start) / 60:.0f} min.\n")
+      f.write(GUIDED_NOTE + GUIDED_HEADER + "\n" + "\n".join(_format_guided(r) for r in rows) + "\n")
     print(f"wrote {args.out}")
 
 

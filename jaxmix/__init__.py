@@ -10,8 +10,8 @@ Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 (padded sequences, token labels), :mod:`jaxmix.sharding` (mixing per device),
 :mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels, TransMix's
 attention-weighted labels), :mod:`jaxmix.regression` (C-Mixup for real-valued targets),
-:mod:`jaxmix.guided` (mixing guided by the model: TokenMix, SnapMix) and :mod:`jaxmix.flow_mixup`
-(Flow-Mixup for multi-label training; experimental).
+:mod:`jaxmix.guided` (mixing guided by the model: TokenMix, SnapMix, PuzzleMix, AlignMix) and
+:mod:`jaxmix.flow_mixup` (Flow-Mixup for multi-label training; experimental).
 """
 
 import typing
