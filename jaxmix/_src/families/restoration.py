@@ -269,6 +269,8 @@ def _check_pair(lr: Any, hr: Any, data_format: str, rank: set[int]) -> tuple[int
     )
   shape = np.shape(lr)
   rows, cols = validation.spatial_axes(len(shape), data_format)
+  if min(shape[rows], shape[cols]) < 1:
+    raise ValueError(f"lr and hr must have at least one pixel, got shape {shape} ({data_format}).")
   return shape[rows], shape[cols]
 
 
