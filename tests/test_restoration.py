@@ -203,3 +203,177 @@ def test_cutblur_bad_input(kwargs, error, match):
   args.update(kwargs)
   with pytest.raises(error, match=match):
     restoration.cutblur(KEY, **args)
+
+
+# --- MoA -----------------------------------------------------------------------------------------------
+
+from jaxmix._src.families import restoration as impl  # noqa: E402
+
+MOA_SIZE = 8
+
+
+def moa_pair(dtype=jnp.float32, seed=0):
+  rng = np.random.RandomState(seed)
+  hr = rng.uniform(0, 255, (B, MOA_SIZE, MOA_SIZE, 3)).astype(np.float32)
+  lr = rng.uniform(0, 255, (B, MOA_SIZE, MOA_SIZE, 3)).astype(np.float32)
+  return jnp.asarray(lr, dtype), jnp.asarray(hr, dtype)
+
+
+def official(op, d, im1, im2):
+  """A NumPy transcription of the official ``augments.py`` op (im1 = HR, im2 = LR upsampled, NHWC here)
+  given its draws ``d``; returns ``(im1, im2, mask)``."""
+  im1, im2 = im1.copy(), im2.copy()
+  mask = np.ones(im2.shape[:3], np.float32)
+  if not d["on"]:
+    return im1, im2, mask
+  if op == "blend":
+    c = d["colour"][:, None, None, :]
+    return d["v"] * im1 + (1 - d["v"]) * c, d["v"] * im2 + (1 - d["v"]) * c, mask
+  if op == "rgb":
+    return im1[..., d["perm"]], im2[..., d["perm"]], mask
+  if op == "mixup":
+    r = d["index"]
+    return d["v"] * im1 + (1 - d["v"]) * im1[r], d["v"] * im2 + (1 - d["v"]) * im2[r], mask
+  if op == "cutout":
+    keep = d["keep"].astype(np.float32)
+    return im1, im2 * keep[..., None], keep
+  t, b, left, right = d["region"]
+  if op == "cutmix":
+    r = d["index"]
+    im2[:, t:b, left:right] = im2[r, t:b, left:right]
+    im1[:, t:b, left:right] = im1[r, t:b, left:right]
+    return im1, im2, mask
+  if op == "cutmixup":
+    r, v = d["index"], d["v"]
+    aug2, aug1 = v * im2 + (1 - v) * im2[r], v * im1 + (1 - v) * im1[r]
+    if d["mix_inside"]:
+      im2[:, t:b, left:right] = aug2[:, t:b, left:right]
+      im1[:, t:b, left:right] = aug1[:, t:b, left:right]
+      return im1, im2, mask
+    aug2[:, t:b, left:right] = im2[:, t:b, left:right]
+    aug1[:, t:b, left:right] = im1[:, t:b, left:right]
+    return aug1, aug2, mask
+  assert op == "cutblur"
+  if d["hr_inside"]:
+    im2[:, t:b, left:right] = im1[:, t:b, left:right]
+    return im1, im2, mask
+  aug = im1.copy()
+  aug[:, t:b, left:right] = im2[:, t:b, left:right]
+  return im1, aug, mask
+
+
+PAIR = impl._Pair(B, (MOA_SIZE, MOA_SIZE), 3, "NHWC")
+
+
+@pytest.mark.parametrize("op", impl.MOA_OPS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_op_matches_a_numpy_transcription_of_the_official(op, seed):
+  lr, hr = moa_pair(seed=seed)
+  i = impl.MOA_OPS.index(op)
+  alpha = impl.MOA_ALPHAS[i] if op != "cutout" else 0.3  # the official 0.001 drops ~no pixel of 8 x 8
+  key = jax.random.key(seed)
+  draws = impl._moa_draws(op, key, PAIR, jnp.float32(alpha), jnp.float32(1.0), 1.2, 1.0, 255.0)
+  got = impl._moa_apply(op, draws, hr, lr, PAIR)
+  want = official(op, jax.tree_util.tree_map(np.asarray, draws), np.asarray(hr), np.asarray(lr))
+  for g, w in zip(got, want, strict=True):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-3)
+  assert bool(draws["on"])
+  # moa with all the weight on this op runs exactly this op (its draws from the second half of the key)
+  weights = [0.0] * 7
+  weights[i] = 1.0
+  alphas = list(impl.MOA_ALPHAS)
+  alphas[i] = alpha
+  lr_aug, hr_aug, mask = restoration.moa(key, lr, hr, weights=weights, alphas=alphas, return_mask=True)
+  draws = impl._moa_draws(op, jax.random.split(key)[1], PAIR, jnp.float32(alpha), 1.0, 1.2, 1.0, 255.0)
+  want = official(op, jax.tree_util.tree_map(np.asarray, draws), np.asarray(hr), np.asarray(lr))
+  for g, w in zip((hr_aug, lr_aug, mask), want, strict=True):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-3)
+
+
+def test_op_draws_follow_the_official_rules():
+  keys = jax.random.split(KEY, 400)
+  alpha = jnp.float32(0.6)
+  blend = jax.vmap(lambda k: impl._moa_draws("blend", k, PAIR, alpha, 1.0, 1.2, 1.0, 255.0))(keys)
+  assert 0.6 <= float(blend["v"].min()) and float(blend["v"].max()) <= 1.0
+  assert 0.0 <= float(blend["colour"].min()) and float(blend["colour"].max()) <= 255.0
+  cut = jax.vmap(lambda k: impl._moa_draws("cutout", k, PAIR, jnp.float32(0.25), 1.0, 1.2, 1.0, 255.0))(keys)
+  assert abs(1 - float(cut["keep"].mean()) - 0.25) < 0.01
+  side = jax.vmap(lambda k: impl._moa_draws("cutmix", k, PAIR, jnp.float32(0.7), 1.0, 1.2, 1.0, 255.0))(keys)
+  sides = np.asarray(side["region"][:, 1] - side["region"][:, 0])
+  assert set(np.unique(sides)) <= {5, 6}  # int(8 * (0.7 ± 0.03))
+  half = jax.vmap(lambda k: impl._moa_draws("cutmixup", k, PAIR, jnp.float32(0.7), 0.5, 1.2, 1.0, 255.0))(keys)
+  assert abs(float(half["on"].mean()) - 0.5) < 0.1 and abs(float(half["mix_inside"].mean()) - 0.5) < 0.1
+
+
+@pytest.mark.parametrize("weights", [None, (0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4)])
+def test_op_frequencies_match_the_weights(weights):
+  n = 7000
+  w = impl._op_weights(weights)
+  ops = np.asarray(jax.vmap(lambda k: impl.draw_op(k, w))(jax.random.split(KEY, n)))
+  counts = np.bincount(ops, minlength=7)
+  expected = n * np.asarray(w) / float(np.sum(w))
+  chi2 = float(((counts - expected) ** 2 / expected).sum())
+  assert chi2 < 22.5, (counts, expected)  # chi-square, 6 degrees of freedom: p = 0.001
+
+
+def test_moa_compiles_once_and_is_pure():
+  lr, hr = moa_pair()
+  traces = []
+
+  @jax.jit
+  def f(key, weights, probs, alphas, aux_alpha):
+    traces.append(1)
+    return restoration.moa(key, lr, hr, weights=weights, probs=probs, alphas=alphas, aux_alpha=aux_alpha)
+
+  a = f(KEY, jnp.ones(7), jnp.ones(7), jnp.asarray(impl.MOA_ALPHAS), 1.2)
+  f(jax.random.key(5), jnp.arange(7, dtype=jnp.float32), jnp.full(7, 0.5, jnp.float32), jnp.full(7, 0.3, jnp.float32), 0.4)
+  assert len(traces) == 1
+  b = restoration.moa(KEY, lr, hr)
+  for x, y in zip(a, b, strict=True):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-4)
+  c = restoration.moa(KEY, lr, hr)
+  for x, y in zip(b, c, strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("dtype", [jnp.uint8, jnp.bfloat16])
+def test_moa_keeps_dtypes_and_probs_zero_is_the_identity(dtype):
+  lr, hr = moa_pair(dtype)
+  for seed in range(4):
+    out = restoration.moa(jax.random.key(seed), lr, hr, probs=(0.0,) * 7)
+    np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(lr))
+    np.testing.assert_array_equal(np.asarray(out[1]), np.asarray(hr))
+  out = restoration.moa(KEY, lr, hr)
+  assert out[0].dtype == out[1].dtype == dtype
+
+
+def test_moa_nchw_matches_nhwc():
+  lr, hr = moa_pair()
+  for seed in range(3):
+    key = jax.random.key(seed)
+    a = restoration.moa(key, lr, hr)
+    b = restoration.moa(key, lr.transpose(0, 3, 1, 2), hr.transpose(0, 3, 1, 2), data_format="NCHW")
+    for x, y in zip(a, b, strict=True):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y).transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+  "kwargs, error, match",
+  [
+    (dict(weights=(1.0, 1.0)), ValueError, "weights must be 7"),
+    (dict(weights=(-1.0,) + (1.0,) * 6), ValueError, "weights must be 7"),
+    (dict(probs=(1.5,) + (1.0,) * 6), ValueError, r"probs\[0\] \(blend\)"),
+    (dict(alphas=(0.6, 1.0, 1.2, 1.5, 0.7, 0.7, 0.7)), ValueError, r"alphas\[3\] \(cutout\)"),
+    (dict(alphas=(0.6, 1.0, -1.0, 0.1, 0.7, 0.7, 0.7)), ValueError, r"alphas\[2\] \(mixup\)"),
+    (dict(aux_prob=2.0), ValueError, "aux_prob"),
+    (dict(hr=jnp.zeros((B, 16, 16, 3))), ValueError, "lr and hr must have the same shape"),
+    (dict(lr=jnp.zeros((B, MOA_SIZE, MOA_SIZE)), hr=jnp.zeros((B, MOA_SIZE, MOA_SIZE))), ValueError, "rank 4"),
+    (dict(lr=jnp.zeros((B, 8, 8, 3), jnp.int32), hr=jnp.zeros((B, 8, 8, 3), jnp.int32)), ValueError, "int32"),
+  ],
+)
+def test_moa_bad_input(kwargs, error, match):
+  lr, hr = moa_pair()
+  args = dict(lr=lr, hr=hr)
+  args.update(kwargs)
+  with pytest.raises(error, match=match):
+    restoration.moa(KEY, **args)

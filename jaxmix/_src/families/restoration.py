@@ -9,6 +9,7 @@ The official code is read for its algorithm and defaults; nothing is copied.
 from __future__ import annotations
 
 from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -337,3 +338,310 @@ def cutblur(
   hw = _check_pair(lr, hr, data_format, {3, 4})
   plan = sample_cutblur(key, np.shape(lr)[0], hw, alpha=alpha, prob=prob, mode=mode)
   return apply_cutblur(plan, lr, hr, data_format=data_format), jnp.asarray(hr)
+
+
+# --- MoA: a mixture of augmentations -------------------------------------------------------------------
+
+MOA_OPS = ("blend", "rgb", "mixup", "cutout", "cutmix", "cutmixup", "cutblur")
+# clovaai/cutblur option.py, --use_moa: probs 1.0 each; alphas per op; aux (CutMixup's MixUp) prob 1, α 1.2.
+MOA_PROBS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+MOA_ALPHAS = (0.6, 1.0, 1.2, 0.001, 0.7, 0.7, 0.7)
+# The ops whose alpha is a share in [0, 1]: blend's lowest weight, cutout's drop rate, the patch side ratios.
+_UNIT_ALPHAS = ("blend", "cutout", "cutmix", "cutmixup", "cutblur")
+
+
+class _Pair(NamedTuple):
+  """Static facts of a pair: batch size, (H, W), channels, data format."""
+
+  batch: int
+  hw: tuple[int, int]
+  channels: int
+  data_format: str
+
+
+def _channels_shape(pair: _Pair) -> tuple[int, ...]:
+  """Where a per-sample, per-channel value broadcasts against an image: `[B, 1, 1, C]` or `[B, C, 1, 1]`."""
+  if pair.data_format == "NHWC":
+    return (pair.batch, 1, 1, pair.channels)
+  return (pair.batch, pair.channels, 1, 1)
+
+
+def _moa_draws(
+  op: str,
+  key: jax.Array,
+  pair: _Pair,
+  alpha: jax.Array,
+  prob: jax.Array,
+  aux_alpha: jax.Array,
+  aux_prob: jax.Array,
+  max_value: jax.Array,
+) -> dict[str, jax.Array]:
+  """The random draws of one MoA op, one per batch as in the official ``augments.py`` (cutout: per pixel).
+
+  ``on``: the op happens (``U < prob`` and, where the op has one, ``alpha > 0``).
+  """
+  k_gate, k1, k2, k3, k4, k5 = jax.random.split(key, 6)
+  on = sampling.gate(k_gate, prob, ())
+  alpha_on = alpha > 0
+  b = pair.batch
+  if op == "blend":
+    # v ~ U(alpha, 1), one per batch; a constant colour ~ U(0, max_value) per sample and channel.
+    v = alpha + (1.0 - alpha) * jax.random.uniform(k1, ())
+    colour = jax.random.uniform(k2, (b, pair.channels)) * max_value
+    return dict(on=on & alpha_on, v=v, colour=colour)
+  if op == "rgb":
+    return dict(on=on, perm=jax.random.permutation(k1, pair.channels).astype(jnp.int32))
+  if op == "mixup":
+    v = sampling.beta(k1, alpha, ())
+    return dict(on=on & alpha_on, v=v, index=sampling.partner_index(k2, b, "permute"))
+  if op == "cutout":
+    # Each LR pixel (all channels) is zeroed with probability alpha.
+    return dict(on=on & alpha_on, keep=jax.random.uniform(k1, (b,) + pair.hw) >= alpha)
+  region = draw_patch(k1, 1, alpha, pair.hw)[0]
+  if op == "cutmix":
+    return dict(on=on & alpha_on, region=region, index=sampling.partner_index(k2, b, "permute"))
+  if op == "cutmixup":
+    mix_on = sampling.gate(k3, aux_prob, ()) & (aux_alpha > 0)
+    v = jnp.where(mix_on, sampling.beta(k4, aux_alpha, ()), 0.0)  # MixUp off: the partner itself
+    return dict(
+      on=on & alpha_on,
+      region=region,
+      index=sampling.partner_index(k2, b, "permute"),
+      v=v,
+      mix_inside=jax.random.uniform(k5, ()) > 0.5,
+    )
+  assert op == "cutblur", op
+  return dict(on=on & alpha_on, region=region, hr_inside=jax.random.uniform(k2, ()) > 0.5)
+
+
+def _moa_apply(
+  op: str, draws: dict[str, jax.Array], hr: jax.Array, lr: jax.Array, pair: _Pair
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """One MoA op on a float pair of one size: ``(hr, lr, loss_mask)``, the mask float32 `[B, H, W]`."""
+  b, fmt = pair.batch, pair.data_format
+  on = draws["on"]
+  ones = jnp.ones((b,) + pair.hw, jnp.float32)
+  if op == "blend":
+    colour = draws["colour"].reshape(_channels_shape(pair)).astype(hr.dtype)
+    v = draws["v"].astype(hr.dtype)
+    hr_b, lr_b = v * hr + (1 - v) * colour, v * lr + (1 - v) * colour
+    return jnp.where(on, hr_b, hr), jnp.where(on, lr_b, lr), ones
+  if op == "rgb":
+    axis = 3 if fmt == "NHWC" else 1
+    perm = draws["perm"]
+    return (
+      jnp.where(on, jnp.take(hr, perm, axis=axis), hr),
+      jnp.where(on, jnp.take(lr, perm, axis=axis), lr),
+      ones,
+    )
+  if op == "cutout":
+    keep = draws["keep"] | ~on
+    return hr, jnp.where(regions.expand_spatial(keep, lr.ndim, fmt), lr, 0), keep.astype(jnp.float32)
+  if op == "cutblur":
+    region = jnp.where(on, draws["region"], 0)
+    hr_inside = draws["hr_inside"] | ~on
+    h, w = pair.hw
+    cut = CutBlurPlan(
+      lam=jnp.ones((b,), jnp.float32),  # not read by apply_cutblur
+      region=jnp.broadcast_to(region, (b, 4)),
+      hr_inside=jnp.broadcast_to(hr_inside, (b,)),
+      spatial_shape=(h, w),
+    )
+    return hr, apply_cutblur(cut, lr, hr, data_format=fmt), ones
+  # MixUp, CutMix and CutMixup are two-source jaxmix plans, applied to HR and LR with the same partners.
+  index = draws["index"]
+  plan: plan_lib.Plan
+  if op == "mixup":
+    v = jnp.where(on, draws["v"], 1.0)
+    lam = jnp.full((b,), v, jnp.float32)
+    plan = plan_lib.Plan(lam=lam, index=index, blend=lam, pairing="permute")
+  elif op == "cutmix":
+    region = jnp.where(on, draws["region"], 0)
+    plan = plan_lib.Plan(
+      lam=jnp.ones((b,), jnp.float32),  # labels are not mixed here
+      index=index,
+      blend=jnp.ones((b,), jnp.float32),
+      region=jnp.broadcast_to(region, (b, 4)),
+      pairing="permute",
+      spatial_shape=pair.hw,
+      selects_pixels=True,
+    )
+  else:
+    assert op == "cutmixup", op
+    inside = regions.region_mask(draws["region"][None], pair.hw)
+    v = draws["v"]
+    own = jnp.where(draws["mix_inside"], jnp.where(inside, v, 1.0), jnp.where(inside, 1.0, v))
+    own = jnp.where(on, own, 1.0)
+    plan = plan_lib.mask_plan(own, index, mode="batch", pairing="permute")
+  hr_m, lr_m = plan_lib.apply(plan, (hr, lr), data_format=fmt)
+  return hr_m, lr_m, ones
+
+
+def _op_weights(weights: Any) -> jax.Array:
+  num = len(MOA_OPS)
+  if weights is None:
+    return jnp.ones((num,), jnp.float32)
+  if isinstance(weights, (list, tuple)) and all(validation.is_static_number(w) for w in weights):
+    if len(weights) != num or any(not w >= 0 for w in weights) or sum(weights) <= 0:
+      raise ValueError(
+        f"weights must be {num} non-negative numbers (one per op of {MOA_OPS}) with a positive sum, "
+        f"got {weights!r}."
+      )
+  weights = jnp.asarray(weights, jnp.float32)
+  if weights.shape != (num,):
+    raise ValueError(f"weights must have shape ({num},), one per op of {MOA_OPS}, got shape {weights.shape}.")
+  return weights
+
+
+def _per_op(name: str, values: Any, unit: tuple[str, ...]) -> jax.Array:
+  """`values`: one number per op; static ones checked (in [0, 1] for the ops in `unit`, else >= 0)."""
+  num = len(MOA_OPS)
+  if isinstance(values, (list, tuple)) and all(validation.is_static_number(v) for v in values):
+    if len(values) != num:
+      raise ValueError(f"{name} must have {num} values, one per op of {MOA_OPS}, got {values!r}.")
+    for op, v in zip(MOA_OPS, values, strict=True):
+      top = 1.0 if op in unit else float("inf")
+      if not 0 <= v <= top:
+        raise ValueError(f"{name}[{MOA_OPS.index(op)}] ({op}) must be in [0, {top}], got {v!r}.")
+  values = jnp.asarray(values, jnp.float32)
+  if values.shape != (num,):
+    raise ValueError(f"{name} must have shape ({num},), one per op of {MOA_OPS}, got shape {values.shape}.")
+  return values
+
+
+def draw_op(key: jax.Array, weights: jax.Array) -> jax.Array:
+  """The index (int32 scalar) of the MoA op of one step, with probabilities ∝ `weights`."""
+  logits = jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)
+  return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def _to_dtype(x: jax.Array, dtype: Any) -> jax.Array:
+  if jnp.issubdtype(dtype, jnp.floating):
+    return x.astype(dtype)
+  info = jnp.iinfo(dtype)
+  return jnp.clip(jnp.round(x), info.min, info.max).astype(dtype)
+
+
+def moa(
+  key: jax.Array,
+  lr: Any,
+  hr: Any,
+  *,
+  weights: jax.typing.ArrayLike | None = None,
+  probs: Any = MOA_PROBS,
+  alphas: Any = MOA_ALPHAS,
+  aux_prob: jax.typing.ArrayLike = 1.0,
+  aux_alpha: jax.typing.ArrayLike = 1.2,
+  max_value: jax.typing.ArrayLike = 255.0,
+  return_mask: bool = False,
+  data_format: str = "NHWC",
+) -> tuple[jax.Array, ...]:
+  """MoA, the mixture of augmentations of Yoo et al. (CVPR 2020): one op per step, drawn at random.
+
+  The ops and their semantics follow the official ``augments.py``
+  (clovaai/cutblur), on a pair of one size (the official ``solver.py``
+  upsamples the LR input to the HR size, nearest, before augmenting), with one
+  draw per batch as there:
+
+  * ``blend``: both images blended with one random constant colour,
+    ``v·x + (1 − v)·c``, ``v ~ U(α, 1)`` per batch, ``c ~ U(0, max_value)``
+    per sample and channel (the same c for LR and HR);
+  * ``rgb``: one random permutation of the channels, of both images (α unused);
+  * ``mixup``: ``v ~ Beta(α, α)`` per batch and a random permutation as
+    partners, both images with the same v and partners;
+  * ``cutout``: each LR pixel (all its channels) zeroed with probability α;
+    the HR target is kept (the official code then masks the loss: see
+    `return_mask`);
+  * ``cutmix``: a patch of side ratio ``α + 0.01·N(0, 1)`` placed wholly
+    inside the image, the same place taken from a random partner in both
+    images;
+  * ``cutmixup``: the same patch and partners; a MixUp of the pair with its
+    partners (``Beta(aux_alpha)``, with probability `aux_prob`, else the
+    partner itself) inside the patch, or, with probability 1/2, outside it;
+  * ``cutblur``: :func:`cutblur` with one patch per batch (the HR target unchanged).
+
+  Each op happens with its own probability ``probs[i]``; the op is drawn with
+  probabilities ∝ `weights` (uniform when None, as the official
+  ``mix_p=None``). Defaults are ``option.py``'s ``--use_moa`` policy: probs
+  1.0, alphas (0.6, 1.0, 1.2, 0.001, 0.7, 0.7, 0.7), aux α 1.2 and aux prob 1.
+  (The official ``solver.py`` passes ``aux_alpha`` as the aux prob; 1.2 ≥ 1
+  has the same effect as 1.) The official policy for RealSR uses
+  ``weights=(0.1,) * 6 + (0.4,)``, for denoising and JPEG ``probs`` 0.6 and for
+  CARN 0.2.
+
+  The op is chosen with ``lax.switch``: one compiled program for every op and
+  every traced value; only the chosen op runs. MixUp, CutMix and CutMixup are
+  jaxmix :class:`jaxmix.Plan` s (a blend, a region, a mask) applied to both
+  images with :func:`jaxmix.apply`, so both get the same partners. (Not built on
+  :func:`jaxmix.choose`: blend, rgb, cutout and CutBlur are not two-source
+  plans, and the families do not import ``compose``.)
+
+  Differences from the official code: the ops run on any number of channels
+  (the official blend and rgb assume 3); a patch ratio above 1 is clipped
+  (the official code crashes); cutout sets pixels to 0 with a select (the
+  official multiplies by the mask, so a NaN stays NaN); integer images are
+  computed in float32 and rounded back to their dtype.
+
+  Args:
+    key: PRNG key.
+    lr: the LR input upsampled to the HR size, rank 4 in `data_format`.
+    hr: the HR target, of the same shape and dtype.
+    weights: 7 non-negative weights, one per op of ``("blend", "rgb",
+      "mixup", "cutout", "cutmix", "cutmixup", "cutblur")``, or None
+      (uniform). Traced.
+    probs: 7 probabilities, one per op. Traced.
+    alphas: 7 values, one per op (blend: lowest weight v; rgb: unused;
+      mixup: Beta α; cutout: drop rate; cutmix, cutmixup, cutblur: patch side
+      ratio). Static numbers are checked (in [0, 1], mixup's α ≥ 0). Traced.
+    aux_prob, aux_alpha: CutMixup's MixUp probability and Beta α. Traced.
+    max_value: the top of the pixel range, for blend's colours (the official
+      images are floats in [0, 255]; pass 1.0 for images in [0, 1]). Traced.
+    return_mask: also return the loss mask (static).
+    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+
+  Returns:
+    ``(lr_aug, hr_aug)``, or ``(lr_aug, hr_aug, loss_mask)`` with
+    `return_mask`: float32 `[B, H, W]`, 0 at the pixels cutout dropped and 1
+    elsewhere (the official code multiplies the output and the target by it
+    before the loss).
+
+  Example:
+    >>> lr_aug, hr_aug = jaxmix.restoration.moa(key, lr_up, hr)
+    >>> lr_aug.shape == hr_aug.shape == hr.shape
+    True
+  """
+  validation.check_key(key)
+  hw = _check_pair(lr, hr, data_format, {4})
+  dtype = jnp.result_type(lr)
+  if not jnp.issubdtype(dtype, jnp.floating) and jnp.iinfo(dtype).bits > 16:
+    raise ValueError(
+      f"moa blends pixels in float32, which rounds integers above 2**24: lr and hr of dtype {dtype} are "
+      "refused. Use a float dtype or uint8/uint16 images."
+    )
+  weights = _op_weights(weights)
+  probs = _per_op("probs", probs, MOA_OPS)
+  alphas = _per_op("alphas", alphas, _UNIT_ALPHAS)
+  validation.check_unit_interval("aux_prob", aux_prob)
+  validation.check_nonnegative("aux_alpha", aux_alpha)
+  shape = np.shape(lr)
+  channels = shape[3] if data_format == "NHWC" else shape[1]
+  pair = _Pair(shape[0], hw, channels, data_format)
+  compute = jnp.promote_types(dtype, jnp.float32)
+  hr_f, lr_f = jnp.asarray(hr).astype(compute), jnp.asarray(lr).astype(compute)
+  aux_prob, aux_alpha = jnp.asarray(aux_prob, jnp.float32), jnp.asarray(aux_alpha, jnp.float32)
+  max_value = jnp.asarray(max_value, jnp.float32)
+  k_op, k_draw = jax.random.split(key)
+
+  def branch(i: int) -> Any:
+    op = MOA_OPS[i]
+
+    def run(hr: jax.Array, lr: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+      draws = _moa_draws(op, k_draw, pair, alphas[i], probs[i], aux_alpha, aux_prob, max_value)
+      return _moa_apply(op, draws, hr, lr, pair)
+
+    return run
+
+  branches = [branch(i) for i in range(len(MOA_OPS))]
+  hr_f, lr_f, mask = jax.lax.switch(draw_op(k_op, weights), branches, hr_f, lr_f)
+  out = (_to_dtype(lr_f, dtype), _to_dtype(hr_f, dtype))
+  return out + (mask,) if return_mask else out
