@@ -210,6 +210,12 @@ def test_cutblur_bad_input(kwargs, error, match):
 from jaxmix._src.families import restoration as impl  # noqa: E402
 
 MOA_SIZE = 8
+# moa under jit (the options traced, as a train_step passes them): one compile per shape and dtype.
+MOA = jax.jit(restoration.moa, static_argnames=("return_mask", "data_format"))
+
+
+def draws_of(op, key, alpha, prob=1.0):
+  return impl._moa_draws(op, key, PAIR, jnp.float32(alpha), jnp.float32(prob), 1.2, 1.0, 255.0)
 
 
 def moa_pair(dtype=jnp.float32, seed=0):
@@ -272,7 +278,7 @@ def test_each_op_matches_a_numpy_transcription_of_the_official(op, seed):
   i = impl.MOA_OPS.index(op)
   alpha = impl.MOA_ALPHAS[i] if op != "cutout" else 0.3  # the official 0.001 drops ~no pixel of 8 x 8
   key = jax.random.key(seed)
-  draws = impl._moa_draws(op, key, PAIR, jnp.float32(alpha), jnp.float32(1.0), 1.2, 1.0, 255.0)
+  draws = draws_of(op, key, alpha)
   got = impl._moa_apply(op, draws, hr, lr, PAIR)
   want = official(op, jax.tree_util.tree_map(np.asarray, draws), np.asarray(hr), np.asarray(lr))
   for g, w in zip(got, want, strict=True):
@@ -283,8 +289,8 @@ def test_each_op_matches_a_numpy_transcription_of_the_official(op, seed):
   weights[i] = 1.0
   alphas = list(impl.MOA_ALPHAS)
   alphas[i] = alpha
-  lr_aug, hr_aug, mask = restoration.moa(key, lr, hr, weights=weights, alphas=alphas, return_mask=True)
-  draws = impl._moa_draws(op, jax.random.split(key)[1], PAIR, jnp.float32(alpha), 1.0, 1.2, 1.0, 255.0)
+  lr_aug, hr_aug, mask = MOA(key, lr, hr, weights=weights, alphas=alphas, return_mask=True)
+  draws = draws_of(op, jax.random.split(key)[1], alpha)
   want = official(op, jax.tree_util.tree_map(np.asarray, draws), np.asarray(hr), np.asarray(lr))
   for g, w in zip((hr_aug, lr_aug, mask), want, strict=True):
     np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-3)
@@ -292,16 +298,15 @@ def test_each_op_matches_a_numpy_transcription_of_the_official(op, seed):
 
 def test_op_draws_follow_the_official_rules():
   keys = jax.random.split(KEY, 400)
-  alpha = jnp.float32(0.6)
-  blend = jax.vmap(lambda k: impl._moa_draws("blend", k, PAIR, alpha, 1.0, 1.2, 1.0, 255.0))(keys)
+  blend = jax.vmap(lambda k: draws_of("blend", k, 0.6))(keys)
   assert 0.6 <= float(blend["v"].min()) and float(blend["v"].max()) <= 1.0
   assert 0.0 <= float(blend["colour"].min()) and float(blend["colour"].max()) <= 255.0
-  cut = jax.vmap(lambda k: impl._moa_draws("cutout", k, PAIR, jnp.float32(0.25), 1.0, 1.2, 1.0, 255.0))(keys)
+  cut = jax.vmap(lambda k: draws_of("cutout", k, 0.25))(keys)
   assert abs(1 - float(cut["keep"].mean()) - 0.25) < 0.01
-  side = jax.vmap(lambda k: impl._moa_draws("cutmix", k, PAIR, jnp.float32(0.7), 1.0, 1.2, 1.0, 255.0))(keys)
+  side = jax.vmap(lambda k: draws_of("cutmix", k, 0.7))(keys)
   sides = np.asarray(side["region"][:, 1] - side["region"][:, 0])
   assert set(np.unique(sides)) <= {5, 6}  # int(8 * (0.7 ± 0.03))
-  half = jax.vmap(lambda k: impl._moa_draws("cutmixup", k, PAIR, jnp.float32(0.7), 0.5, 1.2, 1.0, 255.0))(keys)
+  half = jax.vmap(lambda k: draws_of("cutmixup", k, 0.7, prob=0.5))(keys)
   assert abs(float(half["on"].mean()) - 0.5) < 0.1 and abs(float(half["mix_inside"].mean()) - 0.5) < 0.1
 
 
@@ -326,7 +331,8 @@ def test_moa_compiles_once_and_is_pure():
     return restoration.moa(key, lr, hr, weights=weights, probs=probs, alphas=alphas, aux_alpha=aux_alpha)
 
   a = f(KEY, jnp.ones(7), jnp.ones(7), jnp.asarray(impl.MOA_ALPHAS), 1.2)
-  f(jax.random.key(5), jnp.arange(7, dtype=jnp.float32), jnp.full(7, 0.5, jnp.float32), jnp.full(7, 0.3, jnp.float32), 0.4)
+  f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
+  f(jax.random.key(5), f32(np.arange(7)), f32(np.full(7, 0.5)), f32(np.full(7, 0.3)), 0.4)
   assert len(traces) == 1
   b = restoration.moa(KEY, lr, hr)
   for x, y in zip(a, b, strict=True):
@@ -340,10 +346,10 @@ def test_moa_compiles_once_and_is_pure():
 def test_moa_keeps_dtypes_and_probs_zero_is_the_identity(dtype):
   lr, hr = moa_pair(dtype)
   for seed in range(4):
-    out = restoration.moa(jax.random.key(seed), lr, hr, probs=(0.0,) * 7)
+    out = MOA(jax.random.key(seed), lr, hr, probs=(0.0,) * 7)
     np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(lr))
     np.testing.assert_array_equal(np.asarray(out[1]), np.asarray(hr))
-  out = restoration.moa(KEY, lr, hr)
+  out = MOA(KEY, lr, hr)
   assert out[0].dtype == out[1].dtype == dtype
 
 
@@ -351,8 +357,8 @@ def test_moa_nchw_matches_nhwc():
   lr, hr = moa_pair()
   for seed in range(3):
     key = jax.random.key(seed)
-    a = restoration.moa(key, lr, hr)
-    b = restoration.moa(key, lr.transpose(0, 3, 1, 2), hr.transpose(0, 3, 1, 2), data_format="NCHW")
+    a = MOA(key, lr, hr)
+    b = MOA(key, lr.transpose(0, 3, 1, 2), hr.transpose(0, 3, 1, 2), data_format="NCHW")
     for x, y in zip(a, b, strict=True):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y).transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-4)
 
@@ -367,7 +373,7 @@ def test_moa_nchw_matches_nhwc():
     (dict(alphas=(0.6, 1.0, -1.0, 0.1, 0.7, 0.7, 0.7)), ValueError, r"alphas\[2\] \(mixup\)"),
     (dict(aux_prob=2.0), ValueError, "aux_prob"),
     (dict(hr=jnp.zeros((B, 16, 16, 3))), ValueError, "lr and hr must have the same shape"),
-    (dict(lr=jnp.zeros((B, MOA_SIZE, MOA_SIZE)), hr=jnp.zeros((B, MOA_SIZE, MOA_SIZE))), ValueError, "rank 4"),
+    (dict(lr=jnp.zeros((B, 8, 8)), hr=jnp.zeros((B, 8, 8))), ValueError, "rank 4"),
     (dict(lr=jnp.zeros((B, 8, 8, 3), jnp.int32), hr=jnp.zeros((B, 8, 8, 3), jnp.int32)), ValueError, "int32"),
   ],
 )
