@@ -296,6 +296,18 @@ def test_each_op_matches_a_numpy_transcription_of_the_official(op, seed):
     np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("op", impl.MOA_OPS)
+def test_each_op_in_nchw_matches_nhwc(op):
+  lr, hr = moa_pair(seed=4)
+  draws = draws_of(op, jax.random.key(4), 0.3 if op == "cutout" else impl.MOA_ALPHAS[impl.MOA_OPS.index(op)])
+  a = impl._moa_apply(op, draws, hr, lr, PAIR)
+  nchw = PAIR._replace(data_format="NCHW")
+  b = impl._moa_apply(op, draws, hr.transpose(0, 3, 1, 2), lr.transpose(0, 3, 1, 2), nchw)
+  np.testing.assert_allclose(np.asarray(a[0]), np.asarray(b[0]).transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(a[1]), np.asarray(b[1]).transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-4)
+  np.testing.assert_array_equal(np.asarray(a[2]), np.asarray(b[2]))
+
+
 def test_op_draws_follow_the_official_rules():
   keys = jax.random.split(KEY, 400)
   blend = jax.vmap(lambda k: draws_of("blend", k, 0.6))(keys)
