@@ -199,10 +199,11 @@ def sample_cutblur(
   (sides ``int(H·r)``, ``int(W·r)``) is placed uniformly wholly inside the
   image, and with probability 1/2 the HR patch is pasted into the LR input,
   else the output is the HR image with the LR patch pasted in. α = 0.7 is the
-  official MoA default (``option.py``; the function's own default is 1.0
-  there, which the official code cannot draw above ``r > 1``: here ``r`` is
-  clipped to [0, 1]). The official draws one patch per batch (``mode="batch"``);
-  ``mode="elem"`` draws one patch and one side per sample.
+  official MoA default (``option.py``). The official function's own default
+  is 1.0, with which it fails whenever ``r > 1`` makes a side longer than the
+  image; here ``r`` is clipped to [0, 1]. The official draws one patch per
+  batch (``mode="batch"``); ``mode="elem"`` draws one patch and one side per
+  sample (not in the official code).
 
   Args:
     key: PRNG key.
