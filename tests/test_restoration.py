@@ -71,8 +71,10 @@ def test_region_is_exactly_s_times_the_lr_one():
 @pytest.mark.parametrize("dtype", [jnp.uint8, jnp.bfloat16, jnp.int32])
 def test_dtypes_are_kept(dtype):
   plan, leaves, _ = _mixed("cutmix", (1, 3), dtype)
-  for leaf, s in zip(leaves, (1, 3), strict=True):
+  _, floats, _ = _mixed("cutmix", (1, 3), jnp.float32)
+  for leaf, ref, s in zip(leaves, floats, (1, 3), strict=True):
     assert leaf.dtype == dtype and leaf.shape == (B, s * H, s * W, 2)
+    np.testing.assert_array_equal(np.asarray(leaf).astype(np.float32), np.asarray(ref))  # copies, exact
 
 
 def test_blend_applies_to_any_size_and_keeps_uint8():
