@@ -10,6 +10,7 @@ import pytest
 import jaxmix
 from jaxmix import restoration
 from jaxmix._src.core import regions
+from jaxmix._src.families import restoration as impl
 from jaxmix._src.families.restoration import _scale_plan
 
 KEY = jax.random.key(0)
@@ -209,11 +210,10 @@ def test_cutblur_bad_input(kwargs, error, match):
 
 # --- MoA -----------------------------------------------------------------------------------------------
 
-from jaxmix._src.families import restoration as impl  # noqa: E402
-
 MOA_SIZE = 8
 # moa under jit (the options traced, as a train_step passes them): one compile per shape and dtype.
 MOA = jax.jit(restoration.moa, static_argnames=("return_mask", "data_format"))
+DRAWS = jax.jit(impl._moa_draws, static_argnums=(0, 2))
 
 
 def draws_of(op, key, alpha, prob=1.0):
@@ -333,6 +333,23 @@ def test_op_frequencies_match_the_weights(weights):
   expected = n * np.asarray(w) / float(np.sum(w))
   chi2 = float(((counts - expected) ** 2 / expected).sum())
   assert chi2 < 22.5, (counts, expected)  # chi-square, 6 degrees of freedom: p = 0.001
+
+
+def test_moa_runs_the_op_it_draws():
+  lr, hr = moa_pair(seed=7)
+  seen = set()
+  for seed in range(8):
+    key = jax.random.key(seed)
+    k_op, k_draw = jax.random.split(key)
+    op = impl.MOA_OPS[int(impl.draw_op(k_op, jnp.ones(7)))]
+    seen.add(op)
+    i = impl.MOA_OPS.index(op)
+    draws = DRAWS(op, k_draw, PAIR, jnp.float32(impl.MOA_ALPHAS[i]), 1.0, 1.2, 1.0, 255.0)
+    want = official(op, jax.tree_util.tree_map(np.asarray, draws), np.asarray(hr), np.asarray(lr))
+    got = MOA(key, lr, hr, return_mask=True)
+    for g, w in zip((got[1], got[0], got[2]), want, strict=True):
+      np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-3)
+  assert len(seen) >= 4, seen
 
 
 def test_moa_compiles_once_and_is_pure():
