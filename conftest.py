@@ -137,6 +137,12 @@ def _namespace(folder):
     "emb": jnp.asarray(emb),
     "mesh": jax.make_mesh((1,), ("data",), devices=jax.devices()[:1]),
     "voc_files": _write_voc(folder),
+    # A restoration pair: an LR input (8 × 8), its ×4 HR target, and the LR input upsampled (nearest).
+    "lr": jax.random.uniform(jax.random.key(1), (b, 32, 32, 3))[:, ::4, ::4],
+    "hr": jax.random.uniform(jax.random.key(1), (b, 32, 32, 3)),
+    "lr_up": jnp.repeat(
+      jnp.repeat(jax.random.uniform(jax.random.key(1), (b, 32, 32, 3))[:, ::4, ::4], 4, 1), 4, 2
+    ),
   }
 
 

@@ -10,6 +10,7 @@ Families live in their namespaces: :mod:`jaxmix.detection` (boxes, Mosaic, VOC),
 (padded sequences, token labels), :mod:`jaxmix.sharding` (mixing per device),
 :mod:`jaxmix.losses` (multi-hot targets, loss mixing from sparse labels, TransMix's
 attention-weighted labels), :mod:`jaxmix.regression` (C-Mixup for real-valued targets),
+:mod:`jaxmix.restoration` (LR/HR pairs: one plan at several resolutions, CutBlur, MoA),
 :mod:`jaxmix.guided` (mixing guided by the model: TokenMix, SnapMix, PuzzleMix, AlignMix) and
 :mod:`jaxmix.flow_mixup` (Flow-Mixup for multi-label training; experimental).
 """
@@ -22,6 +23,7 @@ from jaxmix import flow_mixup as flow_mixup
 from jaxmix import guided as guided
 from jaxmix import losses as losses
 from jaxmix import regression as regression
+from jaxmix import restoration as restoration
 from jaxmix import segmentation as segmentation
 from jaxmix import sequence as sequence
 from jaxmix import sharding as sharding
@@ -172,6 +174,7 @@ def __getattr__(name: str) -> typing.Any:
 
 def __dir__() -> list[str]:
   namespaces = [
-    "detection", "flow_mixup", "guided", "losses", "regression", "segmentation", "sequence", "sharding"
+    "detection", "flow_mixup", "guided", "losses", "regression", "restoration", "segmentation", "sequence",
+    "sharding",
   ]
   return sorted(__all__ + namespaces + ["__version__"])

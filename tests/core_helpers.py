@@ -266,6 +266,7 @@ PUBLIC_MODULES = (
   jaxmix.guided,
   jaxmix.losses,
   jaxmix.regression,
+  jaxmix.restoration,
   jaxmix.segmentation,
   jaxmix.sequence,
   jaxmix.sharding,

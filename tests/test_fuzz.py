@@ -166,6 +166,9 @@ VALID: dict[str, Callable[[Size], Any]] = {
   "loss_fn": lambda s: cross_entropy,
   "logits": lambda s: np.random.RandomState(7).normal(size=(s.b, K)).astype(np.float32),
   "attention": lambda s: np.random.RandomState(8).dirichlet(np.ones(16), s.b).astype(np.float32),  # 4 × 4
+  # Restoration pairs: the LR input upsampled to the HR size, and the HR target.
+  "lr": images,
+  "hr": lambda s: images(s, seed=14),
 }
 
 # Arguments that differ for one function (or that exercise a path its defaults skip).
@@ -233,6 +236,10 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
   },
   jaxmix.detection.draw_partners: {"cache": lambda s: a_cache(s), "targets": lambda s: box_targets(s)},
   jaxmix.detection.update_partner_cache: {"cache": lambda s: a_cache(s), "targets": lambda s: box_targets(s)},
+  # CutBlur's own plan (not a two-source Plan), drawn for the pair's size.
+  jaxmix.restoration.apply_cutblur: {
+    "plan": lazy(lambda s: jaxmix.restoration.sample_cutblur(KEY, s.b, (s.h, s.w), mode="elem"))
+  },
 }
 # Every registered method in per-sample mode where it has one (one box or mask per sample).
 for _spec in jaxmix.SAMPLERS.values():
@@ -243,7 +250,7 @@ for _spec in jaxmix.SAMPLERS.values():
 # its (H, W).
 WITH_LABELS = ("labels", "num_classes")
 ALWAYS = ("spatial_shape",)
-INPUT_NAMES = ("inputs", "images", "tree", "h")  # the batch a function mixes
+INPUT_NAMES = ("inputs", "images", "tree", "h", "lr")  # the batch a function mixes
 
 
 def parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
