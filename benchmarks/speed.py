@@ -369,8 +369,8 @@ def _time_pair(fn: Callable, args: tuple, ref: Callable, ref_args: tuple, reps: 
 def guided_table(shape: tuple[int, ...]) -> list[tuple[str, Callable]]:
   """(name, call(key, x, y, data)) of the guided methods, with what each needs from the model given as
   data (made outside the timed call): SnapMix a CAM [B, 7, 7], PuzzleMix a saliency map [B, H, W],
-  TransMix a CLS attention [B, 3, N] on the patch tokens of the CutMix plan's tokens. The model's own extra pass (SnapMix's
-  CAM, PuzzleMix's gradient) is not in these times."""
+  TransMix a CLS attention [B, 3, N] on the patch tokens of the CutMix plan. The model's own extra pass
+  (SnapMix's CAM, PuzzleMix's gradient) is not in these times."""
   b, h, w = shape[:3]
   k = num_classes_for(shape)
   patch = 16 if h % 16 == 0 and w % 16 == 0 else 4
