@@ -375,6 +375,10 @@ def guided_table(shape: tuple[int, ...]) -> list[tuple[str, Callable]]:
   k = num_classes_for(shape)
   patch = 16 if h % 16 == 0 and w % 16 == 0 else 4
   guided = jaxmix.guided
+  # The official grid sides 2, 4, 8, 16 whose blocks neigh_size 4 and t_size 4 divide (all at 32 × 32;
+  # at 224 × 224 a 16 grid gives 14-pixel blocks, which PuzzleMix refuses, so 2, 4, 8).
+  grids = tuple(n for n in (2, 4, 8, 16) if not (h % n or w % n or (h // n) % min(4, h // n)))
+  label = "grid " + "/".join(map(str, grids))
 
   def transmix(key, x, y, data):
     plan = jaxmix.sample_cutmix(key, b, (h, w))
@@ -385,12 +389,12 @@ def guided_table(shape: tuple[int, ...]) -> list[tuple[str, Callable]]:
     ("tokenmix", lambda key, x, y, d: guided.tokenmix(key, x, y, patch_size=patch, num_classes=k)),
     ("snapmix", lambda key, x, y, d: guided.snapmix(key, x, y, cam=d["cam"], num_classes=k)),
     ("transmix (cutmix + labels)", transmix),
-    ("puzzlemix (grid 2-16, transport)", lambda key, x, y, d: guided.puzzlemix(
-      key, x, y, saliency=d["saliency"], num_classes=k)),
+    (f"puzzlemix ({label}, transport)", lambda key, x, y, d: guided.puzzlemix(
+      key, x, y, saliency=d["saliency"], block_num=grids, num_classes=k)),
     ("puzzlemix (grid 4, transport)", lambda key, x, y, d: guided.puzzlemix(
       key, x, y, saliency=d["saliency"], block_num=4, num_classes=k)),
-    ("puzzlemix (grid 2-16, no transport)", lambda key, x, y, d: guided.puzzlemix(
-      key, x, y, saliency=d["saliency"], transport=False, num_classes=k)),
+    (f"puzzlemix ({label}, no transport)", lambda key, x, y, d: guided.puzzlemix(
+      key, x, y, saliency=d["saliency"], block_num=grids, transport=False, num_classes=k)),
   ]
 
 
