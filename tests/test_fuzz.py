@@ -173,6 +173,12 @@ VALID: dict[str, Callable[[Size], Any]] = {
 
 # Arguments that differ for one function (or that exercise a path its defaults skip).
 FLOW = lazy(lambda s: jaxmix.flow_mixup.sample_flow_mixup(KEY, s.b))
+PUZZLE = {
+  "saliency": lambda s: np.random.RandomState(15).uniform(size=(s.b, s.h, s.w)).astype(np.float32),
+  "block_num": lambda s: 1,
+  "neigh_size": lambda s: 1,
+  "t_size": lambda s: 1,
+}
 SEQ = {"inputs": embeddings, "labels": class_ids, "num_classes": lambda s: K}
 OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
   jaxmix.sequence.mixup: SEQ,
@@ -215,6 +221,10 @@ OVERRIDES: dict[Callable[..., Any], dict[str, Callable[[Size], Any]]] = {
     "mix": lazy(lambda s: jaxmix.guided.sample_alignmix(KEY, s.b, layers=(1,), iterations=10)),
     "i": lambda s: 1,
   },
+  # PuzzleMix: a map at the images' size and a 1 × 1 block grid (the fuzzed H, W are odd and small);
+  # the sampler also gets the images, for its seam terms.
+  jaxmix.guided.puzzlemix: PUZZLE,
+  jaxmix.guided.sample_puzzlemix: {**PUZZLE, "images": images},
   jaxmix.guided.transport_plan: {"features_a": images, "features_b": lambda s: images(s, seed=13)},
   jaxmix.guided.sinkhorn_align: {"features_a": images, "features_b": lambda s: images(s, seed=13)},
   jaxmix.sample_mixup_cutmix: {"cutmix_alpha": lambda s: 1.0},
@@ -571,7 +581,10 @@ def check_prob_zero_is_identity(fname: str, draw) -> None:
   arrays = [np.asarray(v) for v in jax.tree_util.tree_leaves(args) if isinstance(v, np.ndarray)]
   arrays.append(x)
   leaves = jax.tree_util.tree_leaves(out)
-  if name is None:
+  reads_images = name is not None and hasattr(out, "lam")  # a sampler given the images (PuzzleMix's seams)
+  if reads_images:
+    out = (out, jaxmix.apply(out, x))
+  if name is None or reads_images:
     plan, mixed = out
     assert np.all(np.asarray(plan.lam) == 1.0), f"{fname}: prob=0 gave λ {plan.lam}"
     if mixed is not None:
