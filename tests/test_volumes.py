@@ -18,7 +18,7 @@ B, T, H, W, C = 4, 3, 8, 9, 2
 VIDEO = (B, T, H, W, C)
 CUBOID = (1, 2, 3)
 TUBE = (2, 3)
-MASK_METHODS = ("cutmix", "fmix", "gridmix", "smoothmix")
+MASK_METHODS = ("cutmix", "fmix", "gridmix", "smoothmix", "resizemix")
 CUBOID_METHODS = ("cutmix", "fmix")
 
 
@@ -194,6 +194,21 @@ def test_video_and_voxel_label_map_follow_one_plan(name, spatial_axes):
   np.testing.assert_array_equal(y, y_alone)
 
 
+@pytest.mark.parametrize("spatial_axes", [None, CUBOID])
+def test_mixup_cutmix_on_videos(spatial_axes):
+  x = painted()
+  for seed in range(3):
+    key = jax.random.key(seed)
+    out, y = jaxmix.mixup_cutmix(key, x, jnp.arange(B), num_classes=B, mixup_alpha=1.0, cutmix_alpha=1.0,
+                                 mode="elem", spatial_axes=spatial_axes)
+    # Each voxel is a weighted mean of the sample and its partner: the mean value is the label-weighted one.
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3, 4)), y @ jnp.arange(1, B + 1.0), rtol=1e-5)
+    if spatial_axes is None:
+      plan = jaxmix.sample_mixup_cutmix(key, B, (H, W), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem")
+      for t in range(T):
+        np.testing.assert_array_equal(out[:, t], jaxmix.apply(plan, x[:, t]))
+
+
 def test_mixup_mixes_any_rank():
   x = noise(7)
   out, y = jaxmix.mixup(jax.random.key(1), x, jnp.arange(B), num_classes=B)
@@ -222,7 +237,7 @@ def test_bad_spatial_axes(kwargs, error, match):
 def test_bad_inputs_errors():
   key = jax.random.key(0)
   # Tube-only methods refuse three axes, naming spatial_axes.
-  for name in ("gridmix", "smoothmix"):
+  for name in ("gridmix", "smoothmix", "resizemix"):
     with pytest.raises(ValueError, match=r"spatial_axes=\(1, 2, 3\) names 3 axes.*2 spatial dims"):
       one_call(name, key, noise(0), spatial_axes=CUBOID)
   # Leaves that disagree on the spatial axes.
@@ -245,8 +260,8 @@ def test_bad_inputs_errors():
   with pytest.raises(ValueError, match="spatial_shape must be"):
     jaxmix.sample_gridmix(key, B, (T, H, W))
   # Image-only plans refuse spatial_axes, and image-only methods refuse rank 5 as before.
-  plan = jaxmix.sample_resizemix(key, B, (H, W))
-  with pytest.raises(ValueError, match="spatial_axes=.* cannot be used with a ResizeMixPlan"):
+  plan = jaxmix.sample_mosaic(key, B, (H, W))
+  with pytest.raises(ValueError, match="spatial_axes=.* cannot be used with a MosaicPlan"):
     jaxmix.apply(plan, noise(0), spatial_axes=TUBE)
   with pytest.raises(ValueError, match="rank 4"):
     jaxmix.saliencymix(key, noise(0))

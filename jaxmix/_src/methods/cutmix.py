@@ -284,7 +284,7 @@ def cutmix(
 def sample_mixup_cutmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   mixup_alpha: jax.typing.ArrayLike = 1.0,
   cutmix_alpha: jax.typing.ArrayLike = 0.0,
@@ -307,7 +307,8 @@ def sample_mixup_cutmix(
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W), or None when CutMix is statically off.
+    spatial_shape: (H, W), or None when CutMix is statically off; (D, H, W)
+      for cuboids (see :func:`draw_boxes`).
     mixup_alpha, cutmix_alpha: Beta concentrations, 0 turns a method off;
       both 0 (as Python numbers) is an error. Traced. Each has the edges of
       :func:`jaxmix.sample_mixup` (≤ 0 or NaN: that method is off; +inf:
@@ -349,7 +350,7 @@ def sample_mixup_cutmix(
     )
   if spatial_shape is None:
     raise ValueError("spatial_shape (H, W) is required when CutMix can be chosen.")
-  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
   if cutmix_minmax is not None:
     cutmix_on = jnp.asarray(True)
     drawn_cut = jnp.ones((n,), jnp.float32)  # ignored: the box size comes from cutmix_minmax
@@ -394,6 +395,7 @@ def mixup_cutmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """timm's ``Mixup``/``FastCollateMixup`` as one pure function.
 
@@ -401,6 +403,8 @@ def mixup_cutmix(
   cutmix_alpha=0, prob=1, switch_prob=0.5, mode="batch", correct_lam=True)
   except ``label_smoothing``, which is 0 here (timm's class uses 0.1).
   In ``elem`` mode each sample draws its own MixUp-vs-CutMix choice.
+  Rank-5 videos and volumes mix as in :func:`cutmix`: CutMix boxes are tubes
+  by default, cuboids with ``spatial_axes=(1, 2, 3)``.
 
   Args:
     key: PRNG key.
@@ -411,6 +415,8 @@ def mixup_cutmix(
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    spatial_axes: the axes of every leaf that carry CutMix's box, as in
+      :func:`cutmix` (static).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -430,6 +436,8 @@ def mixup_cutmix(
     inputs,
     labels,
     spatial=cutmix_possible,
+    spatial_axes=spatial_axes,
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
