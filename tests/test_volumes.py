@@ -245,6 +245,9 @@ def test_bad_inputs_errors():
     jaxmix.cutmix(key, {"a": noise(0), "b": noise(0, (B, T + 1, H, W, C))}, spatial_axes=CUBOID)
   with pytest.raises(ValueError, match=r"Every leaf of inputs must share the spatial shape"):
     jaxmix.fmix(key, {"a": noise(0), "b": noise(0, (B, T, H + 1, W, C))})
+  # A label map without a channel axis beside a video: the error says to name the axes.
+  with pytest.raises(ValueError, match=r"share the spatial shape \(H, W\).*spatial_axes=\(2, 3\) for tubes"):
+    jaxmix.cutmix(key, {"video": noise(0), "seg": noise(0)[..., 0]})
   # Rank 6 has no default axes.
   with pytest.raises(ValueError, match=r"video/volume batch of rank 5.*spatial_axes="):
     jaxmix.cutmix(key, noise(0, (B, 2, T, H, W, C)))

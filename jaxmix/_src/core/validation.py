@@ -440,12 +440,18 @@ def spatial_shape_nd(
       axes = _image_axes(len(shape), data_format)
     assert axes is not None  # refused above
     spatial[path] = tuple(shape[a] for a in axes)
+  hint = ""
+  if volumes and spatial_axes is None and any(len(np.shape(leaf)) > 4 for _, leaf in leaves):
+    hint = (
+      " Name the axes with spatial_axes= when a leaf has no channel axis (e.g. a label map [B, T, H, W] "
+      "beside a video [B, T, H, W, C]: spatial_axes=(2, 3) for tubes)."
+    )
   # chex compares stand-ins of the spatial shapes: the axes sit at different places in different leaves.
   what = "(H, W)" if spatial_axes is None and k == 2 else f"the spatial axes {spatial_axes or ''}".rstrip()
   check_same_shape(
     {path: np.broadcast_to(np.False_, hw) for path, hw in spatial.items()},
     what,
-    message=f"Every leaf of {name} must share the spatial shape {what}; got {{shapes}}.",
+    message=f"Every leaf of {name} must share the spatial shape {what}; got {{shapes}}." + hint,
   )
   shape = next(iter(spatial.values()))
   if nonempty and min(shape) < 1:
