@@ -12,9 +12,11 @@ spatial mode (Yun et al. 2020, "VideoMix: Rethinking Data Augmentation for
 Video Classification", the variant it found best) and what per-clip CutMix in
 pytorchvideo does. With ``spatial_axes=(1, 2, 3)`` (or a 3-D
 ``spatial_shape``) the box is a cuboid over (D, H, W) with sides
-``int(S_i·∛(1-λ))``, the k-D rule ``(1-λ)^(1/k)`` of 3-D CutMix for volumes
-(VideoMix's spatio-temporal mode uses a cuboid of this kind), placed with the
-same centred rule on every axis and clipped; λ is the exact voxel share.
+``int(S_i·∛(1-λ))``: CutMix's ``√(1-λ)`` carried to k axes as ``(1-λ)^(1/k)``,
+the same side ratio on every axis, so the unclipped cuboid holds about 1 - λ
+of the voxels (VideoMix's spatio-temporal mode also pastes a cuboid; its
+exact side rule was not checked against its code). The cuboid is placed with
+the same centred rule on every axis and clipped; λ is the exact voxel share.
 """
 
 from __future__ import annotations
