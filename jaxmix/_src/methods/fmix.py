@@ -15,10 +15,11 @@ Videos and volumes (rank 5): by default the 2-D mask of (H, W) covers every
 frame of ``[B, T, H, W, C]`` (a tube); with ``spatial_axes=(1, 2, 3)`` (or a
 3-D ``spatial_shape``) the spectrum is 3-D, as the official code's
 ``make_low_freq_image`` draws for 3-D shapes (``fftfreqnd(h, w, z)``): the
-frequencies are ``fftfreq`` on every axis but the last and ``rfftfreq`` on the
-last (the official code reads the last axis's bins from ``fftfreq``, which for
-odd sizes takes one negative bin too many; jaxmix keeps the ``rfftn`` grid),
-the scale ``1 / max(|f|, 1 / max(S)) ** decay_power``, ``irfftn`` back to the
+frequencies are those of the ``rfftn`` grid, ``fftfreq`` on every axis but the
+last and ``rfftfreq`` on the last (the official ``fftfreqnd`` builds its grid
+from ``fftfreq`` slices; on 2-D shapes the two agree, the one extra bin it
+takes on odd sides being dropped by ``irfftn``; its 3-D grid was not compared
+bin for bin), the scale ``1 / max(|f|, 1 / max(S)) ** decay_power``, ``irfftn`` back to the
 volume, and the top ``⌈λ·N⌉`` or ``⌊λ·N⌋`` voxels (N = D·H·W) become 1, so λ
 is the exact voxel share.
 
