@@ -267,3 +267,71 @@ def test_one_call_equals_plan_layer(name):
   ref_out, ref_y = mix(name, key, x, labels)
   np.testing.assert_allclose(out, ref_out, rtol=1e-6, atol=1e-4)
   np.testing.assert_allclose(y, ref_y, atol=1e-6)
+
+
+# Videos and volumes (issue 18): every method with `volumes` in the registry mixes rank-5 leaves, as tubes
+# (a 2-D plan on every frame) and, where it draws 3-D plans, as cuboids. Properties checked once per
+# (method, plan dims): dtypes and pytree leaves follow one plan, labels come from the plan's sources,
+# jit equals eager, the one-call form (with spatial_axes) equals the plan layer, tubes equal the
+# 2-D plan applied frame by frame.
+VIDEO = (4, 3, 8, 9, 2)  # B, T, H, W, C
+VOLUME_CASES = [(n, k) for n, s in jaxmix.SAMPLERS.items() for k in s.volumes]
+
+
+def test_volumes_and_spatial_axes_agree():
+  for name, spec in jaxmix.SAMPLERS.items():
+    if spec.mix is None or not spec.spatial:
+      continue
+    takes_axes = "spatial_axes" in inspect.signature(spec.mix).parameters
+    assert takes_axes == bool(spec.volumes), name
+
+
+def _video_plan(name, key, k, **kw):
+  b, t, h, w, _ = VIDEO
+  return sample(name, key, b, (h, w) if k == 2 else (t, h, w), **kw)
+
+
+@pytest.mark.parametrize(("name", "k"), VOLUME_CASES)
+def test_rank5_leaves_dtypes_and_labels_follow_one_plan(name, k):
+  b = VIDEO[0]
+  x = jnp.round(images(16, VIDEO))
+  plan = _video_plan(name, jax.random.key(17), k)
+  tree = {"video": x, "u8": x.astype(jnp.uint8), "bf16": x.astype(jnp.bfloat16), "seg": x[..., 0]}
+  # The map [B, T, H, W] has no channel axis, so the axes are named (the same on every leaf).
+  out = jaxmix.apply(plan, tree, spatial_axes=(2, 3) if k == 2 else (1, 2, 3))
+  assert out["u8"].dtype == jnp.uint8 and out["bf16"].dtype == jnp.bfloat16
+  assert all(v.shape == x.shape for n, v in out.items() if n != "seg")
+  np.testing.assert_allclose(out["seg"], out["video"][..., 0], rtol=1e-6)
+  np.testing.assert_array_equal(out["video"], jaxmix.apply(plan, x))
+  rounded = np.clip(np.round(np.asarray(out["video"])), 0, 255)
+  assert np.abs(np.asarray(out["u8"], np.float64) - rounded).max() <= 1
+  # Constant samples: the mixed video's mean is the label-weighted mean of its sources.
+  painted = jnp.broadcast_to(jnp.arange(b, dtype=jnp.float32)[:, None, None, None, None], VIDEO)
+  y = jaxmix.mix_labels(plan, jnp.arange(b), num_classes=b)
+  np.testing.assert_allclose(
+    jaxmix.apply(plan, painted).mean(axis=(1, 2, 3, 4)), y @ jnp.arange(b, dtype=jnp.float32), atol=1e-4
+  )
+  if k == 2:  # a tube: each frame is mixed as the image it is
+    for t in range(VIDEO[1]):
+      np.testing.assert_allclose(out["video"][:, t], jaxmix.apply(plan, x[:, t]), rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "k"), VOLUME_CASES)
+def test_rank5_jit_equals_eager_and_one_call_equals_plan_layer(name, k):
+  spec = jaxmix.SAMPLERS[name]
+  x, labels = images(18, VIDEO), jnp.arange(VIDEO[0])
+
+  def plan_layer(key):
+    plan = _video_plan(name, key, k)
+    return jaxmix.apply(plan, x), jaxmix.mix_labels(plan, labels, num_classes=K)
+
+  key = jax.random.key(19)
+  eager = plan_layer(key)
+  chex.assert_trees_all_close(jax.jit(plan_layer)(key), eager, rtol=1e-5, atol=1e-4)
+  if spec.mix is not None:
+    axes = {} if name == "mixup" else {"spatial_axes": (2, 3) if k == 2 else (1, 2, 3)}
+    b, t, h, w, _ = VIDEO
+    opts = options(name, b, (h, w) if k == 2 else (t, h, w))
+    out, y = spec.mix(key, x, labels, num_classes=K, **axes, **opts)
+    np.testing.assert_allclose(out, eager[0], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(y, eager[1], atol=1e-6)

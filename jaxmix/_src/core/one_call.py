@@ -22,6 +22,8 @@ def mix(
   label_smoothing: jax.typing.ArrayLike,
   data_format: str,
   transform: Callable[[Any], Any] | None = None,
+  spatial_axes: tuple[int, ...] | None = None,
+  volumes: tuple[int, ...] = (),
   **options: Any,
 ) -> tuple[Any, jax.Array | None]:
   """Every one-call method is ``return one_call.mix(sample_<m>, key, inputs, labels, ...)``.
@@ -40,15 +42,32 @@ def mix(
     num_classes, label_smoothing, data_format: as in :func:`jaxmix.mix_labels`
       and :func:`jaxmix.apply`.
     transform: ``plan -> plan`` applied before mixing, or None.
+    spatial_axes: the axes of `inputs` that carry the mask, or None for the
+      default (see :func:`jaxmix.apply`); the sampler gets their sizes as its
+      spatial shape, so ``(1, 2, 3)`` of ``[B, T, H, W, C]`` draws a cuboid.
+    volumes: the numbers of spatial dims the sampler draws for videos and
+      volumes: ``(2,)`` tubes only (a 2-D mask on every frame), ``(2, 3)``
+      tubes and cuboids; ``()`` (default): rank-3/4 images only, and
+      `spatial_axes` and rank-5 leaves are refused with a clear error.
     **options: the sampler's keyword options.
 
   Returns:
     ``(mixed_inputs, soft_labels)``; the labels are None when `labels` is None.
   """
   batch_size = validation.batch_size_of(inputs)
-  shape: tuple[int, int] | None
+  shape: tuple[int, ...] | None
+  if spatial_axes is not None and volumes:
+    axes = validation.check_spatial_axes(spatial_axes)
+    assert axes is not None
+    if len(axes) not in volumes:
+      raise ValueError(
+        f"spatial_axes={axes} names {len(axes)} axes, but this method draws masks of "
+        f"{' or '.join(map(str, volumes))} spatial dims (2: the same mask on every frame, a tube)."
+      )
   if spatial:
-    shape = validation.spatial_shape_of(inputs, data_format, nonempty=True)
+    shape = validation.spatial_shape_nd(
+      inputs, data_format, nonempty=True, spatial_axes=spatial_axes, volumes=bool(volumes)
+    )
   elif spatial is None:
     shape = validation.image_shape_or_none(inputs, data_format)
   else:
@@ -58,4 +77,6 @@ def mix(
   if transform is not None:
     plan = transform(plan)
   targets = plan_lib.mix_labels(plan, labels, num_classes=num_classes, label_smoothing=label_smoothing)
-  return plan_lib.apply(plan, inputs, data_format=data_format), targets
+  if spatial_axes is None:
+    return plan_lib.apply(plan, inputs, data_format=data_format), targets
+  return plan_lib.apply(plan, inputs, data_format=data_format, spatial_axes=spatial_axes), targets

@@ -41,7 +41,12 @@ class PlanLike(Protocol):
     label weight of sample-level labels).
   * ``batch_size``: B.
   * ``spatial_shape``: the (H, W) the plan's regions refer to, or None when it
-    fits leaves of any spatial size [None].
+    fits leaves of any spatial size [None]. Plans that cover any axes (below)
+    may have k sizes, e.g. (D, H, W).
+  * ``covers_any_axes``: True when ``mix_leaf`` lays the plan's k spatial dims
+    on any axes of a leaf (``spatial_axes``, or the default of
+    :func:`jaxmix._src.core.validation.default_spatial_axes`), so it mixes
+    videos and volumes; False: `[B, H, W]` and rank-4 leaves only [False].
   * ``selects_pixels``: True when every output pixel is a copy of one input
     pixel (Mosaic), so leaves of any dtype, label maps included, are mixed
     exactly with no float pass [False].
@@ -65,11 +70,15 @@ class PlanLike(Protocol):
     def lam(self) -> jax.Array: ...
 
     @property
-    def spatial_shape(self) -> tuple[int, int] | None:
+    def spatial_shape(self) -> tuple[int, ...] | None:
       return None
 
     @property
     def selects_pixels(self) -> bool:
+      return False
+
+    @property
+    def covers_any_axes(self) -> bool:
       return False
 
     def replace(self, **changes: Any) -> Self:
@@ -77,8 +86,9 @@ class PlanLike(Protocol):
 
   else:
     lam: jax.Array
-    spatial_shape: tuple[int, int] | None = None
+    spatial_shape: tuple[int, ...] | None = None
     selects_pixels: ClassVar[bool] = False
+    covers_any_axes: ClassVar[bool] = False
 
   @property
   def batch_size(self) -> int:
@@ -149,6 +159,21 @@ class Plan(PlanLike):
     spatial_shape: (H, W) the region/mask refers to, or None (static).
     selects_pixels: True when every own weight is exactly 0 or 1, so mixing
       selects instead of blending (static; default False).
+    spatial_axes: the axes of every leaf that carry the region/mask, or None
+      for the default of each leaf's rank and data format (static; set by
+      :func:`apply`'s ``spatial_axes``).
+
+  Videos and volumes (issue 18): a plan has k spatial dims, its
+  ``spatial_shape`` k sizes, its ``region`` `[B, 2k]` (start, stop per axis)
+  and its ``mask`` `[B, *spatial_shape]`. Applying lays those k dims on k axes
+  of each leaf and broadcasts over the others. So a 2-D plan on
+  ``[B, T, H, W, C]`` covers H and W of every frame with the same region or
+  mask, a *tube* (the default for rank 5: no new sampler is needed, every
+  2-D ``Plan`` mixes videos this way under :func:`apply`), and a 3-D plan (CutMix, FMix with a
+  3-D ``spatial_shape``) covers T, H, W, a *cuboid*. The plan stays the same
+  small pytree and the mask is never materialised at the leaf's size
+  outside the fused blend; rank-4 images take exactly the path they took
+  before.
   """
 
   lam: jax.Array
@@ -157,8 +182,10 @@ class Plan(PlanLike):
   region: jax.Array | None = None
   mask: jax.Array | None = None
   pairing: str = struct.field(pytree_node=False, default="flip")
-  spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
+  spatial_shape: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
   selects_pixels: bool = struct.field(pytree_node=False, default=False)
+  spatial_axes: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
+  covers_any_axes: ClassVar[bool] = True
 
   @property
   def box(self) -> jax.Array | None:
@@ -167,8 +194,9 @@ class Plan(PlanLike):
     return self.region
 
   def own_weight(self) -> jax.Array:
-    """Own-content weight `[B, H, W]` (or `[B, 1, 1]` for a pure blend), float32."""
-    weight = self.blend[:, None, None]
+    """Own-content weight `[B, H, W]` (or `[B, 1, 1]` for a pure blend), float32; `[B, *S]` for k-D plans."""
+    k = 2 if self.spatial_shape is None else len(self.spatial_shape)
+    weight = self.blend.reshape((-1,) + (1,) * k)
     if self.mask is not None:
       weight = weight * self.mask
     if self.region is not None:
@@ -177,14 +205,29 @@ class Plan(PlanLike):
     if self.mask is not None or self.region is not None:
       # A sample that is its own partner comes back bit-exact.
       own = pairing_lib.self_pairs(self.index)
-      weight = jnp.where(own[:, None, None], 1.0, weight)
+      weight = jnp.where(own.reshape((-1,) + (1,) * k), 1.0, weight)
     return weight
+
+  def _expand(self, weight: jax.Array, x: jax.Array, data_format: str) -> jax.Array:
+    """`weight` `[B, *S]` laid on the leaf's spatial axes (see the class docstring)."""
+    k = weight.ndim - 1
+    axes = self.spatial_axes
+    if axes is None:
+      if k == 2 and x.ndim in (3, 4):
+        return regions.expand_spatial(weight, x.ndim, data_format)  # images: the path of every release
+      axes = validation.default_spatial_axes(x.ndim, data_format, k)
+      if axes is None:
+        raise ValueError(
+          f"a leaf of shape {x.shape} has no default spatial axes for a plan of {k} spatial dims; pass "
+          "spatial_axes= to jaxmix.apply."
+        )
+    return regions.expand_to_axes(weight, x.ndim, axes)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf (already in its compute dtype)."""
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
     if self.selects_pixels:
-      own = regions.expand_spatial(self.own_weight() > 0.5, x.ndim, data_format)
+      own = self._expand(self.own_weight() > 0.5, x, data_format)
       return jnp.where(own, x, partner)
     # pairing_lib.blend is exact where a weight is 0 or 1 (prob = 0 is the identity, inf stays inf).
     if self.mask is None:
@@ -194,11 +237,9 @@ class Plan(PlanLike):
         return mixed
       # The pasted region is an exact copy of the partner.
       assert self.spatial_shape is not None  # every sampler of a region plan sets its spatial shape
-      inside = regions.expand_spatial(
-        regions.region_mask(self.region, self.spatial_shape), x.ndim, data_format
-      )
+      inside = self._expand(regions.region_mask(self.region, self.spatial_shape), x, data_format)
       return jnp.where(inside, partner, mixed)
-    w = regions.expand_spatial(self.own_weight(), x.ndim, data_format)
+    w = self._expand(self.own_weight(), x, data_format)
     return pairing_lib.blend(x, partner, w)
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
@@ -220,7 +261,8 @@ def mask_plan(
   own_share: jax.Array | None = None,
   selects_pixels: bool = False,
 ) -> Plan:
-  """A plan from own-content masks drawn per batch (`[1, H, W]`) or per sample (`[B, H, W]`).
+  """A plan from own-content masks drawn per batch (`[1, H, W]`) or per sample (`[B, H, W]`); k-D masks
+  `[1 or B, *S]` (cuboids) likewise.
 
   λ is each mask's mean, the exact own share, or `own_share` where the
   sampler knows it without reading the mask (then XLA can fuse the mask's
@@ -228,7 +270,7 @@ def mask_plan(
   lower index's mask (:func:`sampling.per_sample`). `selects_pixels`: the
   sampler guarantees a binary mask (see :class:`Plan`).
   """
-  lam = own.mean(axis=(1, 2)) if own_share is None else own_share
+  lam = own.mean(axis=tuple(range(1, own.ndim))) if own_share is None else own_share
   if mode != "batch":
     own = sampling.per_sample(own, mode, index, pairing)
   plan = Plan(
@@ -237,7 +279,7 @@ def mask_plan(
     blend=jnp.ones(index.shape, jnp.float32),
     mask=own,
     pairing=pairing,
-    spatial_shape=(own.shape[1], own.shape[2]),
+    spatial_shape=tuple(own.shape[1:]),
     selects_pixels=selects_pixels,
   )
   return keep_self_pairs(plan)
@@ -252,7 +294,9 @@ def check_plan(plan: Any, name: str = "plan") -> None:
     )
 
 
-def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
+def apply(
+  plan: Any, tree: Any, *, data_format: str = "NHWC", spatial_axes: tuple[int, ...] | None = None
+) -> Any:
   """Mixes every leaf of `tree` with the same partners, weights and masks.
 
   Plans that select pixels (CutMix, SaliencyMix, FMix with ``max_soft=0``,
@@ -273,7 +317,15 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
     tree: an array or pytree of arrays sharing the batch axis (and, for region
       or mask plans, the spatial axes).
     data_format: ``"NHWC"`` (default) or ``"NCHW"`` for rank-4 leaves;
-      rank-3 leaves are always ``[B, H, W]``.
+      rank-3 leaves are always ``[B, H, W]``. On rank-5 leaves it says where
+      the channel axis is: ``[B, T, H, W, C]`` or ``[B, C, T, H, W]``.
+    spatial_axes: the axes of every leaf that carry the plan's k spatial dims
+      (a :class:`Plan` only; static), e.g. ``(2, 3)`` for H, W of
+      ``[B, T, H, W, C]`` (a tube: one 2-D region or mask on every frame) or
+      ``(1, 2, 3)`` for a 3-D plan on it (a cuboid). None (default): per leaf,
+      the k axes next to its channel axis (see
+      :func:`jaxmix._src.core.validation.default_spatial_axes`), so a 2-D
+      plan mixes ``[B, T, H, W, C]`` as tubes and a 3-D one as cuboids.
 
   Returns:
     A pytree like `tree` with mixed leaves of the same shapes and dtypes.
@@ -289,11 +341,30 @@ def apply(plan: Any, tree: Any, *, data_format: str = "NHWC") -> Any:
   batch = validation.batch_size_of(tree, "tree")
   if batch != plan.batch_size:
     raise ValueError(f"tree has batch size {batch} but the plan was sampled for {plan.batch_size}.")
+  axes = validation.check_spatial_axes(spatial_axes)
   spatial = plan.spatial_shape
-  if spatial is not None:
+  if spatial is not None and not plan.covers_any_axes:
+    if axes is not None:
+      raise ValueError(
+        f"spatial_axes={axes} cannot be used with a {type(plan).__name__}: it mixes [B, H, W] and rank-4 "
+        "image batches only."
+      )
     got = validation.spatial_shape_of(tree, data_format, "tree")
     if got != tuple(spatial):
       raise ValueError(f"tree has spatial shape {got} but the plan was sampled for {tuple(spatial)}.")
+  elif spatial is not None:
+    if axes is not None and len(axes) != len(spatial):
+      raise ValueError(
+        f"spatial_axes={axes} names {len(axes)} axes but the plan has {len(spatial)} spatial dims "
+        f"{tuple(spatial)}."
+      )
+    got_nd = validation.spatial_shape_nd(
+      tree, data_format, "tree", spatial_axes=axes, volumes=True, k=len(spatial)
+    )
+    if got_nd != tuple(spatial):
+      raise ValueError(f"tree has spatial shape {got_nd} but the plan was sampled for {tuple(spatial)}.")
+    if axes is not None:
+      plan = plan.replace(spatial_axes=axes)
   return jax.tree_util.tree_map(lambda x: _mix_in_dtype(plan, x, data_format), tree)
 
 

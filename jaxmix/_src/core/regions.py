@@ -7,15 +7,26 @@ import jax.numpy as jnp
 from jax import lax
 
 
-def region_mask(region: jax.Array, spatial_shape: tuple[int, int]) -> jax.Array:
-  """bool `[B, H, W]`: True inside each half-open region (top, bottom, left, right), from iota comparisons."""
-  h, w = spatial_shape
-  rows = jnp.arange(h, dtype=jnp.int32)[None, :, None]
-  cols = jnp.arange(w, dtype=jnp.int32)[None, None, :]
-  # lax.index_in_dim is a slice on every jax version; `region[:, i, None, None]`
-  # lowers to a gather on jax 0.8.1.
-  top, bottom, left, right = (lax.index_in_dim(region, i, axis=1).reshape(-1, 1, 1) for i in range(4))
-  return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+def region_mask(region: jax.Array, spatial_shape: tuple[int, ...]) -> jax.Array:
+  """bool `[B, *spatial_shape]`: True inside each half-open region, from iota comparisons.
+
+  A region of a k-D plan is int `[B, 2k]`: (start, stop) for each axis in
+  order, so (top, bottom, left, right) for images `[B, H, W]` and
+  (front, back, top, bottom, left, right) for cuboids `[B, D, H, W]`.
+  """
+  k = len(spatial_shape)
+  inside = None
+  for axis, size in enumerate(spatial_shape):
+    shape = [1] * (k + 1)
+    shape[axis + 1] = size
+    pos = jnp.arange(size, dtype=jnp.int32).reshape(shape)
+    # lax.index_in_dim is a slice on every jax version; `region[:, i, None, None]`
+    # lowers to a gather on jax 0.8.1.
+    start, stop = (lax.index_in_dim(region, 2 * axis + j, axis=1).reshape((-1,) + (1,) * k) for j in (0, 1))
+    on_axis = (pos >= start) & (pos < stop)
+    inside = on_axis if inside is None else inside & on_axis
+  assert inside is not None
+  return inside
 
 
 def scaled_sides(ratio: jax.Array, spatial_shape: tuple[int, int]) -> tuple[jax.Array, jax.Array]:
@@ -80,3 +91,49 @@ def expand_spatial(weight: jax.Array, ndim: int, data_format: str) -> jax.Array:
   if data_format == "NHWC":
     return weight[..., None]
   return weight[:, None]
+
+
+def expand_to_axes(weight: jax.Array, ndim: int, axes: tuple[int, ...]) -> jax.Array:
+  """Reshapes a `[B, *S]` (or `[1, *S]`) map of k spatial dims so that it broadcasts against a leaf of rank
+  `ndim` whose spatial axes are `axes` (increasing): S lands on those axes, 1 on every other.
+
+  A 2-D map on `[B, T, H, W, C]` with axes (2, 3) is `[B, 1, H, W, 1]`: the same
+  map over every frame, a tube. No copy is made; XLA fuses the broadcast.
+  """
+  sizes = [1] * ndim
+  sizes[0] = weight.shape[0]
+  for axis, size in zip(axes, weight.shape[1:], strict=True):
+    sizes[axis] = size
+  return weight.reshape(sizes)
+
+
+def scaled_sides_nd(ratio: jax.Array, spatial_shape: tuple[int, ...]) -> tuple[jax.Array, ...]:
+  """int32 sides ``int(S_i·ratio)`` for every axis, floored as Python's ``int`` does (k-D
+  :func:`scaled_sides`)."""
+  ratio = jnp.asarray(ratio, jnp.float32)
+  return tuple(jnp.floor(size * ratio).astype(jnp.int32) for size in spatial_shape)
+
+
+def centered_cuboid(
+  centres: tuple[jax.Array, ...], cuts: tuple[jax.Array, ...], spatial_shape: tuple[int, ...]
+) -> tuple[jax.Array, jax.Array]:
+  """:func:`centered_box` on k axes: on each axis ``[c - cut//2, c - cut//2 + cut)`` clipped to ``[0, S)``.
+
+  Returns:
+    ``(region, lam)``: int32 `[n, 2k]` (start, stop per axis) and float32 `[n]`,
+    the exact share of voxels outside the clipped cuboid.
+  """
+  bounds = []
+  volume = None
+  for c, cut, size in zip(centres, cuts, spatial_shape, strict=True):
+    c, cut = jnp.asarray(c, jnp.int32), jnp.asarray(cut, jnp.int32)
+    start = c - cut // 2
+    stop = start + cut
+    start, stop = jnp.clip(start, 0, size), jnp.clip(stop, 0, size)
+    bounds += [start, stop]
+    volume = stop - start if volume is None else volume * (stop - start)
+  assert volume is not None
+  total = 1
+  for size in spatial_shape:
+    total *= size
+  return jnp.stack(bounds, axis=-1), 1.0 - volume.astype(jnp.float32) / total

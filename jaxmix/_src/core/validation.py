@@ -271,14 +271,31 @@ def batch_size_of(tree: Any, name: str = "inputs") -> int:
 
 def check_spatial_shape(spatial_shape: Any, axes: str = "(H, W)") -> tuple[int, int]:
   """Two positive sizes as Python ints (static); a clear error otherwise."""
+  h, w = check_spatial_shape_nd(spatial_shape, axes)
+  return h, w
+
+
+def check_spatial_shape_nd(
+  spatial_shape: Any, axes: str = "(H, W)", *, ndims: tuple[int, ...] = (2,)
+) -> tuple[int, ...]:
+  """Positive sizes as Python ints (static), as many as one of `ndims` allows; a clear error otherwise.
+
+  Image methods take two sizes (H, W) (:func:`check_spatial_shape`). The methods that also draw k-D
+  regions (CutMix, FMix) pass ``ndims=(2, 3)``: (D, H, W) for cuboids over videos and volumes.
+  """
   if spatial_shape is None:
     raise ValueError(f"spatial_shape {axes} is required by this method, got None.")
   try:
     shape = tuple(int(s) for s in spatial_shape)
   except TypeError:
     shape = ()
-  if len(shape) != 2 or min(shape) < 1:
-    raise ValueError(f"spatial_shape must be {axes} with positive sizes, got {spatial_shape!r}.")
+  if len(shape) not in ndims or min(shape) < 1:
+    if ndims == (2,):
+      raise ValueError(f"spatial_shape must be {axes} with positive sizes, got {spatial_shape!r}.")
+    raise ValueError(
+      f"spatial_shape must be {axes} (or {len(ndims) > 1 and 'one of ' or ''}{ndims} positive sizes, e.g. "
+      f"(D, H, W) for a cuboid), got {spatial_shape!r}."
+    )
   return shape
 
 
@@ -304,37 +321,147 @@ def spatial_axes(ndim: int, data_format: str) -> tuple[int, int]:
   return (ndim - 2, ndim - 1)
 
 
+_image_axes = spatial_axes  # spatial_shape_of's argument `spatial_axes` hides the function's name
+
+
+def default_spatial_axes(ndim: int, data_format: str, k: int = 2) -> tuple[int, ...] | None:
+  """The axes a k-D plan covers on a leaf of rank `ndim` when no ``spatial_axes`` is given; None if none fit.
+
+  A leaf of rank ``k + 1`` has no channel axis: axes ``1 .. k``. A longer leaf
+  has a channel axis, last (``"NHWC"``) or second (``"NCHW"``), and the plan
+  covers the k axes next to it: the ones just before the channels
+  (``[B, T, H, W, C]`` with k = 2 gives (2, 3), the H and W of every frame, a
+  *tube*; with k = 3, (1, 2, 3), a cuboid) or the last k (``[B, C, T, H, W]``).
+  For k = 2 and ranks 3 and 4 this is :func:`spatial_axes`. Leaves of rank
+  above ``k + 3`` (more than one axis left over) are refused: name their axes.
+  """
+  if ndim == k + 1:
+    return tuple(range(1, k + 1))
+  if ndim < k + 1 or ndim > k + 3:
+    return None
+  if data_format == "NHWC":
+    return tuple(range(ndim - 1 - k, ndim - 1))
+  return tuple(range(ndim - k, ndim))
+
+
+def check_spatial_axes(spatial_axes: Any) -> tuple[int, ...] | None:
+  """``spatial_axes`` as a tuple of Python ints, or None; a ValueError/TypeError naming it otherwise.
+
+  The axes of a leaf that carry a plan's region or mask, counted from the
+  batch axis 0: positive (never the batch axis), distinct and increasing, e.g.
+  ``(2, 3)`` for the H, W of ``[B, T, H, W, C]`` (a tube) or ``(1, 2, 3)`` for
+  its T, H, W (a cuboid). The same axes are used on every leaf.
+  """
+  if spatial_axes is None:
+    return None
+  if isinstance(spatial_axes, (int, np.integer)) and not isinstance(spatial_axes, bool):
+    spatial_axes = (spatial_axes,)
+  if not isinstance(spatial_axes, (tuple, list)) or not all(
+    isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in spatial_axes
+  ):
+    raise TypeError(f"spatial_axes must be a tuple of ints (axes of the leaves), got {spatial_axes!r}.")
+  axes = tuple(int(a) for a in spatial_axes)
+  if not axes or min(axes) < 1 or any(b <= a for a, b in zip(axes, axes[1:], strict=False)):
+    raise ValueError(
+      "spatial_axes must be distinct, increasing axes >= 1 (axis 0 is the batch), e.g. (2, 3) for the H, W "
+      f"of [B, T, H, W, C] or (1, 2, 3) for a cuboid; got {spatial_axes!r}."
+    )
+  return axes
+
+
 def spatial_shape_of(
   tree: Any, data_format: str, name: str = "inputs", *, nonempty: bool = False
 ) -> tuple[int, int]:
-  """The (H, W) shared by every leaf; mask methods need exactly this.
+  """The (H, W) shared by every leaf of rank 3 or 4; mask methods need exactly this.
 
   With `nonempty` an empty side (H = 0 or W = 0) is a ValueError naming `name`:
-  the methods that draw regions need at least one pixel.
+  the methods that draw regions need at least one pixel. Videos and volumes:
+  :func:`spatial_shape_nd`.
+  """
+  h, w = spatial_shape_nd(tree, data_format, name, nonempty=nonempty)
+  return h, w
+
+
+def spatial_shape_nd(
+  tree: Any,
+  data_format: str,
+  name: str = "inputs",
+  *,
+  nonempty: bool = False,
+  spatial_axes: tuple[int, ...] | None = None,
+  volumes: bool = False,
+  k: int = 2,
+) -> tuple[int, ...]:
+  """The spatial shape shared by every leaf, of any number of axes.
+
+  By default it is (H, W) of leaves of rank 3 or 4. With `volumes` (the
+  methods and plans that mix k-D regions) leaves of rank 5 are read too, and
+  the axes are :func:`default_spatial_axes` for a k-D plan (k = 2: the H, W
+  of ``[B, T, H, W, C]``, the tube of a video); with `spatial_axes` they are
+  those axes of every leaf (then their count is k). With `nonempty` an empty
+  side is a ValueError naming `name`: the methods that draw regions need at
+  least one pixel.
   """
   check_choice("data_format", data_format, DATA_FORMATS)
+  spatial_axes = check_spatial_axes(spatial_axes)
+  if spatial_axes is not None and not volumes:
+    raise ValueError(
+      f"spatial_axes is not supported here (got {spatial_axes!r}): this method mixes [B, H, W] or rank-4 "
+      "image batches only."
+    )
   leaves = leaves_with_names(tree, name)
   spatial = {}
   for path, leaf in leaves:
-    check_array(
-      path,
-      leaf,
-      rank={3, 4},
-      message="This method mixes spatial regions, so {name} must be [B, H, W] or an image batch of rank 4 "
-      f"({data_format}); got shape {{shape}}.",
-    )
     shape = np.shape(leaf)
-    spatial[path] = tuple(shape[a] for a in spatial_axes(len(shape), data_format))
-  # chex compares (H, W) stand-ins: the axes sit at different places in [B, H, W] and NCHW leaves.
+    if spatial_axes is not None:
+      k = len(spatial_axes)
+      if len(shape) <= spatial_axes[-1]:
+        raise ValueError(
+          f"spatial_axes={spatial_axes} names axis {spatial_axes[-1]}, but {path} has shape {shape} "
+          f"(rank {len(shape)})."
+        )
+      axes: tuple[int, ...] | None = spatial_axes
+    elif volumes:
+      axes = default_spatial_axes(len(shape), data_format, k)
+      if axes is None:
+        raise ValueError(
+          f"This method mixes spatial regions, so {path} must be [B, H, W], an image batch of rank 4 or a "
+          f"video/volume batch of rank 5 ({data_format}); got shape {shape}. Pass spatial_axes= to name "
+          "the axes of other layouts."
+        )
+    else:
+      check_array(
+        path,
+        leaf,
+        rank={3, 4},
+        message="This method mixes spatial regions, so {name} must be [B, H, W] or an image batch of rank 4 "
+        f"({data_format}); got shape {{shape}}.",
+      )
+      axes = _image_axes(len(shape), data_format)
+    assert axes is not None  # refused above
+    spatial[path] = tuple(shape[a] for a in axes)
+  hint = ""
+  if volumes and spatial_axes is None and any(len(np.shape(leaf)) > 4 for _, leaf in leaves):
+    hint = (
+      " Name the axes with spatial_axes= when a leaf has no channel axis (e.g. a label map [B, T, H, W] "
+      "beside a video [B, T, H, W, C]: spatial_axes=(2, 3) for tubes)."
+    )
+  # chex compares stand-ins of the spatial shapes: the axes sit at different places in different leaves.
+  what = "(H, W)" if spatial_axes is None and k == 2 else f"the spatial axes {spatial_axes or ''}".rstrip()
   check_same_shape(
     {path: np.broadcast_to(np.False_, hw) for path, hw in spatial.items()},
-    "(H, W)",
-    message=f"Every leaf of {name} must share the spatial shape (H, W); got {{shapes}}.",
+    what,
+    message=f"Every leaf of {name} must share the spatial shape {what}; got {{shapes}}." + hint,
   )
   shape = next(iter(spatial.values()))
   if nonempty and min(shape) < 1:
+    if len(shape) == 2:
+      raise ValueError(
+        f"{name} has the empty spatial shape (H, W) = {shape}; this method draws regions of the "
+        "images, which needs H >= 1 and W >= 1."
+      )
     raise ValueError(
-      f"{name} has the empty spatial shape (H, W) = {shape}; this method draws regions of the "
-      "images, which needs H >= 1 and W >= 1."
+      f"{name} has the empty spatial shape {shape}; this method draws regions, which needs every "
+      "spatial side >= 1."
     )
   return shape

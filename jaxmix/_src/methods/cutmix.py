@@ -5,6 +5,18 @@ Boxes follow timm's current ``rand_bbox`` (timm 1.0.31): the unclipped box is
 exactly ``cut_h × cut_w``, rows ``cy - cut_h//2`` to ``cy + (cut_h + 1)//2``.
 The paper's code and timm before 1.0.31 end it at ``cy + cut_h//2``, one row
 (column) short on odd sides, which makes λ slightly larger on average.
+
+Videos and volumes (rank 5): by default a 2-D box is drawn from (H, W) and
+pasted on every frame of ``[B, T, H, W, C]``, a *tube*, which is VideoMix's
+spatial mode (Yun et al. 2020, "VideoMix: Rethinking Data Augmentation for
+Video Classification", the variant it found best) and what per-clip CutMix in
+pytorchvideo does. With ``spatial_axes=(1, 2, 3)`` (or a 3-D
+``spatial_shape``) the box is a cuboid over (D, H, W) with sides
+``int(S_i·∛(1-λ))``: CutMix's ``√(1-λ)`` carried to k axes as ``(1-λ)^(1/k)``,
+the same side ratio on every axis, so the unclipped cuboid holds about 1 - λ
+of the voxels (VideoMix's spatio-temporal mode also pastes a cuboid; its
+exact side rule was not checked against its code). The cuboid is placed with
+the same centred rule on every axis and clipped; λ is the exact voxel share.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ def _check_minmax(cutmix_minmax: tuple[float, float] | None) -> None:
 def draw_boxes(
   key: jax.Array,
   lam: jax.Array,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   *,
   correct_lam: bool = True,
   cutmix_minmax: tuple[float, float] | None = None,
@@ -61,10 +73,17 @@ def draw_boxes(
     correct_lam: see above.
     cutmix_minmax: see above.
 
+  On k axes (a 3-D ``spatial_shape``: cuboids) every rule holds per axis:
+  sides ``int(S_i·(1-λ)^(1/k))`` (∛ for k = 3), centres uniform per axis,
+  the box ``[n, 2k]`` (start, stop per axis) and λ one minus the clipped
+  volume over the voxels.
+
   Returns:
     ``(box, lam)``: int32 `[n, 4]` (top, bottom, left, right) and float32
     `[n]`, the exact share of pixels outside the box.
   """
+  if len(spatial_shape) != 2:
+    return _draw_cuboids(key, lam, spatial_shape, correct_lam=correct_lam, cutmix_minmax=cutmix_minmax)
   h, w = spatial_shape
   n = lam.shape[0]
   k_h, k_w, k_y, k_x = jax.random.split(key, 4)
@@ -84,10 +103,41 @@ def draw_boxes(
   return regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
 
 
+def _draw_cuboids(
+  key: jax.Array,
+  lam: jax.Array,
+  spatial_shape: tuple[int, ...],
+  *,
+  correct_lam: bool,
+  cutmix_minmax: tuple[float, float] | None,
+) -> tuple[jax.Array, jax.Array]:
+  """:func:`draw_boxes` on k axes (the same rules axis by axis; see there)."""
+  k = len(spatial_shape)
+  n = lam.shape[0]
+  keys = jax.random.split(key, 2 * k)
+  if cutmix_minmax is not None:
+    lo, hi = cutmix_minmax
+    cuts = tuple(
+      jax.random.randint(keys[i], (n,), int(s * lo), max(int(s * hi), int(s * lo) + 1))
+      for i, s in enumerate(spatial_shape)
+    )
+  else:
+    ratio = jnp.cbrt(1.0 - lam) if k == 3 else jnp.power(1.0 - lam, 1.0 / k)
+    cuts = regions.scaled_sides_nd(ratio, spatial_shape)
+  if correct_lam and cutmix_minmax is None:
+    centres = tuple(jax.random.randint(keys[k + i], (n,), 0, s) for i, s in enumerate(spatial_shape))
+  else:
+    centres = tuple(
+      jax.random.randint(keys[k + i], (n,), 0, s - cut + 1) + cut // 2
+      for i, (s, cut) in enumerate(zip(spatial_shape, cuts, strict=True))
+    )
+  return regions.centered_cuboid(centres, cuts, spatial_shape)
+
+
 def sample_cutmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   alpha: jax.typing.ArrayLike = 1.0,
   prob: jax.typing.ArrayLike = 1.0,
@@ -107,7 +157,8 @@ def sample_cutmix(
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W) (static), or (D, H, W) for cuboids in videos and
+      volumes (see :func:`draw_boxes`).
     alpha: Beta concentration; 0 turns CutMix off unless `cutmix_minmax` is
       given (then λ is not drawn, as in timm). The paper uses 1.0. Traced.
       The drawn λ has the edges of :func:`jaxmix.sample_mixup` (α ≤ 0 or NaN:
@@ -121,19 +172,24 @@ def sample_cutmix(
     cutmix_minmax: timm's box-size range, see :func:`draw_boxes`. Static.
 
   Returns:
-    A :class:`Plan` with a pasted ``region`` per sample.
+    A :class:`Plan` with a pasted ``region`` per sample: int32 `[B, 4]`
+    (top, bottom, left, right), or `[B, 2k]` (start, stop per axis) for k axes.
 
   Example:
     >>> plan = jaxmix.sample_cutmix(key, 8, (32, 32), alpha=1.0, mode="elem")
     >>> images, seg = jaxmix.apply(plan, (images, seg))
     >>> plan.lam.shape, seg.dtype
     ((8,), dtype('int32'))
+    >>> plan = jaxmix.sample_cutmix(key, 8, (4, 32, 32))    # a cuboid over (T, H, W)
+    >>> video = jaxmix.apply(plan, jnp.zeros((8, 4, 32, 32, 3)))
+    >>> plan.region.shape                 # (start, stop) on each of the 3 axes
+    (8, 6)
   """
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
-  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
   _check_minmax(cutmix_minmax)
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_lam, k_gate, k_box = jax.random.split(key, 4)
@@ -171,11 +227,15 @@ def cutmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """CutMix: paste a box of the partner; labels weighted by the exact pixel share.
 
   Yun et al. 2019. Every leaf of `inputs` (images, label maps, depth) gets
-  the same box; leaves must be ``[B, H, W]`` or rank 4 in `data_format`.
+  the same box; leaves must be ``[B, H, W]`` or rank 4 in `data_format`, or
+  rank 5 (videos ``[B, T, H, W, C]``, volumes ``[B, D, H, W, C]``): by
+  default one 2-D box on every frame (a tube, VideoMix's spatial mode), with
+  ``spatial_axes=(1, 2, 3)`` a cuboid whose λ is the exact voxel share.
 
   Args:
     key: PRNG key.
@@ -185,7 +245,11 @@ def cutmix(
       :func:`sample_cutmix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
-    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
+      second, also for rank-5 leaves).
+    spatial_axes: the axes of every leaf that carry the box (static), e.g.
+      ``(2, 3)`` for a tube in ``[B, T, H, W, C]`` (the default for rank 5)
+      or ``(1, 2, 3)`` for a cuboid; None: the image's (H, W).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -194,6 +258,10 @@ def cutmix(
     >>> images, targets = jaxmix.cutmix(key, images, labels, num_classes=10)
     >>> targets.shape
     (8, 10)
+    >>> video, targets = jaxmix.cutmix(key, jnp.zeros((8, 4, 32, 32, 3)), labels, num_classes=10,
+    ...                                spatial_axes=(1, 2, 3))   # a cuboid over (T, H, W)
+    >>> video.shape
+    (8, 4, 32, 32, 3)
   """
   return one_call.mix(
     sample_cutmix,
@@ -201,6 +269,8 @@ def cutmix(
     inputs,
     labels,
     spatial=True,
+    spatial_axes=spatial_axes,
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
@@ -216,7 +286,7 @@ def cutmix(
 def sample_mixup_cutmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   mixup_alpha: jax.typing.ArrayLike = 1.0,
   cutmix_alpha: jax.typing.ArrayLike = 0.0,
@@ -239,7 +309,8 @@ def sample_mixup_cutmix(
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W), or None when CutMix is statically off.
+    spatial_shape: (H, W), or None when CutMix is statically off; (D, H, W)
+      for cuboids (see :func:`draw_boxes`).
     mixup_alpha, cutmix_alpha: Beta concentrations, 0 turns a method off;
       both 0 (as Python numbers) is an error. Traced. Each has the edges of
       :func:`jaxmix.sample_mixup` (≤ 0 or NaN: that method is off; +inf:
@@ -281,7 +352,7 @@ def sample_mixup_cutmix(
     )
   if spatial_shape is None:
     raise ValueError("spatial_shape (H, W) is required when CutMix can be chosen.")
-  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
   if cutmix_minmax is not None:
     cutmix_on = jnp.asarray(True)
     drawn_cut = jnp.ones((n,), jnp.float32)  # ignored: the box size comes from cutmix_minmax
@@ -326,6 +397,7 @@ def mixup_cutmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """timm's ``Mixup``/``FastCollateMixup`` as one pure function.
 
@@ -333,6 +405,8 @@ def mixup_cutmix(
   cutmix_alpha=0, prob=1, switch_prob=0.5, mode="batch", correct_lam=True)
   except ``label_smoothing``, which is 0 here (timm's class uses 0.1).
   In ``elem`` mode each sample draws its own MixUp-vs-CutMix choice.
+  Rank-5 videos and volumes mix as in :func:`cutmix`: CutMix boxes are tubes
+  by default, cuboids with ``spatial_axes=(1, 2, 3)``.
 
   Args:
     key: PRNG key.
@@ -343,6 +417,8 @@ def mixup_cutmix(
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    spatial_axes: the axes of every leaf that carry CutMix's box, as in
+      :func:`cutmix` (static).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -362,6 +438,8 @@ def mixup_cutmix(
     inputs,
     labels,
     spatial=cutmix_possible,
+    spatial_axes=spatial_axes,
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

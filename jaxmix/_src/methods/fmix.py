@@ -11,6 +11,18 @@ In the official code the ones of the mask mark the pixels of the sample
 itself (``x * mask + x[index] * (1 - mask)``), so the plan's ``mask`` is the
 binarised map as it is: the own-content weight, and ``λ`` is the share of ones.
 
+Videos and volumes (rank 5): by default the 2-D mask of (H, W) covers every
+frame of ``[B, T, H, W, C]`` (a tube); with ``spatial_axes=(1, 2, 3)`` (or a
+3-D ``spatial_shape``) the spectrum is 3-D, as the official code's
+``make_low_freq_image`` draws for 3-D shapes (``fftfreqnd(h, w, z)``): the
+frequencies are those of the ``rfftn`` grid, ``fftfreq`` on every axis but the
+last and ``rfftfreq`` on the last (the official ``fftfreqnd`` builds its grid
+from ``fftfreq`` slices; on 2-D shapes the two agree, the one extra bin it
+takes on odd sides being dropped by ``irfftn``; its 3-D grid was not compared
+bin for bin), the scale ``1 / max(|f|, 1 / max(S)) ** decay_power``, ``irfftn`` back to the
+volume, and the top ``⌈λ·N⌉`` or ``⌊λ·N⌋`` voxels (N = D·H·W) become 1, so λ
+is the exact voxel share.
+
 Everything runs under ``jit`` with static shapes: the top-``k`` pixels are
 found from the rank of each pixel (one ``argsort`` of the grey map) compared
 with a traced ``k``, never with a data-dependent shape.
@@ -32,7 +44,7 @@ from jaxmix._src.core import validation
 
 def fmix_grey_map(
   key: jax.Array,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   *,
   decay_power: jax.typing.ArrayLike = 3.0,
   num: int | None = None,
@@ -48,12 +60,12 @@ def fmix_grey_map(
 
   Args:
     key: PRNG key.
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W) (static), or (D, H, W) for a 3-D map.
     decay_power: the decay exponent (official default 3). Traced.
     num: None for one map `[H, W]`, or the number of maps `[num, H, W]`.
 
   Returns:
-    float32 `[H, W]` or `[num, H, W]`.
+    float32 `[H, W]` or `[num, H, W]` (`[*spatial_shape]` or `[num, *spatial_shape]`).
 
   Example:
     >>> grey = jaxmix.fmix_grey_map(key, (32, 32), decay_power=3.0)
@@ -62,7 +74,7 @@ def fmix_grey_map(
   """
   validation.check_key(key)
   validation.check_nonnegative("decay_power", decay_power)
-  spatial_shape = validation.check_spatial_shape(spatial_shape)
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
   grey = _grey_maps(key, decay_power, spatial_shape=spatial_shape, num=1 if num is None else int(num))
   return grey[0] if num is None else grey
 
@@ -70,18 +82,32 @@ def fmix_grey_map(
 # Jitted so that eager calls (notebooks, tests) reuse one compiled program.
 @functools.partial(jax.jit, static_argnames=("spatial_shape", "num"))
 def _grey_maps(
-  key: jax.Array, decay_power: jax.Array, *, spatial_shape: tuple[int, int], num: int
+  key: jax.Array, decay_power: jax.Array, *, spatial_shape: tuple[int, ...], num: int
 ) -> jax.Array:
-  h, w = spatial_shape
   n = num
-  fy = jnp.fft.fftfreq(h)[:, None]
-  fx = jnp.fft.rfftfreq(w)[None, :]
-  freqs = jnp.sqrt(fy * fy + fx * fx)
-  scale = 1.0 / jnp.maximum(freqs, 1.0 / max(h, w)) ** jnp.asarray(decay_power, jnp.float32)
+  k = len(spatial_shape)
+  if k == 2:
+    h, w = spatial_shape
+    fy = jnp.fft.fftfreq(h)[:, None]
+    fx = jnp.fft.rfftfreq(w)[None, :]
+    freqs = jnp.sqrt(fy * fy + fx * fx)
+  else:  # k-D: fftfreq on every axis but the last, rfftfreq on the last (the rfftn grid)
+    square = jnp.zeros((), jnp.float32)
+    for axis, size in enumerate(spatial_shape):
+      f = jnp.fft.rfftfreq(size) if axis == k - 1 else jnp.fft.fftfreq(size)
+      f = f.reshape([-1 if a == axis else 1 for a in range(k)])
+      square = square + f * f
+    freqs = jnp.sqrt(square)
+  scale = 1.0 / jnp.maximum(freqs, 1.0 / max(spatial_shape)) ** jnp.asarray(decay_power, jnp.float32)
   parts = jax.random.normal(key, (2, n) + freqs.shape, jnp.float32) * scale
-  grey = jnp.fft.irfft2(jax.lax.complex(parts[0], parts[1]), s=(h, w), axes=(-2, -1)).astype(jnp.float32)
-  grey = grey - grey.min(axis=(-2, -1), keepdims=True)
-  return grey / jnp.maximum(grey.max(axis=(-2, -1), keepdims=True), jnp.finfo(jnp.float32).tiny)
+  axes = tuple(range(-k, 0))
+  spectrum = jax.lax.complex(parts[0], parts[1])
+  if k == 2:
+    grey = jnp.fft.irfft2(spectrum, s=spatial_shape, axes=axes).astype(jnp.float32)
+  else:
+    grey = jnp.fft.irfftn(spectrum, s=spatial_shape, axes=axes).astype(jnp.float32)
+  grey = grey - grey.min(axis=axes, keepdims=True)
+  return grey / jnp.maximum(grey.max(axis=axes, keepdims=True), jnp.finfo(jnp.float32).tiny)
 
 
 def num_ones(key: jax.Array, lam: jax.Array, size: int) -> jax.Array:
@@ -160,16 +186,18 @@ def binarise(
   a ``lax.cond`` on ``max_soft > 0`` runs only the one needed.
 
   Args:
-    grey: float `[n, H, W]` grey maps.
+    grey: float `[n, H, W]` grey maps (or `[n, *S]`: k-D maps, voxels for pixels).
     num: int32 `[n]`, how many pixels become 1.
     lam: float32 `[n]`, the drawn λ (sets the soft width).
     max_soft: the largest soft width as a share of the pixels. Traced.
 
   Returns:
-    float32 `[n, H, W]` masks in [0, 1].
+    float32 `[n, H, W]` masks in [0, 1] (`[n, *S]` for k-D maps).
   """
-  n, h, w = grey.shape
-  size = h * w
+  n = grey.shape[0]
+  size = 1
+  for side in grey.shape[1:]:
+    size *= side
   flat = grey.reshape(n, size).astype(jnp.float32)
   max_soft = jnp.asarray(max_soft, jnp.float32)
   lam = lam.astype(jnp.float32)
@@ -180,13 +208,13 @@ def binarise(
     lambda: _ranked_mask(flat, num, soft),
     lambda: _top_k_mask(flat, num).astype(jnp.float32),
   )
-  return mask.reshape(n, h, w)
+  return mask.reshape(grey.shape)
 
 
 def sample_fmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   alpha: jax.typing.ArrayLike = 1.0,
   decay_power: jax.typing.ArrayLike = 3.0,
@@ -208,7 +236,8 @@ def sample_fmix(
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W) (static), or (D, H, W) for a 3-D mask over videos
+      and volumes (the mask `[1 or B, D, H, W]`; λ the exact voxel share).
     alpha: Beta concentration; 0 turns FMix off (λ = 1). Traced. Edges as
       in :func:`jaxmix.sample_mixup` (≤ 0 or NaN: off; +inf: λ = 0.5 drawn;
       tiny: 0 or 1, or 1 with `reformulate`, the limit of Beta(α + 1, α)).
@@ -245,7 +274,7 @@ def sample_fmix(
     max_soft,
     prob,
     batch_size=batch_size,
-    spatial_shape=validation.check_spatial_shape(spatial_shape),
+    spatial_shape=validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3)),
     reformulate=bool(reformulate),
     mode=mode,
     pairing=pairing,
@@ -264,12 +293,14 @@ def _sample_fmix(
   prob: jax.Array,
   *,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   reformulate: bool,
   mode: str,
   pairing: str,
 ) -> plan_lib.Plan:
-  h, w = spatial_shape
+  size = 1
+  for side in spatial_shape:
+    size *= side
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_lam, k_grey, k_num, k_gate = jax.random.split(key, 5)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
@@ -278,10 +309,10 @@ def _sample_fmix(
     drawn = jnp.where(alpha > 0, sampling.beta(k_lam, alpha + 1.0, (n,), alpha), 1.0)
   else:
     drawn = sampling.beta(k_lam, alpha, (n,))
-  grey = _grey_maps(k_grey, decay_power, spatial_shape=(h, w), num=n)
-  mask = binarise(grey, num_ones(k_num, drawn, h * w), drawn, max_soft)
+  grey = _grey_maps(k_grey, decay_power, spatial_shape=spatial_shape, num=n)
+  mask = binarise(grey, num_ones(k_num, drawn, size), drawn, max_soft)
   on = sampling.gate(k_gate, prob, (n,))
-  mask = jnp.where(on[:, None, None], mask, 1.0)
+  mask = jnp.where(on.reshape((-1,) + (1,) * len(spatial_shape)), mask, 1.0)
   return plan_lib.mask_plan(mask, index, mode=mode, pairing=pairing)
 
 
@@ -300,11 +331,15 @@ def fmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """FMix: mix with a binarised low-frequency mask; labels weighted by the exact pixel share.
 
   Harris et al. 2020. Every leaf of `inputs` gets the same mask; leaves must
-  be ``[B, H, W]`` or rank 4 in `data_format`.
+  be ``[B, H, W]`` or rank 4 in `data_format`, or rank 5 (videos, volumes):
+  by default one 2-D mask on every frame (a tube), with
+  ``spatial_axes=(1, 2, 3)`` a 3-D mask from a 3-D spectrum (the official
+  code's 3-D ``make_low_freq_image``), λ the exact voxel share.
 
   Args:
     key: PRNG key.
@@ -314,7 +349,11 @@ def fmix(
       :func:`sample_fmix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
-    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
+      second, also for rank-5 leaves).
+    spatial_axes: the axes of every leaf that carry the mask (static), e.g.
+      ``(2, 3)`` for a tube in ``[B, T, H, W, C]`` (the default for rank 5)
+      or ``(1, 2, 3)`` for a 3-D mask; None: the image's (H, W).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -330,6 +369,8 @@ def fmix(
     inputs,
     labels,
     spatial=True,
+    spatial_axes=spatial_axes,
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

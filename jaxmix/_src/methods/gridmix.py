@@ -201,10 +201,12 @@ def gridmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, int] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """GridMix: take random grid cells from the partner; labels by the exact pixel share.
 
-  Baek et al. 2021. Every leaf of `inputs` gets the same mask.
+  Baek et al. 2021. Every leaf of `inputs` gets the same mask; rank-5 videos
+  ``[B, T, H, W, C]`` get the same grid on every frame (a tube).
 
   Args:
     key: PRNG key.
@@ -213,7 +215,12 @@ def gridmix(
     grid_size, cell_prob, hole, prob, mode, pairing: as in :func:`sample_gridmix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
-    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
+      second, also for rank-5 leaves).
+    spatial_axes: the two axes of every leaf that carry the mask (static);
+      None: the image's (H, W), and on rank-5 videos ``[B, T, H, W, C]`` the
+      H, W of every frame: the same 2-D grid mask on all T frames (a tube).
+      Masks are 2-D only: three axes are refused.
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -229,6 +236,8 @@ def gridmix(
     inputs,
     labels,
     spatial=True,
+    spatial_axes=spatial_axes,
+    volumes=(2,),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

@@ -79,8 +79,9 @@ def mixup(
 ) -> tuple[Any, jax.Array | None]:
   """MixUp: ``x' = λ x + (1 - λ) x_partner`` and the same for the labels.
 
-  Zhang et al. 2018. Leaves of any rank mix (images, features ``[B, D]``,
-  hidden states); every leaf of `inputs` uses the same λ and partners.
+  Zhang et al. 2018. Leaves of any rank mix (images, videos and volumes
+  ``[B, T, H, W, C]``, features ``[B, D]``, hidden states); every leaf of
+  `inputs` uses the same λ and partners.
 
   Args:
     key: PRNG key.

@@ -67,6 +67,12 @@ class Method:
     namespace: the public namespace that exports ``sample`` (and the one-call
       form), e.g. ``"regression"`` for :mod:`jaxmix.regression`; ``""`` for the
       top-level ``jaxmix``.
+    volumes: how the method mixes rank-5 videos and volumes ``[B, T, H, W, C]``:
+      the numbers of spatial dims its plans may have there, ``2`` for a 2-D
+      plan on every frame (a tube), ``3`` for a cuboid (a 3-D
+      ``spatial_shape``); ``()``: images only. The one-call form of a spatial
+      method takes ``spatial_axes=`` exactly when this is not empty (MixUp
+      has no regions: it mixes leaves of any rank and takes no axes).
   """
 
   name: str
@@ -78,6 +84,7 @@ class Method:
   requires: tuple[str, ...] = ()
   citation: str = ""
   namespace: str = ""
+  volumes: tuple[int, ...] = ()
 
   @property
   def two_source(self) -> bool:
@@ -90,26 +97,32 @@ _METHODS = (
   Method(
     "mixup", mixup.sample_mixup, mixup.mixup, plan_lib.Plan, False, _ALL_MODES,
     citation="Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018",
+    volumes=(2, 3),
   ),
   Method(
     "cutmix", cutmix.sample_cutmix, cutmix.cutmix, plan_lib.Plan, True, _ALL_MODES,
     citation="Yun et al., CutMix, ICCV 2019 (clovaai/CutMix-PyTorch; timm's rand_bbox)",
+    volumes=(2, 3),
   ),
   Method(
     "mixup_cutmix", cutmix.sample_mixup_cutmix, cutmix.mixup_cutmix, plan_lib.Plan, True, _ALL_MODES,
     citation="timm's Mixup switch (DeiT recipe: mixup 0.8, cutmix 1.0, switch 0.5)",
+    volumes=(2, 3),
   ),
   Method(
     "fmix", fmix.sample_fmix, fmix.fmix, plan_lib.Plan, True, _ALL_MODES,
     citation="Harris et al., FMix: Enhancing Mixed Sample Data Augmentation, 2020 (ecs-vlc/FMix)",
+    volumes=(2, 3),
   ),
   Method(
     "gridmix", gridmix.sample_gridmix, gridmix.gridmix, plan_lib.Plan, True, _ALL_MODES,
     citation="Baek, Bang, Shim, GridMix, Pattern Recognition 2021",
+    volumes=(2,),
   ),
   Method(
     "smoothmix", smoothmix.sample_smoothmix, smoothmix.smoothmix, plan_lib.Plan, True, _ALL_MODES,
     citation="Lee et al., SmoothMix, CVPR Workshops 2020",
+    volumes=(2,),
   ),
   Method(
     "saliencymix", saliencymix.sample_saliencymix, saliencymix.saliencymix, plan_lib.Plan, True,
@@ -128,6 +141,7 @@ _METHODS = (
   Method(
     "resizemix", resizemix.sample_resizemix, resizemix.resizemix, resizemix.ResizeMixPlan, True,
     _ALL_MODES, citation="Qin et al., ResizeMix, 2020 (OpenMixup)",
+    volumes=(2,),
   ),
   Method(
     "multimix", multiway.sample_multimix, multiway.multimix, multiway.MultiPlan, False,

@@ -42,6 +42,7 @@ about 5× slower than the gathers at 224 × 224 and no faster at 32 × 32.
 from __future__ import annotations
 
 from typing import Any
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -147,6 +148,9 @@ class ResizeMixPlan(plan_lib.PlanLike):
   pairing: str = struct.field(pytree_node=False, default="flip")
   spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
   interpolation: str = struct.field(pytree_node=False, default="nearest")
+  spatial_axes: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
+  # Videos: the 2-D box (and the shrunk partner frame) on the H, W of every frame, a tube.
+  covers_any_axes: ClassVar[bool] = True
 
   @property
   def box(self) -> jax.Array:
@@ -182,8 +186,14 @@ class ResizeMixPlan(plan_lib.PlanLike):
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf (already in its compute dtype)."""
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
-    h_axis, w_axis = validation.spatial_axes(x.ndim, data_format)
     assert self.spatial_shape is not None  # sample_resizemix always sets it
+    axes = self.spatial_axes
+    if axes is None and x.ndim in (3, 4):
+      axes = validation.spatial_axes(x.ndim, data_format)
+    elif axes is None:
+      axes = validation.default_spatial_axes(x.ndim, data_format, 2)
+    assert axes is not None and len(axes) == 2  # apply checked the leaf's axes
+    h_axis, w_axis = axes
     h, w = self.spatial_shape
     top, bottom, left, right = (self.region[:, i] for i in range(4))
     rows = _source_coords(top, bottom, h, self.interpolation)
@@ -191,7 +201,11 @@ class ResizeMixPlan(plan_lib.PlanLike):
     resized = _resample(
       _resample(partner, rows, h_axis, self.interpolation), cols, w_axis, self.interpolation
     )
-    inside = regions.expand_spatial(regions.region_mask(self.region, self.spatial_shape), x.ndim, data_format)
+    inside = regions.region_mask(self.region, self.spatial_shape)
+    if self.spatial_axes is None and x.ndim in (3, 4):
+      inside = regions.expand_spatial(inside, x.ndim, data_format)
+    else:
+      inside = regions.expand_to_axes(inside, x.ndim, axes)
     return jnp.where(inside, resized, x)
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
@@ -301,10 +315,12 @@ def resizemix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, int] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """ResizeMix: paste the whole partner, shrunk, into a random box.
 
-  Qin et al. 2020. Every leaf of `inputs` gets the same box and partner;
+  Qin et al. 2020. Every leaf of `inputs` gets the same box and partner
+  (rank-5 videos: the same box on every frame, a tube);
   integer leaves (label maps) are never interpolated (``"bilinear"`` reads
   them with ``"nearest-exact"``, see :meth:`ResizeMixPlan.for_integer_leaves`).
 
@@ -315,7 +331,12 @@ def resizemix(
     scale_range, prob, mode, pairing, interpolation: as in :func:`sample_resizemix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
-    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
+      second, also for rank-5 leaves).
+    spatial_axes: the two axes of every leaf that carry the box (static);
+      None: the image's (H, W), and on rank-5 videos ``[B, T, H, W, C]`` the
+      H, W of every frame: each frame gets the same box holding its partner
+      frame, shrunk (a tube). Boxes are 2-D only: three axes are refused.
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -331,6 +352,8 @@ def resizemix(
     inputs,
     labels,
     spatial=True,
+    spatial_axes=spatial_axes,
+    volumes=(2,),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

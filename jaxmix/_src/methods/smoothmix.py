@@ -220,10 +220,12 @@ def smoothmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, int] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """SmoothMix: blend a soft-edged blob of the partner; labels by the exact own share.
 
-  Lee et al. 2020. Every leaf of `inputs` gets the same mask.
+  Lee et al. 2020. Every leaf of `inputs` gets the same mask; rank-5 videos
+  ``[B, T, H, W, C]`` get the same blob on every frame (a tube).
 
   Args:
     key: PRNG key.
@@ -233,7 +235,12 @@ def smoothmix(
       :func:`sample_smoothmix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
-    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
+      second, also for rank-5 leaves).
+    spatial_axes: the two axes of every leaf that carry the mask (static);
+      None: the image's (H, W), and on rank-5 videos ``[B, T, H, W, C]`` the
+      H, W of every frame: the same 2-D blob mask on all T frames (a tube).
+      Masks are 2-D only: three axes are refused.
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -249,6 +256,8 @@ def smoothmix(
     inputs,
     labels,
     spatial=True,
+    spatial_axes=spatial_axes,
+    volumes=(2,),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

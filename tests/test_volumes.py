@@ -1,0 +1,270 @@
+"""Mask methods on videos and volumes (issue 18, item 1): rank-5 leaves, tubes and cuboids.
+
+A *tube* is a 2-D plan laid on the H, W of every frame of ``[B, T, H, W, C]``
+(the default for rank 5); a *cuboid* is a 3-D plan over (T, H, W) or (D, H, W)
+(``spatial_axes=(1, 2, 3)`` or a 3-D ``spatial_shape``). Painted-voxel tests: each
+sample is filled with its own index, so a mixed voxel tells which source it came from.
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmix
+
+B, T, H, W, C = 4, 3, 8, 9, 2
+VIDEO = (B, T, H, W, C)
+CUBOID = (1, 2, 3)
+TUBE = (2, 3)
+MASK_METHODS = ("cutmix", "fmix", "gridmix", "smoothmix", "resizemix")
+CUBOID_METHODS = ("cutmix", "fmix")
+
+
+def painted(shape=VIDEO):
+  """Sample i is constant i + 1 everywhere (so 0 never appears)."""
+  return jnp.broadcast_to(
+    jnp.arange(1, shape[0] + 1, dtype=jnp.float32).reshape((-1,) + (1,) * (len(shape) - 1)), shape
+  )
+
+
+def noise(seed, shape=VIDEO):
+  return jax.random.uniform(jax.random.key(seed), shape) * 255.0
+
+
+def one_call(name, key, x, labels=None, **kw):
+  return getattr(jaxmix, name)(key, x, labels, num_classes=None if labels is None else B, **kw)
+
+
+@pytest.mark.parametrize("name", CUBOID_METHODS)
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_cuboid_lam_is_the_voxel_share(name, mode):
+  x = painted()
+  for seed in range(3):
+    plan = getattr(jaxmix, f"sample_{name}")(jax.random.key(seed), B, (T, H, W), mode=mode)
+    out = np.asarray(jaxmix.apply(plan, x))
+    own = out == np.asarray(x)
+    # Every voxel comes from the sample itself or its partner, the same on every channel.
+    partner_value = np.asarray(plan.index)[:, None, None, None, None] + 1
+    assert np.all(own | (out == partner_value))
+    np.testing.assert_array_equal(own[..., 0], own[..., 1])
+    share = own[..., 0].mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(plan.lam, share, atol=1e-6)
+    # The one-call form agrees, and its soft labels carry the same weights.
+    got, y = one_call(name, jax.random.key(seed), x, jnp.arange(B), mode=mode, spatial_axes=CUBOID)
+    np.testing.assert_array_equal(got, out)
+    np.testing.assert_allclose(y[np.arange(B), np.arange(B)] + 0.0, np.where(
+      np.asarray(plan.index) == np.arange(B), 1.0, share), atol=1e-6)
+
+
+def test_cutmix_cuboid_is_a_box_with_cube_root_sides():
+  x = painted()
+  for seed in range(4):
+    plan = jaxmix.sample_cutmix(jax.random.key(seed), B, (T, H, W), mode="elem", correct_lam=False)
+    assert plan.region.shape == (B, 6)
+    out = np.asarray(jaxmix.apply(plan, x))[..., 0]
+    for i in range(B):
+      if int(plan.index[i]) == i:
+        continue
+      f, b, t, bo, le, r = (int(v) for v in plan.region[i])
+      box = np.zeros((T, H, W), bool)
+      box[f:b, t:bo, le:r] = True
+      np.testing.assert_array_equal(out[i] != i + 1, box)
+  # Sides are int(S·∛(1 - λ)): λ = 7/8 halves every side of an 8 × 8 × 8 volume (64 of 512 voxels).
+  from jaxmix._src.methods import cutmix as cutmix_lib
+
+  box, lam = cutmix_lib.draw_boxes(jax.random.key(0), jnp.array([0.875]), (8, 8, 8), correct_lam=False)
+  f, b, t, bo, le, r = (int(v) for v in box[0])
+  assert (b - f, bo - t, r - le) == (4, 4, 4)
+  np.testing.assert_allclose(lam, [1 - 64 / 512])
+
+
+@pytest.mark.parametrize("name", CUBOID_METHODS)
+def test_cuboid_masks_vary_across_depth(name):
+  x = painted()
+  varies = False
+  for seed in range(4):
+    out, _ = one_call(name, jax.random.key(seed), x, spatial_axes=CUBOID, mode="elem")
+    own = np.asarray(out)[..., 0] == np.asarray(x)[..., 0]
+    varies |= any(not np.array_equal(own[i, 0], own[i, t]) for i in range(B) for t in range(1, T))
+  assert varies
+
+
+@pytest.mark.parametrize("name", MASK_METHODS)
+@pytest.mark.parametrize("spatial_axes", [None, TUBE])
+def test_tube_masks_are_identical_across_frames(name, spatial_axes):
+  x = noise(0)
+  for seed in range(2):
+    key = jax.random.key(seed)
+    out, _ = one_call(name, key, x, mode="elem", spatial_axes=spatial_axes)
+    # The same 2-D plan on every frame: each frame is mixed as the image it is.
+    plan = getattr(jaxmix, f"sample_{name}")(key, B, (H, W), mode="elem")
+    for t in range(T):
+      np.testing.assert_allclose(out[:, t], jaxmix.apply(plan, x[:, t]), rtol=1e-6, atol=1e-4)
+    own = np.asarray(jaxmix.apply(plan, painted()))[..., 0] == np.asarray(painted())[..., 0]
+    for t in range(1, T):
+      np.testing.assert_array_equal(own[:, 0], own[:, t])
+
+
+def test_tube_is_the_default_and_nchw_equals_nhwc():
+  x = noise(1)
+  key = jax.random.key(3)
+  for name in MASK_METHODS:
+    default, y1 = one_call(name, key, x, jnp.arange(B))
+    tube, y2 = one_call(name, key, x, jnp.arange(B), spatial_axes=TUBE)
+    chex.assert_trees_all_equal((default, y1), (tube, y2))
+    nchw, _ = one_call(name, key, jnp.moveaxis(x, -1, 1), data_format="NCHW")
+    np.testing.assert_allclose(jnp.moveaxis(nchw, 1, -1), default, rtol=1e-6, atol=1e-4)
+  for name in CUBOID_METHODS:
+    cuboid, _ = one_call(name, key, x, spatial_axes=CUBOID)
+    nchw, _ = one_call(name, key, jnp.moveaxis(x, -1, 1), data_format="NCHW", spatial_axes=(2, 3, 4))
+    np.testing.assert_allclose(jnp.moveaxis(nchw, 1, -1), cuboid, rtol=1e-6, atol=1e-4)
+    # A 3-D plan's default axes on rank 5 are the three before the channels.
+    plan = getattr(jaxmix, f"sample_{name}")(key, B, (T, H, W))
+    np.testing.assert_array_equal(jaxmix.apply(plan, x), cuboid)
+
+
+def test_rank4_spatial_axes_equal_the_default():
+  x = noise(2, (B, H, W, C))
+  key = jax.random.key(5)
+  for name in MASK_METHODS:
+    chex.assert_trees_all_equal(one_call(name, key, x), one_call(name, key, x, spatial_axes=(1, 2)))
+
+
+def test_volume_without_channels():
+  # [B, D, H, W] with a 3-D plan: the leaf's axes 1, 2, 3 by default.
+  x = painted((B, T, H, W))
+  plan = jaxmix.sample_cutmix(jax.random.key(1), B, (T, H, W), mode="elem")
+  out = np.asarray(jaxmix.apply(plan, x))
+  np.testing.assert_allclose((out == np.asarray(x)).mean(axis=(1, 2, 3)), plan.lam, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", CUBOID_METHODS)
+@pytest.mark.parametrize("spatial_axes", [TUBE, CUBOID])
+def test_jit_equals_eager(name, spatial_axes):
+  x, labels = noise(3), jnp.arange(B)
+
+  def f(key):
+    return one_call(name, key, x, labels, mode="elem", spatial_axes=spatial_axes)
+
+  chex.assert_trees_all_close(jax.jit(f)(jax.random.key(7)), f(jax.random.key(7)), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", CUBOID_METHODS)
+def test_vmap_over_keys_equals_loop(name):
+  x, labels = noise(4), jnp.arange(B)
+  keys = jax.random.split(jax.random.key(8), 3)
+
+  def f(key):
+    return one_call(name, key, x, labels, mode="elem", spatial_axes=CUBOID)
+
+  batched = jax.jit(jax.vmap(f))(keys)
+  for i in range(3):
+    chex.assert_trees_all_close(jax.tree.map(lambda t, i=i: t[i], batched), f(keys[i]), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MASK_METHODS + ("mixup",))
+@pytest.mark.parametrize("dtype", [jnp.uint8, jnp.bfloat16])
+def test_dtype_kept(name, dtype):
+  x = jnp.round(noise(5)).astype(dtype)
+  kw = {} if name == "mixup" else {"spatial_axes": CUBOID if name in CUBOID_METHODS else TUBE}
+  out, _ = one_call(name, jax.random.key(9), x, mode="elem", **kw)
+  ref, _ = one_call(name, jax.random.key(9), x.astype(jnp.float32), mode="elem", **kw)
+  assert out.dtype == dtype and out.shape == x.shape
+  if dtype == jnp.uint8:
+    assert np.abs(np.asarray(out, np.float64) - np.clip(np.round(np.asarray(ref)), 0, 255)).max() <= 1
+  else:
+    np.testing.assert_allclose(np.asarray(out, np.float32), ref, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("name", CUBOID_METHODS)
+@pytest.mark.parametrize("spatial_axes", [TUBE, CUBOID])
+def test_video_and_voxel_label_map_follow_one_plan(name, spatial_axes):
+  video = jnp.round(noise(6))
+  seg = video[..., 0].astype(jnp.int32)  # a per-voxel label map [B, T, H, W]
+  out, y = one_call(name, jax.random.key(10), {"video": video, "seg": seg}, jnp.arange(B), mode="elem",
+                    spatial_axes=spatial_axes)
+  assert out["seg"].dtype == jnp.int32
+  np.testing.assert_array_equal(out["seg"], out["video"][..., 0].astype(jnp.int32))
+  alone, y_alone = one_call(
+    name, jax.random.key(10), video, jnp.arange(B), mode="elem", spatial_axes=spatial_axes
+  )
+  np.testing.assert_array_equal(out["video"], alone)
+  np.testing.assert_array_equal(y, y_alone)
+
+
+@pytest.mark.parametrize("spatial_axes", [None, CUBOID])
+def test_mixup_cutmix_on_videos(spatial_axes):
+  x = painted()
+  for seed in range(3):
+    key = jax.random.key(seed)
+    out, y = jaxmix.mixup_cutmix(key, x, jnp.arange(B), num_classes=B, mixup_alpha=1.0, cutmix_alpha=1.0,
+                                 mode="elem", spatial_axes=spatial_axes)
+    # Each voxel is a weighted mean of the sample and its partner: the mean value is the label-weighted one.
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3, 4)), y @ jnp.arange(1, B + 1.0), rtol=1e-5)
+    if spatial_axes is None:
+      plan = jaxmix.sample_mixup_cutmix(key, B, (H, W), mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem")
+      for t in range(T):
+        np.testing.assert_array_equal(out[:, t], jaxmix.apply(plan, x[:, t]))
+
+
+def test_mixup_mixes_any_rank():
+  x = noise(7)
+  out, y = jaxmix.mixup(jax.random.key(1), x, jnp.arange(B), num_classes=B)
+  plan = jaxmix.sample_mixup(jax.random.key(1), B)
+  lam = np.asarray(plan.lam)[:, None, None, None, None]
+  np.testing.assert_allclose(out, lam * x + (1 - lam) * x[np.asarray(plan.index)], rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+  ("kwargs", "error", "match"),
+  [
+    (dict(spatial_axes=(0, 1)), ValueError, "spatial_axes must be distinct, increasing axes >= 1"),
+    (dict(spatial_axes=(3, 2)), ValueError, "spatial_axes must be distinct"),
+    (dict(spatial_axes=(2, 2)), ValueError, "spatial_axes must be distinct"),
+    (dict(spatial_axes=(2, 5)), ValueError, r"spatial_axes=\(2, 5\) names axis 5, but inputs has shape"),
+    (dict(spatial_axes="hw"), TypeError, "spatial_axes must be a tuple of ints"),
+    (dict(spatial_axes=(1, 2, 3, 4)), ValueError, "names 4 axes, but this method draws masks of 2 or 3"),
+  ],
+)
+def test_bad_spatial_axes(kwargs, error, match):
+  with pytest.raises(error, match=match):
+    jaxmix.cutmix(jax.random.key(0), noise(0), **kwargs)
+
+
+def test_bad_inputs_errors():
+  key = jax.random.key(0)
+  # Tube-only methods refuse three axes, naming spatial_axes.
+  for name in ("gridmix", "smoothmix", "resizemix"):
+    with pytest.raises(ValueError, match=r"spatial_axes=\(1, 2, 3\) names 3 axes.*2 spatial dims"):
+      one_call(name, key, noise(0), spatial_axes=CUBOID)
+  # Leaves that disagree on the spatial axes.
+  with pytest.raises(ValueError, match=r"Every leaf of inputs must share the spatial shape"):
+    jaxmix.cutmix(key, {"a": noise(0), "b": noise(0, (B, T + 1, H, W, C))}, spatial_axes=CUBOID)
+  with pytest.raises(ValueError, match=r"Every leaf of inputs must share the spatial shape"):
+    jaxmix.fmix(key, {"a": noise(0), "b": noise(0, (B, T, H + 1, W, C))})
+  # A label map without a channel axis beside a video: the error says to name the axes.
+  with pytest.raises(ValueError, match=r"share the spatial shape \(H, W\).*spatial_axes=\(2, 3\) for tubes"):
+    jaxmix.cutmix(key, {"video": noise(0), "seg": noise(0)[..., 0]})
+  # Rank 6 has no default axes.
+  with pytest.raises(ValueError, match=r"video/volume batch of rank 5.*spatial_axes="):
+    jaxmix.cutmix(key, noise(0, (B, 2, T, H, W, C)))
+  # A plan for another shape, or another number of axes.
+  plan = jaxmix.sample_cutmix(key, B, (T, H, W))
+  with pytest.raises(ValueError, match=r"tree has spatial shape \(3, 9, 8\) but the plan was sampled"):
+    jaxmix.apply(plan, noise(0, (B, T, W, H, C)))
+  with pytest.raises(ValueError, match=r"spatial_axes=\(2, 3\) names 2 axes but the plan has 3 spatial dims"):
+    jaxmix.apply(plan, noise(0), spatial_axes=TUBE)
+  # A 4-D spatial_shape, and a 3-D one for a 2-D sampler.
+  with pytest.raises(ValueError, match="spatial_shape must be"):
+    jaxmix.sample_cutmix(key, B, (2, T, H, W))
+  with pytest.raises(ValueError, match="spatial_shape must be"):
+    jaxmix.sample_gridmix(key, B, (T, H, W))
+  # Image-only plans refuse spatial_axes, and image-only methods refuse rank 5 as before.
+  plan = jaxmix.sample_mosaic(key, B, (H, W))
+  with pytest.raises(ValueError, match="spatial_axes=.* cannot be used with a MosaicPlan"):
+    jaxmix.apply(plan, noise(0), spatial_axes=TUBE)
+  with pytest.raises(ValueError, match="rank 4"):
+    jaxmix.saliencymix(key, noise(0))
