@@ -378,7 +378,11 @@ def guided_table(shape: tuple[int, ...]) -> list[tuple[str, Callable]]:
   # The official grid sides 2, 4, 8, 16 whose blocks neigh_size 4 and t_size 4 divide (all at 32 × 32;
   # at 224 × 224 a 16 grid gives 14-pixel blocks, which PuzzleMix refuses, so 2, 4, 8).
   grids = tuple(n for n in (2, 4, 8, 16) if not (h % n or w % n or (h // n) % min(4, h // n)))
-  label = "grid " + "/".join(map(str, grids))
+  # t_size 4 (the official CIFAR value) makes the transport grid (H/4)²: at 224 × 224 its [B, 3136, 3136]
+  # costs take a minute per call on the CPU (the official bidding is O(B·M²) per round, H/4 rounds), so
+  # large images use 16 × 16 transport tiles of side H/16 (14 at 224), which every block side divides.
+  t_size = 4 if h <= 64 else h // 16
+  label = "grid " + "/".join(map(str, grids)) + f", t_size {t_size}"
 
   def transmix(key, x, y, data):
     plan = jaxmix.sample_cutmix(key, b, (h, w))
@@ -390,10 +394,10 @@ def guided_table(shape: tuple[int, ...]) -> list[tuple[str, Callable]]:
     ("snapmix", lambda key, x, y, d: guided.snapmix(key, x, y, cam=d["cam"], num_classes=k)),
     ("transmix (cutmix + labels)", transmix),
     (f"puzzlemix ({label}, transport)", lambda key, x, y, d: guided.puzzlemix(
-      key, x, y, saliency=d["saliency"], block_num=grids, num_classes=k)),
-    ("puzzlemix (grid 4, transport)", lambda key, x, y, d: guided.puzzlemix(
-      key, x, y, saliency=d["saliency"], block_num=4, num_classes=k)),
-    (f"puzzlemix ({label}, no transport)", lambda key, x, y, d: guided.puzzlemix(
+      key, x, y, saliency=d["saliency"], block_num=grids, t_size=t_size, num_classes=k)),
+    (f"puzzlemix (grid 4, t_size {t_size}, transport)", lambda key, x, y, d: guided.puzzlemix(
+      key, x, y, saliency=d["saliency"], block_num=4, t_size=t_size, num_classes=k)),
+    (f"puzzlemix (grid {'/'.join(map(str, grids))}, no transport)", lambda key, x, y, d: guided.puzzlemix(
       key, x, y, saliency=d["saliency"], block_num=grids, transport=False, num_classes=k)),
   ]
 

@@ -596,7 +596,10 @@ def sample_puzzlemix(
   and makes ``max(H/t, W/t)`` passes over them, as the official does: at 32 ×
   32 with a 16 × 16 grid (blocks of 2 pixels, so ``t = 2``), ``M = 256``. On
   two shared CPU cores, B = 64 at 32 × 32 took 24–35 ms per call for grids 2,
-  4 and 8 and 0.73 s for grid 16 (56 ms without transport). With ``n_labels=2``
+  4 and 8 and 0.73 s for grid 16 (56 ms without transport). The cost grows as
+  ``(H/t)⁵``: at 224 × 224 with ``t = 4`` (``M = 3136``) one call for B = 4
+  took 79 s on the same (loaded) machine, and 0.09 s with ``t_size=14``; use a
+  larger `t_size` for large images. With ``n_labels=2``
   the mask is binary and the plan selects pixels, so integer leaves (label
   maps) are moved and mixed exactly.
 
