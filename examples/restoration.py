@@ -170,15 +170,19 @@ def _programs(method: str, steps: int, width: int, blocks: int):
   return model, tx, step, predict
 
 
-def quality(pred: np.ndarray, hr: np.ndarray) -> dict[str, float]:
-  """Mean PSNR (dB) and SSIM over images, both in [0, 1] (dm_pix, its 11 × 11 Gaussian SSIM)."""
+@functools.cache
+def _metric():
   import dm_pix as pix
   import jax
 
+  return jax.jit(lambda a, b: (pix.psnr(a, b), pix.ssim(a, b, max_val=1.0)))
+
+
+def quality(pred: np.ndarray, hr: np.ndarray) -> dict[str, float]:
+  """Mean PSNR (dB) and SSIM over images, both in [0, 1] (dm_pix, its 11 × 11 Gaussian SSIM)."""
   psnr, ssim = [], []
-  metric = jax.jit(lambda a, b: (pix.psnr(a, b), pix.ssim(a, b, max_val=1.0)))
   for i in range(0, len(hr), 500):
-    p, s = metric(pred[i : i + 500], hr[i : i + 500])
+    p, s = _metric()(pred[i : i + 500], hr[i : i + 500])
     psnr.append(np.asarray(p))
     ssim.append(np.asarray(s))
   return {"psnr": float(np.concatenate(psnr).mean()), "ssim": float(np.concatenate(ssim).mean())}
@@ -300,7 +304,8 @@ def run(args: argparse.Namespace) -> int:
   todo = [c for c in configs(args) if c.key not in done]
   print(f"{len(todo)} runs to do, {len(configs(args)) - len(todo)} stored in {args.out}")
   raw = study.load_raw(args.data_dir)
-  print(f"wrote {figure(args, raw)}")
+  if not os.path.exists(os.path.join(args.out, "pairs.png")):
+    print(f"wrote {figure(args, raw)}")
   bar = tqdm(total=len(todo) * args.steps, desc="restoration runs", disable=args.no_progress)
   for cfg in todo:
     bar.set_postfix_str(cfg.key)
