@@ -602,7 +602,8 @@ def plot_canvases(raw: dict, out: str, seed: int = 0, count: int = 4) -> str:
   from jaxmix.flow_mixup import flow_targets
   from jaxmix.flow_mixup import sample_flow_mixup
 
-  data = make_data(seed, 0.0, raw, {"train": 64, "val": 8, "test": 8})
+  sizes = {"items": min(ITEMS, len(raw["x_train"])), "train": 64, "val": 8, "test": 8}
+  data = make_data(seed, 0.0, raw, sizes)
   x, y = data["x_train"][: 2 * count], data["y_train"][: 2 * count]
   b = len(x)
   key = jax.random.key(seed)
@@ -650,12 +651,13 @@ def report(args: argparse.Namespace) -> int:
   results = load_results(args.out)
   steps, width, seeds = args.steps, args.width, args.seeds
   beta = chosen_beta(results, steps, width)
+  tests = ", ".join(sorted({f"{r['data']['test_canvases']:,}" for r in results.values()})) or "no"
   lines = [
     "# Multi-label study: 2 × 2 Fashion-MNIST canvases",
     "",
     "Rendered by `python examples/multilabel_study.py report` from the stored runs.",
     "",
-    f"Mean ± standard error over {seeds} seeds of test metrics on {TEST_CANVASES:,} clean test canvases; "
+    f"Mean ± standard error over {seeds} seeds of test metrics on {tests} clean test canvases; "
     "Δ = paired difference against ERM (same seed: same canvases, corruption, initialisation, batch order) "
     "± its standard error. memorised: share of the corrupted training bits the model reproduces at 0.5 "
     "(lower is better). See examples/multilabel_study.py for the protocol.",
