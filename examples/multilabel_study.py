@@ -589,7 +589,9 @@ def plot_canvases(raw: dict, out: str, seed: int = 0, count: int = 4) -> str:
 
   MixUp and the switch are shown as the images they make; Manifold Mixup mixes hidden states, so
   its row shows the inputs with the targets it trains on (the mix happens inside the network);
-  Flow-Mixup's row shows the mixed flow with its targets (the clean flow is the top row).
+  Flow-Mixup's row shows the mixed flow with its targets (the clean flow is the top row). Every row
+  uses the same key, so Flow-Mixup's mixed flow is MixUp's mix: what differs is that Flow-Mixup also
+  trains on the clean flow and adds the constraint on hidden states.
   """
   import jax
   import matplotlib
@@ -621,7 +623,12 @@ def plot_canvases(raw: dict, out: str, seed: int = 0, count: int = 4) -> str:
   import data as data_lib
 
   short = [n.split("/")[0][:7] for n in data_lib.FASHION_CLASSES]
-  fig, axes = plt.subplots(len(rows), 2 * count, figsize=(2.0 * count * 2 / 1.6, 2.3 * len(rows)))
+  fig, axes = plt.subplots(
+    len(rows),
+    2 * count,
+    figsize=(3.0 * count, 2.1 * len(rows)),
+    gridspec_kw={"width_ratios": [1.6, 1] * count},
+  )
   for r, (title, images, targets) in enumerate(rows):
     for c in range(count):
       ax_im, ax_t = axes[r, 2 * c], axes[r, 2 * c + 1]
@@ -681,7 +688,11 @@ def report(args: argparse.Namespace) -> int:
     figures.append((name, "Paired Δ against ERM of test mAP (left) and macro-F1 (right) per noise level."))
   if not args.no_canvases:
     raw = load_items(args.data_dir)
-    caption = "Training canvases and the multi-hot targets each method trains on (seed 0)."
+    caption = (
+      "Training canvases and the multi-hot targets each method trains on (seed 0, one key for all rows: "
+      "Flow-Mixup's mixed flow is MixUp's mix, trained next to the clean row; Manifold Mixup mixes inside "
+      "the network, so its row shows the inputs with the mixed targets unless layer 0 was drawn)."
+    )
     figures.append((plot_canvases(raw, args.out), caption))
   for fname, caption in figures:
     lines += [f"![{caption}]({fname})", "", caption, ""]
