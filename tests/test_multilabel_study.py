@@ -163,6 +163,10 @@ def test_report_refuses_cells_with_too_few_seeds_and_shows_paired_deltas(tmp_pat
     _store(out, ms.Config(0.1, "erm", s, None, 5, 2), 0.50 + 0.01 * s)
     _store(out, ms.Config(0.1, "mixup", s, None, 5, 2), 0.60 + 0.01 * s)  # +10 pts, paired
   _store(out, ms.Config(0.1, "manifold", 0, None, 5, 2), 0.9)  # one seed only
+  for b, val in zip(ms.BETAS, [0.1, 0.3, 0.2], strict=True):  # β search: the second wins
+    _store(out, ms.Config(ms.BETA_NOISE, "flow", 0, b, 5, 2), 0.40, val=val)
+  for s in (1, 2):
+    _store(out, ms.Config(0.1, "flow", s, ms.BETAS[1], 5, 2), 0.40 + 0.01 * s)
   args = argparse.Namespace(out=out, seeds=3, steps=5, width=2, data_dir="unused", no_canvases=False)
   assert ms.report(args) == 0
   text = open(os.path.join(out, "multilabel.md")).read()
@@ -170,7 +174,9 @@ def test_report_refuses_cells_with_too_few_seeds_and_shows_paired_deltas(tmp_pat
   assert any(line.startswith("| erm |") for line in table)
   assert any(line.startswith("| mixup |") and "(Δ +10.00 ± 0.00)" in line for line in table)
   assert not any(line.startswith("| manifold |") for line in table)
-  assert "noise 0.1 manifold" in text and "noise 0.1 flow" in text
+  assert "noise 0.1 manifold" in text and "noise 0.1 flow" not in text
+  assert any(line.startswith("| flow |") and f"β {ms.BETAS[1]:g}" in line for line in table)
+  assert "| 10 % | flow − mixup | -20.00 ± 0.00 |" in text
   for name in ("results.png", "canvases.png"):
     with open(os.path.join(out, name), "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
