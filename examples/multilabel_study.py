@@ -401,16 +401,24 @@ def chosen_beta(results: dict, steps: int = STEPS, width: int = WIDTH, betas=BET
 
 
 def grid(
-  results: dict, noises=NOISES, methods=METHODS, seeds: int = SEEDS, steps: int = STEPS, width: int = WIDTH
+  results: dict,
+  noises=NOISES,
+  methods=METHODS,
+  seeds: int = SEEDS,
+  steps: int = STEPS,
+  width: int = WIDTH,
+  flow_beta: float | None = None,
 ) -> Iterator[Config | tuple]:
   """Every run in order: the β search first, then cells in `noises` order, seed by seed.
 
   Yields a Config, or ``(noise, "flow", seed)`` for a Flow-Mixup run whose β is not chosen yet.
+  `flow_beta` (``run --flow-beta``): Flow-Mixup at this β instead of the chosen one, no search (a check
+  beside the grid, e.g. β = 0: the two flows without the constraint).
   """
-  if "flow" in methods:
+  if "flow" in methods and flow_beta is None:
     for b in BETAS:
       yield Config(BETA_NOISE, "flow", 0, b, steps, width)
-  beta = chosen_beta(results, steps, width)
+  beta = chosen_beta(results, steps, width) if flow_beta is None else flow_beta
   for noise in noises:
     for seed in range(seeds):
       for method in methods:
@@ -426,6 +434,7 @@ def run(args: argparse.Namespace) -> int:
   from tqdm.auto import tqdm
 
   kw = dict(noises=args.noises, methods=args.methods, seeds=args.seeds, steps=args.steps, width=args.width)
+  kw["flow_beta"] = args.flow_beta
   results = load_results(args.out)
   every = list(dict.fromkeys(grid(results, **kw)))
   todo = [c for c in every if not (isinstance(c, Config) and c.key in results)]
@@ -758,6 +767,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   r.add_argument("--train-canvases", type=int, default=TRAIN_CANVASES)
   r.add_argument("--val-canvases", type=int, default=VAL_CANVASES)
   r.add_argument("--test-canvases", type=int, default=TEST_CANVASES)
+  r.add_argument(
+    "--flow-beta", type=float, default=None, help="Flow-Mixup at this β, no search (a check, e.g. 0)"
+  )
   r.add_argument("--dry-run", action="store_true", help="print the grid and its estimated time")
   r.add_argument("--seconds-per-step", type=float, default=0.04, help="for the estimate (loaded 2-core CPU)")
   r.add_argument("--seconds-per-eval", type=float, default=3.0, help="for the estimate")
