@@ -486,10 +486,25 @@ REPORT_METRICS = (
 )
 
 
+def flow_checks(results: dict, steps: int, width: int) -> list[str]:
+  """``"flow@β"`` for each β of stored Flow-Mixup runs other than the chosen one and the search's
+  (from ``run --flow-beta``), e.g. ``"flow@0"``: checks reported beside the grid."""
+  chosen = chosen_beta(results, steps, width)
+  found = {
+    c["beta"]
+    for c in (r["config"] for r in results.values())
+    if c.get("method") == "flow" and c.get("steps", steps) == steps and c.get("width", width) == width
+  }
+  return [f"flow@{b:g}" for b in sorted(found - set(BETAS) - {chosen})]
+
+
 def cell_runs(results: dict, noise: float, method: str, seeds: int, steps: int, width: int) -> list | None:
-  """The runs of one cell (Flow-Mixup at its chosen β), seeds 0..seeds-1; None while any is missing."""
+  """The runs of one cell (Flow-Mixup at its chosen β; ``"flow@β"`` at that β), seeds 0..seeds-1; None
+  while any is missing."""
   beta = None
-  if method == "flow":
+  if method.startswith("flow@"):
+    method, beta = "flow", float(method[len("flow@") :])
+  elif method == "flow":
     beta = chosen_beta(results, steps, width)
     if beta is ...:
       return None
@@ -510,7 +525,7 @@ def cell_table(results: dict, noise: float, seeds: int, steps: int, width: int, 
   base = cell_runs(results, noise, "erm", seeds, steps, width)
   names = list(REPORT_METRICS) + ([("memorised", 100, "memorised %")] if noise > 0 else [])
   rows = []
-  for method in ALL_METHODS:
+  for method in list(ALL_METHODS) + flow_checks(results, steps, width):
     runs = cell_runs(results, noise, method, seeds, steps, width)
     if runs is None:
       if method in METHODS:
@@ -519,7 +534,7 @@ def cell_table(results: dict, noise: float, seeds: int, steps: int, width: int, 
     c = runs[0]["config"]
     hp = "—" if c["alpha"] is None else f"α {c['alpha']:g}"
     hp += "" if c["beta"] is None else f", β {c['beta']:g}"
-    cells = [method, hp]
+    cells = ["flow (check)" if "@" in method else method, hp]
     for name, scale, _ in names:
       v = np.array([_value(r, name) for r in runs]) * scale
       m, se = _mean_se(v)
@@ -562,12 +577,12 @@ def flow_against_mixers(results: dict, seeds: int, steps: int, width: int) -> li
   """Markdown lines: Flow-Mixup minus each other mixer, paired, per cell (mAP and macro-F1)."""
   rows, names = [], ("mAP", "macro_f1")
   for noise in NOISES:
-    for other in [m for m in ALL_METHODS if m not in ("erm", "flow")]:
+    for other in [m for m in ALL_METHODS if m not in ("erm", "flow")] + flow_checks(results, steps, width):
       cells = [paired(results, noise, "flow", seeds, steps, width, n, 100, other) for n in names]
       if None in cells:
         continue
       rows.append(
-        f"| {100 * noise:g} % | flow − {other} | "
+        f"| {100 * noise:g} % | flow − {other.replace('flow@', 'flow at β ')} | "
         + " | ".join(f"{m:+.2f} ± {se:.2f}" for m, se in cells)
         + " |"
       )
@@ -575,6 +590,9 @@ def flow_against_mixers(results: dict, seeds: int, steps: int, width: int) -> li
     return []
   return [
     "## Flow-Mixup against the other mixers (paired over the same seeds)",
+    "",
+    "`flow at β 0` (where run): the same two flows, clean and mixed, without the constraint; "
+    "the difference is what the constraint adds.",
     "",
     "| noise | difference | Δ mAP (pts) | Δ macro-F1 (pts) |",
     "|---|---|---|---|",

@@ -2,6 +2,7 @@
 an end-to-end run, resume and the report's refusal of incomplete cells."""
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -105,6 +106,7 @@ def _args(out, **kw):
     val_canvases=SIZES["val"],
     test_canvases=SIZES["test"],
     dry_run=False,
+    flow_beta=None,
     seconds_per_step=0.01,
     seconds_per_eval=1.0,
     no_progress=True,
@@ -135,7 +137,7 @@ def test_end_to_end_run_then_resume_runs_nothing(tmp_path, monkeypatch):
 def _store(out, cfg, m=0.5, val=0.5):
   test = {"mAP": m, "macro_f1": m, "micro_f1": m, "auc": m, "ap_per_class": [m] * 10}
   record = {
-    "config": {"key": cfg.key, "alpha": cfg.alpha, "beta": cfg.beta},
+    "config": dataclasses.asdict(cfg) | {"key": cfg.key, "alpha": cfg.alpha},
     "data": {"test_canvases": 100},
     "test": test,
     "val": {"mAP": val},
@@ -167,6 +169,8 @@ def test_report_refuses_cells_with_too_few_seeds_and_shows_paired_deltas(tmp_pat
     _store(out, ms.Config(ms.BETA_NOISE, "flow", 0, b, 5, 2), 0.40, val=val)
   for s in (1, 2):
     _store(out, ms.Config(0.1, "flow", s, ms.BETAS[1], 5, 2), 0.40 + 0.01 * s)
+  for s in range(3):  # a check beside the grid (run --flow-beta 0)
+    _store(out, ms.Config(0.1, "flow", s, 0.0, 5, 2), 0.45 + 0.01 * s)
   args = argparse.Namespace(out=out, seeds=3, steps=5, width=2, data_dir="unused", no_canvases=False)
   assert ms.report(args) == 0
   text = open(os.path.join(out, "multilabel.md")).read()
@@ -177,6 +181,8 @@ def test_report_refuses_cells_with_too_few_seeds_and_shows_paired_deltas(tmp_pat
   assert "noise 0.1 manifold" in text and "noise 0.1 flow" not in text
   assert any(line.startswith("| flow |") and f"β {ms.BETAS[1]:g}" in line for line in table)
   assert "| 10 % | flow − mixup | -20.00 ± 0.00 |" in text
+  assert any(line.startswith("| flow (check) | α 1, β 0 |") for line in table)
+  assert "| 10 % | flow − flow at β 0 | -5.00 ± 0.00 |" in text
   for name in ("results.png", "canvases.png"):
     with open(os.path.join(out, name), "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
