@@ -31,7 +31,13 @@ BatchNorm) and the same per-class sigmoid BCE:
 * ``flow``: Flow-Mixup as ``jaxmix.flow_mixup`` reads it: the clean and mixed flows in
   one batch of 2B, BCE on both, plus β times the constraint on the three stage outputs;
   α = 1 (the module's default), β chosen on the validation split (below);
-* ``switch`` (not in the default grid): the MixUp/CutMix switch, α = 1 for both.
+* ``switch`` (not in the default grid; ``run --methods switch``): the MixUp/CutMix switch,
+  α = 1 for both.
+
+A check beside the grid: ``run --methods flow --flow-beta 0`` trains Flow-Mixup's two flows
+(clean and mixed, BCE on both) without the constraint; the report sets it against the
+chosen β, which separates what the constraint adds from what training on the clean and the
+mixed batch together adds.
 
 α of MixUp and Manifold Mixup are their papers' defaults and are not tuned. Flow-Mixup's
 β, for which the paper's value is not known to us, is chosen from BETAS by validation mAP
