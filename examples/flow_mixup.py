@@ -25,7 +25,9 @@ See jaxmix/_src/train/flow_mixup.py for the reading of the paper implemented her
 β defaults to 0.1: in single-seed runs of 300 steps (no label noise), β = 1
 drove the constraint to ~1e-4 by making the network nearly linear on its training batches
 and lost about 7 mAP points to ERM, while β = 0.1 matched ERM (0.82 mAP). These are single
-runs, not a study: no claim that Flow-Mixup helps here is made.
+runs, not a study: no claim that Flow-Mixup helps here is made. The stored study with corrupted
+labels, 3 seeds and β chosen on a validation split is examples/multilabel_study.py (results in
+examples/results/multilabel/).
 """
 
 from __future__ import annotations
