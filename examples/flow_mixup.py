@@ -25,7 +25,9 @@ See jaxmix/_src/train/flow_mixup.py for the reading of the paper implemented her
 β defaults to 0.1: in single-seed runs of 300 steps (no label noise), β = 1
 drove the constraint to ~1e-4 by making the network nearly linear on its training batches
 and lost about 7 mAP points to ERM, while β = 0.1 matched ERM (0.82 mAP). These are single
-runs, not a study: no claim that Flow-Mixup helps here is made.
+runs, not a study: no claim that Flow-Mixup helps here is made. The stored study with corrupted
+labels, 3 seeds and β chosen on a validation split is examples/multilabel_study.py (results in
+examples/results/multilabel/).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import data as data_lib  # noqa: E402
 
+import jaxmix  # noqa: E402
 from jaxmix.flow_mixup import flow_constraint  # noqa: E402
 from jaxmix.flow_mixup import flow_inputs  # noqa: E402
 from jaxmix.flow_mixup import flow_targets  # noqa: E402
@@ -106,7 +109,10 @@ class FlowCNN(nn.Module):
   """Three stages (stride-2 conv, conv; BatchNorm, ReLU), global pooling, a linear head.
 
   With ``mix`` (a FlowPlan) the input becomes the clean and mixed flows stacked
-  (2B rows) and each stage's output is sown as a constrained point.
+  (2B rows) and each stage's output is sown as a constrained point. With a
+  :class:`jaxmix.ManifoldPlan` (``layers=3``) the same network is a Manifold Mixup
+  model instead: points 0 (the input), 1 and 2 (after the first two stages), as
+  ``examples/multilabel_study.py`` uses it.
   """
 
   num_classes: int
@@ -114,12 +120,15 @@ class FlowCNN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, mix: Any = None) -> jax.Array:
-    x = flow_inputs(x, mix)
-    for features in (self.width, 2 * self.width, 4 * self.width):
+    manifold = isinstance(mix, jaxmix.ManifoldPlan)
+    x = jaxmix.manifold_point(x, mix, 0) if manifold else flow_inputs(x, mix)
+    for i, features in enumerate((self.width, 2 * self.width, 4 * self.width)):
       for stride in (2, 1):
         x = nn.Conv(features, (3, 3), stride, use_bias=False)(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-      if mix is not None:
+      if manifold and i < 2:
+        x = jaxmix.manifold_point(x, mix, i + 1)
+      elif mix is not None and not manifold:
         self.sow("intermediates", "flow", x)
     return nn.Dense(self.num_classes)(x.mean(axis=(1, 2)))
 

@@ -471,6 +471,40 @@ acc = float((model(x_test).argmax(-1) == y_test).mean())
 print(f"NNX, mixup_cutmix (prob=1): test accuracy {acc:.3f}")
 assert acc > 0.8
 """),
+  md("""
+## A stored study: multi-label canvases with corrupted labels
+
+`examples/multilabel_study.py` trains ERM, MixUp, Manifold Mixup and Flow-Mixup (`jaxmix.flow_mixup`)
+with a per-class sigmoid loss on 2 × 2 Fashion-MNIST canvases whose label set is the classes present,
+with clean labels and with 10 % and 30 % of the positive bits dropped and of the negative bits added,
+3 seeds each. Nothing is trained here: the cells below read its stored records
+(`examples/results/multilabel/runs/*.json`) and show the tables `report` renders from them, and the
+picture of the mixed canvases with their multi-hot targets.
+"""),
+  code("""
+import sys
+
+from IPython.display import Image, Markdown, display
+
+sys.path.insert(0, "../examples")
+import multilabel_study  # noqa: E402
+
+RESULTS = "../examples/results/multilabel"
+records = multilabel_study.load_results(RESULTS)
+beta = multilabel_study.chosen_beta(records)
+print(f"{len(records)} stored runs; Flow-Mixup's β (chosen on the validation split): {beta}")
+missing = []
+for noise in multilabel_study.NOISES:
+  table = multilabel_study.cell_table(
+    records, noise, multilabel_study.SEEDS, multilabel_study.STEPS, multilabel_study.WIDTH, missing
+  )
+  display(Markdown("\\n".join(table).replace("## ", "### ", 1)))
+print("cells not complete:", missing or "none")
+"""),
+  code("""
+display(Image(f"{RESULTS}/canvases.png"))
+display(Image(f"{RESULTS}/results.png"))
+"""),
 ]
 
 DENSE = [
