@@ -221,9 +221,12 @@ def exercise_options(name, spatial_shape):
   """Options that a registered method needs on a small test image, or without which a path of it
   goes untested: timm's switch defaults to MixUp only (cutmix_alpha 0); TokenMix's 16-pixel tokens
   do not divide small images (tokens of 3, 2 or 1 pixels that divide each side, and fewer
-  extra tokens than the official 14)."""
+  extra tokens than the official 14); GridMix's cuboid cells need grid_size to fit a short clip."""
   if name == "mixup_cutmix":
     return {"cutmix_alpha": 1.0}
+  if name == "gridmix" and len(spatial_shape) == 3 and min(spatial_shape) < 7:
+    # Cuboid cells: grid_size's high end must fit the shortest side (the default (2, 7) needs 7).
+    return {"grid_size": (min(2, min(spatial_shape)), min(spatial_shape))}
   if name == "tokenmix":
     patch = tuple(next(p for p in (3, 2, 1) if side % p == 0) for side in spatial_shape)
     tokens = (spatial_shape[0] // patch[0]) * (spatial_shape[1] // patch[1])

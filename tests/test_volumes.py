@@ -19,7 +19,15 @@ VIDEO = (B, T, H, W, C)
 CUBOID = (1, 2, 3)
 TUBE = (2, 3)
 MASK_METHODS = ("cutmix", "fmix", "gridmix", "smoothmix", "resizemix")
-CUBOID_METHODS = ("cutmix", "fmix")
+CUBOID_METHODS = MASK_METHODS
+# Methods whose every voxel is a copy of one source (SmoothMix blends).
+SELECTING = ("cutmix", "fmix", "gridmix", "resizemix")
+# GridMix's default grid_size (2, 7) needs every side >= 7; the clips here have T = 3 frames.
+CUBOID_OPTIONS = {"gridmix": {"grid_size": (2, T)}}
+
+
+def cuboid_options(name):
+  return CUBOID_OPTIONS.get(name, {})
 
 
 def painted(shape=VIDEO):
@@ -41,21 +49,33 @@ def one_call(name, key, x, labels=None, **kw):
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_cuboid_lam_is_the_voxel_share(name, mode):
   x = painted()
+  sample = getattr(jaxmix, f"sample_{name}")
   for seed in range(3):
-    plan = getattr(jaxmix, f"sample_{name}")(jax.random.key(seed), B, (T, H, W), mode=mode)
+    plan = sample(jax.random.key(seed), B, (T, H, W), mode=mode, **cuboid_options(name))
     out = np.asarray(jaxmix.apply(plan, x))
-    own = out == np.asarray(x)
-    # Every voxel comes from the sample itself or its partner, the same on every channel.
-    partner_value = np.asarray(plan.index)[:, None, None, None, None] + 1
-    assert np.all(own | (out == partner_value))
-    np.testing.assert_array_equal(own[..., 0], own[..., 1])
-    share = own[..., 0].mean(axis=(1, 2, 3))
-    np.testing.assert_allclose(plan.lam, share, atol=1e-6)
+    partner_value = np.asarray(plan.index)[:, None, None, None, None] + 1.0
+    if name in SELECTING:
+      own = out == np.asarray(x)
+      # Every voxel comes from the sample itself or its partner, the same on every channel.
+      assert np.all(own | (out == partner_value))
+      np.testing.assert_array_equal(own[..., 0], own[..., 1])
+      share = own[..., 0].mean(axis=(1, 2, 3))
+    else:
+      # A blend: each voxel's own weight read back from the painted values (self-pairs are unmixed).
+      own_value = np.asarray(x)
+      gap = np.where(own_value == partner_value, 1.0, own_value - partner_value)
+      weight = np.where(own_value == partner_value, 1.0, (out - partner_value) / gap)
+      assert weight.min() >= -1e-6 and weight.max() <= 1 + 1e-6
+      np.testing.assert_allclose(weight[..., 0], weight[..., 1], atol=1e-6)
+      share = weight[..., 0].mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(plan.lam, share, atol=1e-5)
     # The one-call form agrees, and its soft labels carry the same weights.
-    got, y = one_call(name, jax.random.key(seed), x, jnp.arange(B), mode=mode, spatial_axes=CUBOID)
+    got, y = one_call(
+      name, jax.random.key(seed), x, jnp.arange(B), mode=mode, spatial_axes=CUBOID, **cuboid_options(name)
+    )
     np.testing.assert_array_equal(got, out)
     np.testing.assert_allclose(y[np.arange(B), np.arange(B)] + 0.0, np.where(
-      np.asarray(plan.index) == np.arange(B), 1.0, share), atol=1e-6)
+      np.asarray(plan.index) == np.arange(B), 1.0, share), atol=1e-5)
 
 
 def test_cutmix_cuboid_is_a_box_with_cube_root_sides():
@@ -82,13 +102,100 @@ def test_cutmix_cuboid_is_a_box_with_cube_root_sides():
 
 @pytest.mark.parametrize("name", CUBOID_METHODS)
 def test_cuboid_masks_vary_across_depth(name):
+  # Painted samples are constant, so a tube would give the same mixed frame at every t.
   x = painted()
   varies = False
   for seed in range(4):
-    out, _ = one_call(name, jax.random.key(seed), x, spatial_axes=CUBOID, mode="elem")
-    own = np.asarray(out)[..., 0] == np.asarray(x)[..., 0]
-    varies |= any(not np.array_equal(own[i, 0], own[i, t]) for i in range(B) for t in range(1, T))
+    out, _ = one_call(name, jax.random.key(seed), x, spatial_axes=CUBOID, mode="elem", **cuboid_options(name))
+    out = np.asarray(out)[..., 0]
+    varies |= any(not np.array_equal(out[i, 0], out[i, t]) for i in range(B) for t in range(1, T))
   assert varies
+
+
+def test_gridmix_cuboid_cells_are_constant_and_cut_every_axis():
+  d, h, w = 6, 9, 12
+  plan = jaxmix.sample_gridmix(jax.random.key(2), 16, (d, h, w), grid_size=3, mode="elem")
+  partner = 1.0 - np.asarray(plan.own_weight())
+  assert partner.shape == (16, d, h, w)
+  cells = [np.arange(s) * 3 // s for s in (d, h, w)]
+  seen = set()
+  for m in partner:
+    for i in range(3):
+      for j in range(3):
+        for k in range(3):
+          cell = m[np.ix_(cells[0] == i, cells[1] == j, cells[2] == k)]
+          assert cell.min() == cell.max()
+          seen.add((i, cell.min()))
+  # Cells at every depth are both taken and kept: the grid cuts D too.
+  assert seen == {(i, v) for i in range(3) for v in (0.0, 1.0)}
+  # A hole takes the first corner cube of side hole · cell: 1/8 of a chosen cell at hole = 0.5.
+  plan = jaxmix.sample_gridmix(
+    jax.random.key(3), 4, (8, 8, 8), grid_size=2, cell_prob=1.0, hole=0.5, mode="elem"
+  )
+  partner = 1.0 - np.asarray(plan.own_weight())
+  expected = np.zeros((8, 8, 8))
+  for corner in np.ndindex(2, 2, 2):
+    expected[tuple(slice(4 * c, 4 * c + 2) for c in corner)] = 1.0
+  np.testing.assert_array_equal(partner, np.broadcast_to(expected, partner.shape))
+  np.testing.assert_allclose(plan.lam, 1 - 1 / 8)
+
+
+def test_smoothmix_cuboid_gaussian_has_one_sigma_share_per_axis():
+  d, h, w = 6, 10, 14
+  for seed in range(3):
+    plan = jaxmix.sample_smoothmix(jax.random.key(seed), 4, (d, h, w), mode="elem")
+    g = 1.0 - np.asarray(plan.own_weight(), np.float64)
+    for m in g:
+      centre = np.unravel_index(np.argmax(m), m.shape)
+      np.testing.assert_allclose(m[centre], 1.0, atol=1e-6)
+      shares = []
+      for axis, size in enumerate((d, h, w)):
+        line = np.moveaxis(m, axis, 0)[(slice(None),) + tuple(c for a, c in enumerate(centre) if a != axis)]
+        x = np.arange(size) - centre[axis]
+        far = np.flatnonzero(x != 0)[0]
+        sigma = abs(x[far]) / np.sqrt(-2 * np.log(line[far]))
+        shares.append(sigma / size)
+        # The profile along each axis is the Gaussian of that σ (the mask is separable).
+        np.testing.assert_allclose(line, np.exp(-(x**2) / (2 * sigma**2)), rtol=1e-4, atol=1e-6)
+      # σ = s · (D, H, W) with one s ~ U(0.25, 0.5) for all three axes.
+      np.testing.assert_allclose(shares, shares[0], rtol=1e-3)
+      assert 0.25 - 1e-4 <= shares[0] <= 0.5 + 1e-4
+
+
+@pytest.mark.parametrize("interpolation", ["nearest-exact", "bilinear"])
+def test_resizemix_cuboid_holds_the_whole_partner_resized(interpolation):
+  d, h, w = 6, 10, 12
+  x = noise(11, (B, d, h, w, C))
+  for seed in range(3):
+    plan = jaxmix.sample_resizemix(
+      jax.random.key(seed), B, (d, h, w), mode="elem", interpolation=interpolation
+    )
+    assert plan.region.shape == (B, 6)
+    out = np.asarray(jaxmix.apply(plan, x))
+    for i in range(B):
+      f, b, t, bo, le, r = (int(v) for v in plan.region[i])
+      inside = np.zeros((d, h, w), bool)
+      inside[f:b, t:bo, le:r] = True
+      np.testing.assert_array_equal(out[i][~inside], np.asarray(x)[i][~inside])
+      np.testing.assert_allclose(plan.lam[i], 1 - inside.mean(), atol=1e-6)
+      if not inside.any():
+        continue
+      # jax.image.resize: half-pixel centres, as torch's nearest-exact and (tri)linear without antialiasing.
+      partner = x[int(plan.index[i])]
+      ref = jax.image.resize(
+        partner, (b - f, bo - t, r - le, C), "nearest" if interpolation == "nearest-exact" else "linear",
+        antialias=False,
+      )
+      np.testing.assert_allclose(out[i, f:b, t:bo, le:r], ref, rtol=1e-5, atol=1e-3)
+  # Unclipped cuboids have sides int(τ·S) with one τ for all three axes.
+  for seed in range(20):
+    plan = jaxmix.sample_resizemix(jax.random.key(seed), 8, (d, h, w), mode="elem", scale_range=(0.3, 0.9))
+    for box in np.asarray(plan.region):
+      sides = box[1::2] - box[::2]
+      if box[0] == 0 or box[2] == 0 or box[4] == 0 or box[1] == d or box[3] == h or box[5] == w:
+        continue  # clipped
+      sizes = np.array([d, h, w])
+      assert (sides / sizes).max() <= ((sides + 1) / sizes).min()
 
 
 @pytest.mark.parametrize("name", MASK_METHODS)
@@ -117,11 +224,12 @@ def test_tube_is_the_default_and_nchw_equals_nhwc():
     nchw, _ = one_call(name, key, jnp.moveaxis(x, -1, 1), data_format="NCHW")
     np.testing.assert_allclose(jnp.moveaxis(nchw, 1, -1), default, rtol=1e-6, atol=1e-4)
   for name in CUBOID_METHODS:
-    cuboid, _ = one_call(name, key, x, spatial_axes=CUBOID)
-    nchw, _ = one_call(name, key, jnp.moveaxis(x, -1, 1), data_format="NCHW", spatial_axes=(2, 3, 4))
+    opts = cuboid_options(name)
+    cuboid, _ = one_call(name, key, x, spatial_axes=CUBOID, **opts)
+    nchw, _ = one_call(name, key, jnp.moveaxis(x, -1, 1), data_format="NCHW", spatial_axes=(2, 3, 4), **opts)
     np.testing.assert_allclose(jnp.moveaxis(nchw, 1, -1), cuboid, rtol=1e-6, atol=1e-4)
     # A 3-D plan's default axes on rank 5 are the three before the channels.
-    plan = getattr(jaxmix, f"sample_{name}")(key, B, (T, H, W))
+    plan = getattr(jaxmix, f"sample_{name}")(key, B, (T, H, W), **opts)
     np.testing.assert_array_equal(jaxmix.apply(plan, x), cuboid)
 
 
@@ -146,7 +254,7 @@ def test_jit_equals_eager(name, spatial_axes):
   x, labels = noise(3), jnp.arange(B)
 
   def f(key):
-    return one_call(name, key, x, labels, mode="elem", spatial_axes=spatial_axes)
+    return one_call(name, key, x, labels, mode="elem", spatial_axes=spatial_axes, **cuboid_options(name))
 
   chex.assert_trees_all_close(jax.jit(f)(jax.random.key(7)), f(jax.random.key(7)), rtol=1e-5, atol=1e-4)
 
@@ -157,7 +265,7 @@ def test_vmap_over_keys_equals_loop(name):
   keys = jax.random.split(jax.random.key(8), 3)
 
   def f(key):
-    return one_call(name, key, x, labels, mode="elem", spatial_axes=CUBOID)
+    return one_call(name, key, x, labels, mode="elem", spatial_axes=CUBOID, **cuboid_options(name))
 
   batched = jax.jit(jax.vmap(f))(keys)
   for i in range(3):
@@ -168,7 +276,7 @@ def test_vmap_over_keys_equals_loop(name):
 @pytest.mark.parametrize("dtype", [jnp.uint8, jnp.bfloat16])
 def test_dtype_kept(name, dtype):
   x = jnp.round(noise(5)).astype(dtype)
-  kw = {} if name == "mixup" else {"spatial_axes": CUBOID if name in CUBOID_METHODS else TUBE}
+  kw = {} if name == "mixup" else {"spatial_axes": CUBOID, **cuboid_options(name)}
   out, _ = one_call(name, jax.random.key(9), x, mode="elem", **kw)
   ref, _ = one_call(name, jax.random.key(9), x.astype(jnp.float32), mode="elem", **kw)
   assert out.dtype == dtype and out.shape == x.shape
@@ -178,17 +286,20 @@ def test_dtype_kept(name, dtype):
     np.testing.assert_allclose(np.asarray(out, np.float32), ref, rtol=1e-2, atol=1e-2)
 
 
-@pytest.mark.parametrize("name", CUBOID_METHODS)
+@pytest.mark.parametrize("name", SELECTING)
 @pytest.mark.parametrize("spatial_axes", [TUBE, CUBOID])
 def test_video_and_voxel_label_map_follow_one_plan(name, spatial_axes):
+  # int32 ids are exact under plans that select voxels; SmoothMix blends, so it refuses them (test_contract
+  # covers its float and uint8 leaves).
   video = jnp.round(noise(6))
   seg = video[..., 0].astype(jnp.int32)  # a per-voxel label map [B, T, H, W]
+  opts = cuboid_options(name) if spatial_axes == CUBOID else {}
   out, y = one_call(name, jax.random.key(10), {"video": video, "seg": seg}, jnp.arange(B), mode="elem",
-                    spatial_axes=spatial_axes)
+                    spatial_axes=spatial_axes, **opts)
   assert out["seg"].dtype == jnp.int32
   np.testing.assert_array_equal(out["seg"], out["video"][..., 0].astype(jnp.int32))
   alone, y_alone = one_call(
-    name, jax.random.key(10), video, jnp.arange(B), mode="elem", spatial_axes=spatial_axes
+    name, jax.random.key(10), video, jnp.arange(B), mode="elem", spatial_axes=spatial_axes, **opts
   )
   np.testing.assert_array_equal(out["video"], alone)
   np.testing.assert_array_equal(y, y_alone)
@@ -236,10 +347,15 @@ def test_bad_spatial_axes(kwargs, error, match):
 
 def test_bad_inputs_errors():
   key = jax.random.key(0)
-  # Tube-only methods refuse three axes, naming spatial_axes.
-  for name in ("gridmix", "smoothmix", "resizemix"):
-    with pytest.raises(ValueError, match=r"spatial_axes=\(1, 2, 3\) names 3 axes.*2 spatial dims"):
-      one_call(name, key, noise(0), spatial_axes=CUBOID)
+  for name in MASK_METHODS:
+    # Four axes, or an axis the leaves do not have, name spatial_axes.
+    with pytest.raises(ValueError, match=r"spatial_axes=\(1, 2, 3, 4\) names 4 axes.*2 or 3 spatial dims"):
+      one_call(name, key, noise(0), spatial_axes=(1, 2, 3, 4))
+    with pytest.raises(ValueError, match=r"spatial_axes=\(1, 2, 5\) names axis 5, but inputs has shape"):
+      one_call(name, key, noise(0), spatial_axes=(1, 2, 5))
+  # GridMix's grid must fit the shortest side of the cuboid (T = 3 here), as it fits min(H, W) in 2-D.
+  with pytest.raises(ValueError, match=r"grid_size must satisfy .*min\(D, H, W\) = 3, got \(2, 7\)"):
+    jaxmix.gridmix(key, noise(0), spatial_axes=CUBOID)
   # Leaves that disagree on the spatial axes.
   with pytest.raises(ValueError, match=r"Every leaf of inputs must share the spatial shape"):
     jaxmix.cutmix(key, {"a": noise(0), "b": noise(0, (B, T + 1, H, W, C))}, spatial_axes=CUBOID)
@@ -260,11 +376,40 @@ def test_bad_inputs_errors():
   # A 4-D spatial_shape, and a 3-D one for a 2-D sampler.
   with pytest.raises(ValueError, match="spatial_shape must be"):
     jaxmix.sample_cutmix(key, B, (2, T, H, W))
+  for name in ("gridmix", "smoothmix", "resizemix"):
+    with pytest.raises(ValueError, match="spatial_shape must be"):
+      getattr(jaxmix, f"sample_{name}")(key, B, (2, T, H, W))
   with pytest.raises(ValueError, match="spatial_shape must be"):
-    jaxmix.sample_gridmix(key, B, (T, H, W))
+    jaxmix.sample_specmix(key, B, (T, H, W))
   # Image-only plans refuse spatial_axes, and image-only methods refuse rank 5 as before.
   plan = jaxmix.sample_mosaic(key, B, (H, W))
   with pytest.raises(ValueError, match="spatial_axes=.* cannot be used with a MosaicPlan"):
     jaxmix.apply(plan, noise(0), spatial_axes=TUBE)
   with pytest.raises(ValueError, match="rank 4"):
     jaxmix.saliencymix(key, noise(0))
+
+
+# A traced option of each method that changes the cuboid without changing a shape.
+TRACED_OPTIONS = {
+  "gridmix": ("cell_prob", 0.3, 0.7),
+  "smoothmix": ("sigma_range", (0.2, 0.3), (0.3, 0.5)),
+  "resizemix": ("scale_range", (0.2, 0.5), (0.5, 0.9)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED_OPTIONS))
+def test_cuboid_traced_options_do_not_retrace(name):
+  option, first, second = TRACED_OPTIONS[name]
+  x = noise(12)
+  chex.clear_trace_counter()  # chex counts traces per function body, across the parameters
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def f(key, value):
+    opts = {option: value, **cuboid_options(name)}
+    return one_call(name, key, x, mode="elem", spatial_axes=CUBOID, **opts)[0]
+
+  key = jax.random.key(4)
+  out_first = f(key, jax.tree.map(jnp.float32, first))
+  out_second = f(key, jax.tree.map(jnp.float32, second))
+  assert not np.array_equal(out_first, out_second)

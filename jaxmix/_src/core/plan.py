@@ -169,8 +169,8 @@ class Plan(PlanLike):
   of each leaf and broadcasts over the others. So a 2-D plan on
   ``[B, T, H, W, C]`` covers H and W of every frame with the same region or
   mask, a *tube* (the default for rank 5: no new sampler is needed, every
-  2-D ``Plan`` mixes videos this way under :func:`apply`), and a 3-D plan (CutMix, FMix with a
-  3-D ``spatial_shape``) covers T, H, W, a *cuboid*. The plan stays the same
+  2-D ``Plan`` mixes videos this way under :func:`apply`), and a 3-D plan (CutMix, FMix, GridMix,
+  SmoothMix with a 3-D ``spatial_shape``) covers T, H, W, a *cuboid*. The plan stays the same
   small pytree and the mask is never materialised at the leaf's size
   outside the fused blend; rank-4 images take exactly the path they took
   before.

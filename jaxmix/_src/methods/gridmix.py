@@ -13,6 +13,21 @@ not part of the mixing, and is not provided.
 
 The mask comes from iota comparisons: pixel ``(h, w)`` lies in cell
 ``(h·n // H, w·n // W)``, so a traced ``n`` never changes a shape.
+
+Videos and volumes (rank 5): by default the 2-D grid of (H, W) covers every
+frame of ``[B, T, H, W, C]`` (a tube). With ``spatial_axes=(1, 2, 3)`` (or a
+3-D ``spatial_shape``) the grid is carried to three axes as the 2-D rule is
+carried from one axis to two: one n drawn from ``grid_size`` per mask (per
+batch or per sample, as in 2-D), the same n on every axis, so the volume is
+cut into ``n × n × n`` cuboid cells (voxel ``(d, h, w)`` in cell
+``(d·n // D, h·n // H, w·n // W)``), each taken from the partner with
+probability ``cell_prob``; with ``hole < 1`` the partner's part of a chosen
+cell is the cube of side ``hole ·`` (cell side) at the cell's first corner.
+``grid_size``'s high end must fit the shortest of the three sides, as it must
+fit min(H, W) in 2-D. In 2-D this is jaxmix's rule (one n for both axes, an
+``n × n`` grid); the 3-D form is that rule on one more axis, not a rule from
+the paper, which mixes images only. λ is the exact voxel share, counted from
+the same per-axis vectors as in 2-D.
 """
 
 from __future__ import annotations
@@ -30,15 +45,16 @@ from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 
 
-def _check_grid_size(grid_size: Any, spatial_shape: tuple[int, int]) -> tuple[int, int]:
+def _check_grid_size(grid_size: Any, spatial_shape: tuple[int, ...]) -> tuple[int, int]:
   if isinstance(grid_size, int) and not isinstance(grid_size, bool):
     grid_size = (grid_size, grid_size)
   if len(tuple(grid_size)) != 2 or not all(isinstance(g, int) for g in grid_size):
     raise ValueError(f"grid_size must be an int or an (low, high) pair of ints, got {grid_size!r}.")
   lo, hi = grid_size
   if not 1 <= lo <= hi or hi > min(spatial_shape):
+    sides = "(H, W)" if len(spatial_shape) == 2 else "(D, H, W)"
     raise ValueError(
-      f"grid_size must satisfy 1 <= low <= high <= min(H, W) = {min(spatial_shape)}, got {grid_size!r}."
+      f"grid_size must satisfy 1 <= low <= high <= min{sides} = {min(spatial_shape)}, got {grid_size!r}."
     )
   return lo, hi
 
@@ -46,7 +62,7 @@ def _check_grid_size(grid_size: Any, spatial_shape: tuple[int, int]) -> tuple[in
 def _masks_and_counts(
   key: jax.Array,
   num: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   *,
   grid_size: tuple[int, int],
   cell_prob: jax.typing.ArrayLike,
@@ -63,7 +79,14 @@ def _masks_and_counts(
   (each pixel compares its column's cell with every cell index), so XLA
   fuses it into the blend; the count comes from the same vectors, so λ never
   reads the mask.
+
+  A 3-D `spatial_shape` (D, H, W) gives `[num, D, H, W]` masks of ``n × n × n``
+  cells: the same rule with a per-depth vector too (see the module docstring).
   """
+  if len(spatial_shape) != 2:
+    return _cuboid_masks_and_counts(
+      key, num, spatial_shape, grid_size=grid_size, cell_prob=cell_prob, hole=hole
+    )
   h, w = spatial_shape
   lo, hi = grid_size
   k_n, k_cells = jax.random.split(key)
@@ -98,11 +121,52 @@ def _masks_and_counts(
   return hit.astype(jnp.float32), counts
 
 
+def _cuboid_masks_and_counts(
+  key: jax.Array,
+  num: int,
+  spatial_shape: tuple[int, ...],
+  *,
+  grid_size: tuple[int, int],
+  cell_prob: jax.typing.ArrayLike,
+  hole: jax.typing.ArrayLike,
+) -> tuple[jax.Array, jax.Array]:
+  """:func:`_masks_and_counts` on (D, H, W): float32 `[num, D, H, W]` partner masks and `[num]` counts."""
+  d, h, w = spatial_shape
+  lo, hi = grid_size
+  k_n, k_cells = jax.random.split(key)
+  n = jax.random.randint(k_n, (num, 1), lo, hi + 1).astype(jnp.int32)
+  chosen = (jax.random.uniform(k_cells, (num, hi, hi, hi)) < jnp.asarray(cell_prob, jnp.float32)).astype(
+    jnp.float32
+  )
+  hole = jnp.asarray(hole, jnp.float32)
+  cells = jnp.arange(hi, dtype=jnp.int32)
+
+  def hot(size: int) -> jax.Array:
+    # bool [num, size, hi]: position p of this axis lies in cell c and in the hole's part of it.
+    pos = jnp.arange(size, dtype=jnp.int32)[None, :]
+    cell = pos * n // size
+    frac = jnp.mod((pos.astype(jnp.float32) + 0.5) * n.astype(jnp.float32) / size, 1.0)
+    return (cell[:, :, None] == cells) & (frac < hole)[:, :, None]
+
+  hot_d, hot_h, hot_w = hot(d), hot(h), hot(w)
+  # The count in int32, elementwise over the hi³ cells: a float matmul may round products above 2**11
+  # (TF32 on GPUs), and λ must be exact.
+  s_d, s_h, s_w = (v.sum(axis=1, dtype=jnp.int32) for v in (hot_d, hot_h, hot_w))
+  per_cell = s_d[:, :, None, None] * s_h[:, None, :, None] * s_w[:, None, None, :]
+  counts = jnp.sum(per_cell * (chosen > 0.5), axis=(1, 2, 3), dtype=jnp.int32).astype(jnp.float32)
+  # Per voxel: the chosen cells of its depth and row (in the hole's part), looked up by its column's cell.
+  chosen_dh = jnp.einsum("ndi,nhj,nijl->ndhl", hot_d.astype(jnp.float32), hot_h.astype(jnp.float32), chosen)
+  hit = jnp.zeros((num, d, h, w), jnp.bool_)
+  for j in range(hi):
+    hit = hit | ((chosen_dh[:, :, :, j, None] > 0.5) & hot_w[:, None, None, :, j])
+  return hit.astype(jnp.float32), counts
+
+
 @deprecation.renamed(p="cell_prob")
 def sample_gridmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   grid_size: int | tuple[int, int] = (2, 7),
   cell_prob: jax.typing.ArrayLike = 0.5,
@@ -116,9 +180,12 @@ def sample_gridmix(
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W) (static), or (D, H, W) for a grid of ``n × n × n``
+      cuboid cells over videos and volumes (the mask `[1 or B, D, H, W]`; λ
+      the exact voxel share; see the module docstring).
     grid_size: n, or (low, high) to draw n uniformly from low..high
-      inclusive, per batch or per sample. Default (2, 7). Static.
+      inclusive, per batch or per sample; on (D, H, W) one n for all three
+      axes. Default (2, 7); high at most the shortest side. Static.
     cell_prob: probability that a cell comes from the partner (the hole
       ratio). Default 0.5. Traced. (Called ``p`` before 0.2.0; ``p=`` still
       works, with a DeprecationWarning, until 0.3.0.)
@@ -138,14 +205,17 @@ def sample_gridmix(
     >>> images = jaxmix.apply(plan, images)
     >>> plan.mask.shape                       # mode="batch": one grid for the whole batch
     (1, 32, 32)
+    >>> plan = jaxmix.sample_gridmix(key, 8, (8, 32, 32), grid_size=(2, 4))   # cuboid cells over (T, H, W)
+    >>> plan.mask.shape
+    (1, 8, 32, 32)
   """
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("cell_prob", cell_prob)
   validation.check_unit_interval("hole", hole)
   validation.check_unit_interval("prob", prob)
-  h, w = validation.check_spatial_shape(spatial_shape)
-  grid_size = _check_grid_size(grid_size, (h, w))
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
+  grid_size = _check_grid_size(grid_size, spatial_shape)
   validation.check_choice("mode", mode, validation.MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
   return _sample_gridmix(
@@ -154,7 +224,7 @@ def sample_gridmix(
     hole,
     prob,
     batch_size=batch_size,
-    spatial_shape=(h, w),
+    spatial_shape=spatial_shape,
     grid_size=grid_size,
     mode=mode,
     pairing=pairing,
@@ -170,19 +240,23 @@ def _sample_gridmix(
   prob: Any,
   *,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   grid_size: tuple[int, int],
   mode: str,
   pairing: str,
 ) -> plan_lib.Plan:
-  h, w = spatial_shape
+  size = 1
+  for side in spatial_shape:
+    size *= side
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
-  partner, count = _masks_and_counts(k_mask, n, (h, w), grid_size=grid_size, cell_prob=cell_prob, hole=hole)
+  partner, count = _masks_and_counts(
+    k_mask, n, spatial_shape, grid_size=grid_size, cell_prob=cell_prob, hole=hole
+  )
   on = sampling.gate(k_gate, prob, (n,))
-  own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
-  own_share = jnp.where(on, 1.0 - count / (h * w), 1.0)
+  own = jnp.where(on.reshape((-1,) + (1,) * len(spatial_shape)), 1.0 - partner, 1.0)
+  own_share = jnp.where(on, 1.0 - count / size, 1.0)
   return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing, own_share=own_share, selects_pixels=True)
 
 
@@ -201,12 +275,15 @@ def gridmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
-  spatial_axes: tuple[int, int] | None = None,
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """GridMix: take random grid cells from the partner; labels by the exact pixel share.
 
-  Baek et al. 2021. Every leaf of `inputs` gets the same mask; rank-5 videos
-  ``[B, T, H, W, C]`` get the same grid on every frame (a tube).
+  Baek et al. 2021. Every leaf of `inputs` gets the same mask; leaves must be
+  ``[B, H, W]`` or rank 4 in `data_format`, or rank 5 (videos
+  ``[B, T, H, W, C]``, volumes ``[B, D, H, W, C]``): by default the same 2-D
+  grid on every frame (a tube), with ``spatial_axes=(1, 2, 3)`` a grid of
+  ``n × n × n`` cuboid cells, λ the exact voxel share.
 
   Args:
     key: PRNG key.
@@ -217,10 +294,10 @@ def gridmix(
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
       second, also for rank-5 leaves).
-    spatial_axes: the two axes of every leaf that carry the mask (static);
-      None: the image's (H, W), and on rank-5 videos ``[B, T, H, W, C]`` the
-      H, W of every frame: the same 2-D grid mask on all T frames (a tube).
-      Masks are 2-D only: three axes are refused.
+    spatial_axes: the axes of every leaf that carry the mask (static), e.g.
+      ``(2, 3)`` for a tube in ``[B, T, H, W, C]`` (the default for rank 5:
+      the same 2-D grid on all T frames) or ``(1, 2, 3)`` for cuboid cells;
+      None: the image's (H, W).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -237,7 +314,7 @@ def gridmix(
     labels,
     spatial=True,
     spatial_axes=spatial_axes,
-    volumes=(2,),
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

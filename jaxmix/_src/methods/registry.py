@@ -117,12 +117,12 @@ _METHODS = (
   Method(
     "gridmix", gridmix.sample_gridmix, gridmix.gridmix, plan_lib.Plan, True, _ALL_MODES,
     citation="Baek, Bang, Shim, GridMix, Pattern Recognition 2021",
-    volumes=(2,),
+    volumes=(2, 3),
   ),
   Method(
     "smoothmix", smoothmix.sample_smoothmix, smoothmix.smoothmix, plan_lib.Plan, True, _ALL_MODES,
     citation="Lee et al., SmoothMix, CVPR Workshops 2020",
-    volumes=(2,),
+    volumes=(2, 3),
   ),
   Method(
     "saliencymix", saliencymix.sample_saliencymix, saliencymix.saliencymix, plan_lib.Plan, True,
@@ -141,7 +141,7 @@ _METHODS = (
   Method(
     "resizemix", resizemix.sample_resizemix, resizemix.resizemix, resizemix.ResizeMixPlan, True,
     _ALL_MODES, citation="Qin et al., ResizeMix, 2020 (OpenMixup)",
-    volumes=(2,),
+    volumes=(2, 3),
   ),
   Method(
     "multimix", multiway.sample_multimix, multiway.multimix, multiway.MultiPlan, False,

@@ -37,6 +37,19 @@ source coordinate with per-sample gathers (separable: rows, then columns).
 and gives the same result (it is the reference in the tests), but it
 resamples with dense ``[H, H]`` weight matrices: on the CPU it measured
 about 5× slower than the gathers at 224 × 224 and no faster at 32 × 32.
+
+Videos and volumes (rank 5): by default the 2-D box of (H, W) lies on every
+frame of ``[B, T, H, W, C]`` and each frame receives its partner frame,
+shrunk (a tube). With ``spatial_axes=(1, 2, 3)`` (or a 3-D ``spatial_shape``)
+the box is a cuboid and the whole partner volume is shrunk into it. The 2-D
+scale rule holds on every axis with one τ: sides ``int(τ·D)``, ``int(τ·H)``,
+``int(τ·W)`` (the same τ on all three axes, as on H and W in 2-D), a centre
+uniform over the voxels, the cuboid clipped to the volume; the resize is the
+same separable one on three axes (``"bilinear"`` is then torch's
+``"trilinear"``, two taps per axis), and λ is the exact voxel share
+``1 - clipped volume / (D·H·W)``, so a cuboid takes about τ³ of the voxels
+(τ² of the pixels in 2-D). The paper mixes images only; this is its 2-D
+rule carried to a third axis.
 """
 
 from __future__ import annotations
@@ -132,9 +145,10 @@ class ResizeMixPlan(plan_lib.PlanLike):
     index: int32 `[B]`, each sample's partner.
     region: int32 `[B, 4]` (top, bottom, left, right), half-open, holding
       the resized partner; an empty region means no mixing. (``box`` before
-      0.2.0: a read-only alias that warns until 0.3.0.)
+      0.2.0: a read-only alias that warns until 0.3.0.) A cuboid is
+      `[B, 6]`: (start, stop) on each of (D, H, W).
     pairing: "flip", "roll" or "permute" (static).
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W), or (D, H, W) for cuboids (static).
     interpolation: ``"nearest"``, ``"nearest-exact"`` or ``"bilinear"``
       (static; ``method`` before 0.2.0, a read-only alias that warns).
       Integer leaves (label maps) are never interpolated: :func:`jaxmix.apply`
@@ -146,10 +160,11 @@ class ResizeMixPlan(plan_lib.PlanLike):
   index: jax.Array
   region: jax.Array
   pairing: str = struct.field(pytree_node=False, default="flip")
-  spatial_shape: tuple[int, int] | None = struct.field(pytree_node=False, default=None)
+  spatial_shape: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
   interpolation: str = struct.field(pytree_node=False, default="nearest")
   spatial_axes: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
-  # Videos: the 2-D box (and the shrunk partner frame) on the H, W of every frame, a tube.
+  # Videos: the 2-D box (and the shrunk partner frame) on the H, W of every frame, a tube; a 3-D plan's
+  # cuboid (and the shrunk partner volume) on three axes.
   covers_any_axes: ClassVar[bool] = True
 
   @property
@@ -179,7 +194,7 @@ class ResizeMixPlan(plan_lib.PlanLike):
     return self.replace(interpolation="nearest-exact") if self.interpolation == "bilinear" else self
 
   def own_weight(self) -> jax.Array:
-    """Own-content weight float32 `[B, H, W]`: 0 inside the region, 1 outside."""
+    """Own-content weight float32 `[B, H, W]` (`[B, D, H, W]` for cuboids): 0 inside the region, 1 outside."""
     assert self.spatial_shape is not None  # sample_resizemix always sets it
     return 1.0 - regions.region_mask(self.region, self.spatial_shape).astype(jnp.float32)
 
@@ -187,22 +202,20 @@ class ResizeMixPlan(plan_lib.PlanLike):
     """Mixes one leaf (already in its compute dtype)."""
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
     assert self.spatial_shape is not None  # sample_resizemix always sets it
+    k = len(self.spatial_shape)
     axes = self.spatial_axes
-    if axes is None and x.ndim in (3, 4):
+    if axes is None and k == 2 and x.ndim in (3, 4):
       axes = validation.spatial_axes(x.ndim, data_format)
     elif axes is None:
-      axes = validation.default_spatial_axes(x.ndim, data_format, 2)
-    assert axes is not None and len(axes) == 2  # apply checked the leaf's axes
-    h_axis, w_axis = axes
-    h, w = self.spatial_shape
-    top, bottom, left, right = (self.region[:, i] for i in range(4))
-    rows = _source_coords(top, bottom, h, self.interpolation)
-    cols = _source_coords(left, right, w, self.interpolation)
-    resized = _resample(
-      _resample(partner, rows, h_axis, self.interpolation), cols, w_axis, self.interpolation
-    )
+      axes = validation.default_spatial_axes(x.ndim, data_format, k)
+    assert axes is not None and len(axes) == k  # apply checked the leaf's axes
+    # Separable: the partner resampled along each spatial axis in turn (rows, then columns in 2-D).
+    resized = partner
+    for i, (axis, size) in enumerate(zip(axes, self.spatial_shape, strict=True)):
+      coords = _source_coords(self.region[:, 2 * i], self.region[:, 2 * i + 1], size, self.interpolation)
+      resized = _resample(resized, coords, axis, self.interpolation)
     inside = regions.region_mask(self.region, self.spatial_shape)
-    if self.spatial_axes is None and x.ndim in (3, 4):
+    if self.spatial_axes is None and k == 2 and x.ndim in (3, 4):
       inside = regions.expand_spatial(inside, x.ndim, data_format)
     else:
       inside = regions.expand_to_axes(inside, x.ndim, axes)
@@ -226,7 +239,7 @@ def _check_scale_range(scale_range: Any) -> tuple[Any, Any]:
 def sample_resizemix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   scale_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.1, 0.8),
   prob: jax.typing.ArrayLike = 1.0,
@@ -246,7 +259,10 @@ def sample_resizemix(
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W) (static), or (D, H, W) for a cuboid over videos
+      and volumes (sides ``int(τ·D)``, ``int(τ·H)``, ``int(τ·W)`` with one τ,
+      the region `[B, 6]`; λ the exact voxel share; see the module
+      docstring).
     scale_range: (lo, hi) range of the side ratio τ by which the partner is
       shrunk; the paper's (0.1, 0.8). Traced. (OpenMixup's ``scope``, and
       jaxmix's before 0.2.0: ``scope=`` warns until 0.3.0.)
@@ -268,24 +284,32 @@ def sample_resizemix(
     >>> targets = jaxmix.mix_labels(plan, labels, num_classes=10)
     >>> images.shape, targets.shape
     ((8, 32, 32, 3), (8, 10))
+    >>> plan = jaxmix.sample_resizemix(key, 8, (8, 32, 32))   # the partner shrunk into a cuboid
+    >>> plan.region.shape                 # (start, stop) on each of the 3 axes
+    (8, 6)
   """
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("interpolation", interpolation, INTERPOLATIONS)
   lo, hi = _check_scale_range(scale_range)
-  spatial_shape = validation.check_spatial_shape(spatial_shape)
-  h, w = spatial_shape
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
   n = sampling.num_draws(mode, batch_size)
-  k_pair, k_tau, k_gate, k_y, k_x = jax.random.split(key, 5)
+  # One key per axis for the centre: (k_y, k_x) in 2-D, (k_d, k_y, k_x) for cuboids.
+  k_pair, k_tau, k_gate, *k_centres = jax.random.split(key, 3 + len(spatial_shape))
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
   tau = jax.random.uniform(
     k_tau, (n,), minval=jnp.asarray(lo, jnp.float32), maxval=jnp.asarray(hi, jnp.float32)
   )
-  cut_h, cut_w = regions.scaled_sides(tau, spatial_shape)
-  cy = jax.random.randint(k_y, (n,), 0, h)
-  cx = jax.random.randint(k_x, (n,), 0, w)
-  box, lam = regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
+  centres = tuple(
+    jax.random.randint(k_c, (n,), 0, size) for k_c, size in zip(k_centres, spatial_shape, strict=True)
+  )
+  if len(spatial_shape) == 2:
+    h, w = spatial_shape
+    cut_h, cut_w = regions.scaled_sides(tau, (h, w))
+    box, lam = regions.centered_box(centres[0], centres[1], cut_h, cut_w, (h, w))
+  else:  # the same τ on every axis, as on H and W
+    box, lam = regions.centered_cuboid(centres, regions.scaled_sides_nd(tau, spatial_shape), spatial_shape)
   on = sampling.gate(k_gate, prob, (n,))
   box = sampling.per_sample(jnp.where(on[:, None], box, 0), mode, index)
   lam = sampling.per_sample(jnp.where(on, lam, 1.0), mode, index)
@@ -315,12 +339,14 @@ def resizemix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
-  spatial_axes: tuple[int, int] | None = None,
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """ResizeMix: paste the whole partner, shrunk, into a random box.
 
   Qin et al. 2020. Every leaf of `inputs` gets the same box and partner
-  (rank-5 videos: the same box on every frame, a tube);
+  (rank-5 videos and volumes: by default the same box on every frame, a
+  tube; with ``spatial_axes=(1, 2, 3)`` the whole partner volume shrunk into
+  a cuboid, λ the exact voxel share);
   integer leaves (label maps) are never interpolated (``"bilinear"`` reads
   them with ``"nearest-exact"``, see :meth:`ResizeMixPlan.for_integer_leaves`).
 
@@ -333,10 +359,10 @@ def resizemix(
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
       second, also for rank-5 leaves).
-    spatial_axes: the two axes of every leaf that carry the box (static);
-      None: the image's (H, W), and on rank-5 videos ``[B, T, H, W, C]`` the
-      H, W of every frame: each frame gets the same box holding its partner
-      frame, shrunk (a tube). Boxes are 2-D only: three axes are refused.
+    spatial_axes: the axes of every leaf that carry the box (static), e.g.
+      ``(2, 3)`` for a tube in ``[B, T, H, W, C]`` (the default for rank 5:
+      each frame gets the same box holding its partner frame, shrunk) or
+      ``(1, 2, 3)`` for a cuboid; None: the image's (H, W).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -353,7 +379,7 @@ def resizemix(
     labels,
     spatial=True,
     spatial_axes=spatial_axes,
-    volumes=(2,),
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,

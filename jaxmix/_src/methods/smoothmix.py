@@ -21,6 +21,19 @@ Two mask shapes:
 
 Both masks are outer products of a row and a column profile, so building
 ``[B, H, W]`` costs one multiply per pixel.
+
+Videos and volumes (rank 5): by default the 2-D mask of (H, W) covers every
+frame of ``[B, T, H, W, C]`` (a tube). With ``spatial_axes=(1, 2, 3)`` (or a
+3-D ``spatial_shape``) the mask is 3-D, the outer product of three profiles,
+each with the 2-D rule on its axis: the gaussian becomes an axis-aligned
+ellipsoid (a sphere on a cube) with the centre uniform over the voxels and
+``σ = s · (D, H, W)``, one ``s ~ U(sigma_range)`` for all three axes as for
+H and W in 2-D; the square becomes a cube-like box with sides
+``(1 - λ₀)^(1/3) · (D, H, W)`` (CutMix's cube-root rule, so its unsoftened
+volume is about ``(1 - λ₀)·DHW``) and edges ramping over
+``edge · (D, H, W)`` voxels. λ is ``1 - mean(G)`` over the voxels, the exact
+own share. The papers mix images only; this is their 2-D rule carried to a
+third axis.
 """
 
 from __future__ import annotations
@@ -52,7 +65,7 @@ def _check_range(name: str, value: Any) -> None:
 def partner_masks(
   key: jax.Array,
   num: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   *,
   shape: str = "gaussian",
   sigma_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
@@ -64,21 +77,24 @@ def partner_masks(
   Args:
     key: PRNG key.
     num: how many masks (static).
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W) (static), or (D, H, W) for 3-D masks `[num, D, H, W]`
+      (the same rule on every axis, see the module docstring).
     shape: ``"gaussian"`` or ``"square"`` (static).
     sigma_range: (low, high) range of σ as a fraction of (H, W), gaussian only.
     alpha: Beta concentration of the square's λ₀, square only.
     edge: ramp width as a fraction of (H, W), square only.
 
   Returns:
-    float32 `[num, H, W]`.
+    float32 `[num, H, W]` (`[num, *spatial_shape]`).
   """
-  h, w = spatial_shape
-  k_y, k_x, k_s = jax.random.split(key, 3)
-  rows = jnp.arange(h, dtype=jnp.float32)[None, :]
-  cols = jnp.arange(w, dtype=jnp.float32)[None, :]
-  cy = jax.random.randint(k_y, (num, 1), 0, h).astype(jnp.float32)
-  cx = jax.random.randint(k_x, (num, 1), 0, w).astype(jnp.float32)
+  k = len(spatial_shape)
+  # One key per axis for the centre, then the size's: (k_y, k_x, k_s) in 2-D.
+  *k_centres, k_s = jax.random.split(key, k + 1)
+  positions = [jnp.arange(size, dtype=jnp.float32)[None, :] for size in spatial_shape]
+  centres = [
+    jax.random.randint(k_c, (num, 1), 0, size).astype(jnp.float32)
+    for k_c, size in zip(k_centres, spatial_shape, strict=True)
+  ]
   if shape == "gaussian":
     lo, hi = (jnp.asarray(v, jnp.float32) for v in sigma_range)
     s = jax.random.uniform(k_s, (num, 1), jnp.float32, lo, hi)
@@ -89,10 +105,10 @@ def partner_masks(
       var2 = jnp.maximum(2 * jnp.square(s * size), jnp.finfo(jnp.float32).tiny)
       return jnp.exp(-jnp.square(pos - centre) / var2)
 
-    prof_h = profile(rows, cy, h)
-    prof_w = profile(cols, cx, w)
   else:
-    ratio = jnp.sqrt(1.0 - sampling.beta(k_s, alpha, (num, 1)))
+    # The side ratio of an area (volume) 1 - λ₀: √ in 2-D (CutMix's), ∛ in 3-D.
+    drawn = sampling.beta(k_s, alpha, (num, 1))
+    ratio = jnp.sqrt(1.0 - drawn) if k == 2 else jnp.cbrt(1.0 - drawn)
     edge = jnp.asarray(edge, jnp.float32)
 
     def profile(pos: jax.Array, centre: jax.Array, size: int) -> jax.Array:
@@ -103,16 +119,20 @@ def partner_masks(
       inside = jnp.clip((half - jnp.abs(pos - centre)) / ramp + 0.5, 0.0, 1.0)
       return jnp.where(half > 0, inside, 0.0)
 
-    prof_h = profile(rows, cy, h)
-    prof_w = profile(cols, cx, w)
-  return prof_h[:, :, None] * prof_w[:, None, :]
+  profiles = [profile(pos, c, size) for pos, c, size in zip(positions, centres, spatial_shape, strict=True)]
+  if k == 2:
+    return profiles[0][:, :, None] * profiles[1][:, None, :]
+  mask = profiles[0].reshape(profiles[0].shape + (1,) * (k - 1))
+  for axis, prof in enumerate(profiles[1:], start=1):
+    mask = mask * prof.reshape((num,) + (1,) * axis + (-1,) + (1,) * (k - 1 - axis))
+  return mask
 
 
 @deprecation.renamed(sigma="sigma_range")
 def sample_smoothmix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   shape: str = "gaussian",
   sigma_range: tuple[jax.typing.ArrayLike, jax.typing.ArrayLike] = (0.25, 0.5),
@@ -130,7 +150,10 @@ def sample_smoothmix(
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W) (static).
+    spatial_shape: (H, W) (static), or (D, H, W) for a 3-D blob over videos
+      and volumes (the mask `[1 or B, D, H, W]`: σ and the square's edge
+      per axis as in 2-D, the square's sides ``(1 - λ₀)^(1/3)`` of each; λ
+      the exact mean over the voxels; see the module docstring).
     shape: ``"gaussian"`` (default, the paper's circle mask) or ``"square"``.
       Static.
     sigma_range: (low, high): σ ~ U(low, high) · (H, W), gaussian only;
@@ -154,6 +177,9 @@ def sample_smoothmix(
     >>> images = jaxmix.apply(plan, images)
     >>> plan.mask.shape                       # a soft mask per sample
     (8, 32, 32)
+    >>> plan = jaxmix.sample_smoothmix(key, 8, (8, 32, 32))   # a 3-D blob over (T, H, W)
+    >>> plan.mask.shape
+    (1, 8, 32, 32)
   """
   validation.check_key(key)
   batch_size = validation.check_batch_size(batch_size)
@@ -162,7 +188,7 @@ def sample_smoothmix(
   validation.check_nonnegative("alpha", alpha)
   validation.check_nonnegative("edge", edge)
   validation.check_unit_interval("prob", prob)
-  h, w = validation.check_spatial_shape(spatial_shape)
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
   validation.check_choice("mode", mode, validation.MODES)
   validation.check_choice("pairing", pairing, validation.PAIRINGS)
   return _sample_smoothmix(
@@ -172,7 +198,7 @@ def sample_smoothmix(
     edge,
     prob,
     batch_size=batch_size,
-    spatial_shape=(h, w),
+    spatial_shape=spatial_shape,
     shape=shape,
     mode=mode,
     pairing=pairing,
@@ -189,18 +215,19 @@ def _sample_smoothmix(
   prob: Any,
   *,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   shape: str,
   mode: str,
   pairing: str,
 ) -> plan_lib.Plan:
-  h, w = spatial_shape
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
-  partner = partner_masks(k_mask, n, (h, w), shape=shape, sigma_range=sigma_range, alpha=alpha, edge=edge)
+  partner = partner_masks(
+    k_mask, n, spatial_shape, shape=shape, sigma_range=sigma_range, alpha=alpha, edge=edge
+  )
   on = sampling.gate(k_gate, prob, (n,))
-  own = jnp.where(on[:, None, None], 1.0 - partner, 1.0)
+  own = jnp.where(on.reshape((-1,) + (1,) * len(spatial_shape)), 1.0 - partner, 1.0)
   return plan_lib.mask_plan(own, index, mode=mode, pairing=pairing)
 
 
@@ -220,12 +247,15 @@ def smoothmix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
-  spatial_axes: tuple[int, int] | None = None,
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """SmoothMix: blend a soft-edged blob of the partner; labels by the exact own share.
 
-  Lee et al. 2020. Every leaf of `inputs` gets the same mask; rank-5 videos
-  ``[B, T, H, W, C]`` get the same blob on every frame (a tube).
+  Lee et al. 2020. Every leaf of `inputs` gets the same mask; leaves must be
+  ``[B, H, W]`` or rank 4 in `data_format`, or rank 5 (videos
+  ``[B, T, H, W, C]``, volumes ``[B, D, H, W, C]``): by default the same 2-D
+  blob on every frame (a tube), with ``spatial_axes=(1, 2, 3)`` a 3-D blob,
+  λ the exact mean own weight over the voxels.
 
   Args:
     key: PRNG key.
@@ -237,10 +267,10 @@ def smoothmix(
     label_smoothing: applied before mixing. Traced.
     data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
       second, also for rank-5 leaves).
-    spatial_axes: the two axes of every leaf that carry the mask (static);
-      None: the image's (H, W), and on rank-5 videos ``[B, T, H, W, C]`` the
-      H, W of every frame: the same 2-D blob mask on all T frames (a tube).
-      Masks are 2-D only: three axes are refused.
+    spatial_axes: the axes of every leaf that carry the mask (static), e.g.
+      ``(2, 3)`` for a tube in ``[B, T, H, W, C]`` (the default for rank 5:
+      the same 2-D blob on all T frames) or ``(1, 2, 3)`` for a 3-D blob;
+      None: the image's (H, W).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -257,7 +287,7 @@ def smoothmix(
     labels,
     spatial=True,
     spatial_axes=spatial_axes,
-    volumes=(2,),
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
