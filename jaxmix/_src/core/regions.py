@@ -114,6 +114,14 @@ def scaled_sides_nd(ratio: jax.Array, spatial_shape: tuple[int, ...]) -> tuple[j
   return tuple(jnp.floor(size * ratio).astype(jnp.int32) for size in spatial_shape)
 
 
+def side_ratio(lam: jax.Array, k: int) -> jax.Array:
+  """CutMix's side ratio carried to k axes: ``(1 - λ)^(1/k)`` (``√`` for 2, ``∛`` for 3), so a box of
+  sides ``int(S_i·ratio)`` holds about ``1 - λ`` of the pixels (voxels)."""
+  if k == 2:
+    return jnp.sqrt(1.0 - lam)
+  return jnp.cbrt(1.0 - lam) if k == 3 else jnp.power(1.0 - lam, 1.0 / k)
+
+
 def centered_cuboid(
   centres: tuple[jax.Array, ...], cuts: tuple[jax.Array, ...], spatial_shape: tuple[int, ...]
 ) -> tuple[jax.Array, jax.Array]:

@@ -122,8 +122,7 @@ def _draw_cuboids(
       for i, s in enumerate(spatial_shape)
     )
   else:
-    ratio = jnp.cbrt(1.0 - lam) if k == 3 else jnp.power(1.0 - lam, 1.0 / k)
-    cuts = regions.scaled_sides_nd(ratio, spatial_shape)
+    cuts = regions.scaled_sides_nd(regions.side_ratio(lam, k), spatial_shape)
   if correct_lam and cutmix_minmax is None:
     centres = tuple(jax.random.randint(keys[k + i], (n,), 0, s) for i, s in enumerate(spatial_shape))
   else:
