@@ -273,7 +273,7 @@ def test_kornia_4650_empty_or_malformed_images_are_refused(name, shape):
   spec = jaxmix.SAMPLERS[name]
   if len(shape) in spec.volumes and min(shape) > 0:
     # Methods that draw cuboids take (D, H, W) since issue 18 (tests/test_volumes.py).
-    assert spec.sample(jax.random.key(0), B, shape, **options(name)).spatial_shape == shape
+    assert spec.sample(jax.random.key(0), B, shape, **options(name, B, shape)).spatial_shape == shape
     return
   with pytest.raises(ValueError, match="spatial_shape"):
     spec.sample(jax.random.key(0), B, shape, **options(name))

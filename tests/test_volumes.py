@@ -385,7 +385,8 @@ def test_bad_inputs_errors():
   plan = jaxmix.sample_mosaic(key, B, (H, W))
   with pytest.raises(ValueError, match="spatial_axes=.* cannot be used with a MosaicPlan"):
     jaxmix.apply(plan, noise(0), spatial_axes=TUBE)
-  with pytest.raises(ValueError, match="rank 4"):
+  # SaliencyMix's built-in map is 2-D: videos and volumes need an explicit saliency (tests below).
+  with pytest.raises(ValueError, match="saliency is required for videos and volumes"):
     jaxmix.saliencymix(key, noise(0))
 
 

@@ -128,6 +128,7 @@ _METHODS = (
     "saliencymix", saliencymix.sample_saliencymix, saliencymix.saliencymix, plan_lib.Plan, True,
     _ALL_MODES, requires=("saliency",),
     citation="Uddin et al., SaliencyMix, ICLR 2021 (afm-shahab-uddin/SaliencyMix)",
+    volumes=(2, 3),
   ),
   Method(
     "attentive_cutmix", attentive.sample_attentive_cutmix, attentive.attentive_cutmix, plan_lib.Plan,

@@ -20,6 +20,19 @@ exactly ``cut_h × cut_w`` before clipping. The official code ends the box at
 side is odd. jaxmix keeps the drawn size so that every box-drawing method
 shares one rule; both recompute λ from the clipped box, so the labels match
 the pixels either way.
+
+Videos and volumes (rank 5, ``[B, T, H, W, C]`` or ``[B, D, H, W, C]``), the
+paper's rule carried to them: by default the box is a *tube*, drawn by the
+2-D rule from a saliency map ``[B, H, W]`` (one map for all frames, e.g. the
+map of the frame mean) and pasted on every frame. With
+``spatial_axes=(1, 2, 3)`` (or a 3-D ``spatial_shape`` on the sampler) the
+saliency is a volume ``[B, D, H, W]``; the box is a cuboid centred on its
+peak voxel, with sides ``int(S_i·∛(1-λ))`` on every axis (CutMix's k-D rule,
+``regions.side_ratio``), clipped; λ is the exact voxel share. The built-in
+spectral-residual map is 2-D and per image, so videos and volumes need an
+explicit ``saliency=`` (for a tube, e.g.
+``spectral_residual_saliency(video.mean(axis=1))``); jaxmix does not guess
+one for them.
 """
 
 from __future__ import annotations
@@ -198,54 +211,85 @@ def spectral_residual_saliency(
   return saliency
 
 
-def _check_saliency(saliency: Any, batch_size: int) -> None:
-  expected = f"[B, h, w] maps with B = {batch_size} (one per sample, in batch order)"
-  validation.check_array("saliency", saliency, expected=expected, rank=3, batch_size=batch_size)
+def _check_saliency(saliency: Any, batch_size: int, spatial_shape: tuple[int, ...]) -> None:
+  k = len(spatial_shape)
+  if k == 2:
+    expected = f"[B, h, w] maps with B = {batch_size} (one per sample, in batch order)"
+    if np.ndim(saliency) == 4:
+      expected += (
+        " (a [B, d, h, w] saliency volume draws cuboids: pass a 3-D spatial_shape (D, H, W), or "
+        "spatial_axes=(1, 2, 3) to saliencymix)"
+      )
+  else:
+    expected = (
+      f"[B, d, h, w] saliency volumes with B = {batch_size} (one per sample, in batch order) for the "
+      f"3-D spatial_shape {spatial_shape}"
+    )
+    if np.ndim(saliency) == 3:
+      expected += (
+        " (a [B, h, w] map draws tubes, the same box on every frame: a 2-D spatial_shape, the default for "
+        "rank-5 inputs)"
+      )
+  validation.check_array("saliency", saliency, expected=expected, rank=k + 1, batch_size=batch_size)
   if min(np.shape(saliency)[1:]) < 1:
     raise ValueError(f"saliency must be {expected}; got the empty grid {np.shape(saliency)[1:]}.")
   validation.check_numeric_leaf("saliency", saliency)
 
 
-def saliency_peaks(saliency: jax.Array, spatial_shape: tuple[int, int]) -> tuple[jax.Array, jax.Array]:
+def saliency_peaks(saliency: jax.Array, spatial_shape: tuple[int, ...]) -> tuple[jax.Array, ...]:
   """(row, col) int32 `[n]` of each map's maximum, in pixels of `spatial_shape`.
 
   A map at the image's resolution gives its argmax pixel; a map of another
   size `[n, h, w]` gives the pixel holding the centre of its most salient
   cell, ``floor((i + 0.5)·H/h)``. Ties go to the first pixel in row-major
-  order.
+  order. A volume `[n, d, h, w]` with a 3-D `spatial_shape` gives
+  (depth, row, col) of its peak voxel by the same rule on each axis.
   """
-  n, sh, sw = saliency.shape
-  h, w = spatial_shape
-  flat = jnp.argmax(jnp.asarray(saliency).reshape(n, sh * sw), axis=-1).astype(jnp.int32)
-  row, col = flat // sw, flat % sw
-  if (sh, sw) == (h, w):
-    return row, col
-  row = jnp.floor((row.astype(jnp.float32) + 0.5) * (h / sh)).astype(jnp.int32)
-  col = jnp.floor((col.astype(jnp.float32) + 0.5) * (w / sw)).astype(jnp.int32)
-  return jnp.clip(row, 0, h - 1), jnp.clip(col, 0, w - 1)
+  n, grid = saliency.shape[0], tuple(saliency.shape[1:])
+  size = 1
+  for g in grid:
+    size *= g
+  flat = jnp.argmax(jnp.asarray(saliency).reshape(n, size), axis=-1).astype(jnp.int32)
+  coords = []
+  for g in reversed(grid[1:]):  # unravel in row-major order: the last axis first
+    coords.append(flat % g)
+    flat = flat // g
+  coords.append(flat)
+  coords.reverse()
+  if grid == tuple(spatial_shape):
+    return tuple(coords)
+  return tuple(
+    jnp.clip(jnp.floor((c.astype(jnp.float32) + 0.5) * (s / g)).astype(jnp.int32), 0, s - 1)
+    for c, s, g in zip(coords, spatial_shape, grid, strict=True)
+  )
 
 
 def _plan_from_peaks(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int],
+  spatial_shape: tuple[int, ...],
   index: jax.Array,
-  peaks: tuple[jax.Array, jax.Array],
+  peaks: tuple[jax.Array, ...],
   *,
   alpha: jax.typing.ArrayLike,
   prob: jax.typing.ArrayLike,
   mode: str,
   pairing: str,
 ) -> plan_lib.Plan:
-  """The plan, given each sample's box centre `[B]` (or `[1]` in batch mode)."""
+  """The plan, given each sample's box centre `[B]` (or `[1]` in batch mode) on each spatial axis."""
   n = sampling.num_draws(mode, batch_size)
   k_lam, k_gate = jax.random.split(key)
   drawn = sampling.per_sample(sampling.beta(k_lam, alpha, (n,)), mode, index)
   on = sampling.per_sample(sampling.gate(k_gate, prob, (n,)), mode, index)
   on = on & (jnp.asarray(alpha, jnp.float32) > 0)
-  cut_h, cut_w = regions.scaled_sides(jnp.sqrt(1.0 - drawn), spatial_shape)
-  cy, cx = (jnp.broadcast_to(p, (batch_size,)) for p in peaks)
-  box, lam = regions.centered_box(cy, cx, cut_h, cut_w, spatial_shape)
+  ratio = regions.side_ratio(drawn, len(spatial_shape))  # √(1-λ) for boxes, ∛(1-λ) for cuboids
+  centres = tuple(jnp.broadcast_to(p, (batch_size,)) for p in peaks)
+  if len(spatial_shape) == 2:
+    h, w = spatial_shape
+    cut_h, cut_w = regions.scaled_sides(ratio, (h, w))
+    box, lam = regions.centered_box(centres[0], centres[1], cut_h, cut_w, (h, w))
+  else:
+    box, lam = regions.centered_cuboid(centres, regions.scaled_sides_nd(ratio, spatial_shape), spatial_shape)
   plan = plan_lib.Plan(
     lam=jnp.where(on, lam, 1.0),
     index=index,
@@ -260,24 +304,24 @@ def _plan_from_peaks(
 
 def _partner_peaks(
   source: jax.Array, index: jax.Array, mode: str, pairing: str, peaks_of: Any
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, ...]:
   """Box centres: the peak of each sample's partner, or in batch mode the
   peak of sample 0's partner alone (the official code's one box).
 
-  `peaks_of` maps a batch of `source` (maps or images) to (row, col) peaks.
+  `peaks_of` maps a batch of `source` (maps or images) to (row, col) peaks
+  (or (depth, row, col) for volumes).
   Peaks are found in batch order and then paired (a reverse for flip),
   which avoids gathering whole images.
   """
   if mode == "batch":
     return peaks_of(jnp.take(source, index[:1], axis=0))
-  rows, cols = peaks_of(source)
-  return pairing_lib.take_partner(rows, pairing, index), pairing_lib.take_partner(cols, pairing, index)
+  return tuple(pairing_lib.take_partner(c, pairing, index) for c in peaks_of(source))
 
 
 def sample_saliencymix(
   key: jax.Array,
   batch_size: int,
-  spatial_shape: tuple[int, int] | None = None,
+  spatial_shape: tuple[int, ...] | None = None,
   *,
   saliency: jax.typing.ArrayLike,
   alpha: jax.typing.ArrayLike = 1.0,
@@ -299,16 +343,22 @@ def sample_saliencymix(
   behaviour: one λ and one box for the whole batch, centred on the peak of
   the first sample's partner. ``mode="pair"`` shares λ within mutual pairs.
 
+  Cuboids (videos and volumes): with a 3-D ``spatial_shape`` (D, H, W) the
+  saliency is a volume ``[B, d, h, w]``; the box is a cuboid centred on the
+  partner's peak voxel with sides ``int(S_i·∛(1-λ))`` on each axis (CutMix's
+  k-D rule), clipped; ``lam`` is the exact voxel share. A 2-D plan on a
+  rank-5 batch is a tube: the box of a ``[B, h, w]`` map on every frame.
+
   Args:
     key: PRNG key.
     batch_size: B (static).
-    spatial_shape: (H, W) of the images (static).
+    spatial_shape: (H, W) of the images (static), or (D, H, W) for cuboids.
     saliency: ``[B, h, w]`` maps, one per sample **in batch order** (the
       sampler picks each partner's). Any real dtype; higher is more salient.
       ``h, w`` may differ from ``H, W`` (e.g. a low-resolution map or
       gradient map): the peak is then the centre of the most salient cell.
       E.g. :func:`spectral_residual_saliency` or ``|∂loss/∂x|`` summed over
-      channels.
+      channels. ``[B, d, h, w]`` volumes with a 3-D `spatial_shape`.
     alpha: Beta concentration; the official 1.0; 0 turns mixing off. Traced.
       Edges as in :func:`jaxmix.sample_mixup` (≤ 0 or NaN: off; +inf:
       λ = 0.5 drawn).
@@ -318,7 +368,8 @@ def sample_saliencymix(
     pairing: ``"flip"``, ``"roll"`` or ``"permute"``. Static.
 
   Returns:
-    A :class:`jaxmix.Plan` with a box per sample.
+    A :class:`jaxmix.Plan` with a box per sample: int32 `[B, 4]`, or `[B, 6]`
+    (start, stop per axis) for cuboids.
 
   Example:
     >>> saliency = jaxmix.spectral_residual_saliency(images)
@@ -332,8 +383,8 @@ def sample_saliencymix(
   validation.check_nonnegative("alpha", alpha)
   validation.check_unit_interval("prob", prob)
   validation.check_choice("mode", mode, validation.MODES)
-  spatial_shape = validation.check_spatial_shape(spatial_shape)
-  _check_saliency(saliency, batch_size)
+  spatial_shape = validation.check_spatial_shape_nd(spatial_shape, ndims=(2, 3))
+  _check_saliency(saliency, batch_size, spatial_shape)
   k_pair, k_rest = jax.random.split(key)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
   peaks = _partner_peaks(
@@ -358,6 +409,7 @@ def saliencymix(
   num_classes: int | None = None,
   label_smoothing: jax.typing.ArrayLike = 0.0,
   data_format: str = "NHWC",
+  spatial_axes: tuple[int, ...] | None = None,
 ) -> tuple[Any, jax.Array | None]:
   """SaliencyMix: CutMix with the box on the partner's most salient pixel.
 
@@ -368,18 +420,30 @@ def saliencymix(
   back: the box is centred on the centre of the most salient cell. In
   ``mode="batch"`` only one map is computed (the first sample's partner's).
 
+  Rank-5 leaves (videos ``[B, T, H, W, C]``, volumes ``[B, D, H, W, C]``)
+  need an explicit `saliency` (the built-in map is 2-D): a ``[B, H, W]`` map
+  gives a tube, the 2-D box on every frame (the default for rank 5; e.g.
+  ``spectral_residual_saliency(video.mean(axis=1))``, the map of the frame
+  mean); a ``[B, D, H, W]`` volume with ``spatial_axes=(1, 2, 3)`` gives a
+  cuboid on its peak voxel, λ the exact voxel share.
+
   Args:
     key: PRNG key.
     inputs: an array or pytree of arrays sharing batch and spatial axes.
     labels: int ids `[B]` (with `num_classes`), float `[B, K]`, or None.
-    saliency: optional ``[B, h, w]`` maps in batch order, as in
-      :func:`sample_saliencymix`.
+    saliency: optional ``[B, h, w]`` maps (``[B, d, h, w]`` volumes for
+      cuboids) in batch order, as in :func:`sample_saliencymix`; required
+      for rank-5 inputs and for `spatial_axes` other than the images' (H, W).
     saliency_size: working size of the built-in map (static), see
       :func:`spectral_residual_saliency`; ignored with `saliency`.
     alpha, prob, mode, pairing: as in :func:`sample_saliencymix`.
     num_classes: K for integer labels (static).
     label_smoothing: applied before mixing. Traced.
-    data_format: ``"NHWC"`` (default) or ``"NCHW"``.
+    data_format: ``"NHWC"`` (default) or ``"NCHW"`` (channels last or
+      second, also for rank-5 leaves).
+    spatial_axes: the axes of every leaf that carry the box (static), e.g.
+      ``(2, 3)`` for a tube in ``[B, T, H, W, C]`` (the default for rank 5)
+      or ``(1, 2, 3)`` for a cuboid; None: the image's (H, W).
 
   Returns:
     ``(mixed_inputs, soft_labels)``.
@@ -397,9 +461,20 @@ def saliencymix(
     validation.check_unit_interval("prob", prob)
     validation.check_choice("mode", mode, validation.MODES)
     _check_size(saliency_size)
+    images = jax.tree_util.tree_leaves(inputs)[0]
+    ndim = np.ndim(images)
+    axes = validation.check_spatial_axes(spatial_axes)
+    image_axes = validation.spatial_axes(ndim, data_format)
+    if len(spatial) != 2 or ndim not in (3, 4) or axes not in (None, image_axes):
+      raise ValueError(
+        "saliency is required for videos and volumes (rank-5 inputs, or spatial_axes other than the images' "
+        f"(H, W); got inputs of shape {np.shape(images)} and spatial_axes={spatial_axes!r}): the built-in "
+        "spectral-residual map is 2-D. Pass saliency=[B, H, W] for a tube (the same box on every frame), "
+        "e.g. jaxmix.spectral_residual_saliency(video.mean(axis=1)), or a [B, D, H, W] volume with "
+        "spatial_axes=(1, 2, 3) for a cuboid."
+      )
     k_pair, k_rest = jax.random.split(key)
     index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")
-    images = jax.tree_util.tree_leaves(inputs)[0]
 
     def peaks_of(batch):
       return saliency_peaks(_saliency_at_work_size(batch, data_format, saliency_size), spatial)
@@ -419,6 +494,8 @@ def saliencymix(
     inputs,
     labels,
     spatial=True,
+    spatial_axes=spatial_axes,
+    volumes=(2, 3),
     num_classes=num_classes,
     label_smoothing=label_smoothing,
     data_format=data_format,
