@@ -208,10 +208,11 @@ def reference_mix(plan, x):
 def required_data(option, batch_size, spatial_shape):
   """Data for an option a registered sampler cannot draw without (``Method.requires``)."""
   key = jax.random.key(99)
-  if option == "saliency":  # SaliencyMix: a saliency map [B, H, W]
+  if option == "saliency":  # SaliencyMix: a saliency map [B, H, W] (a volume [B, D, H, W] for cuboids)
     return jax.random.uniform(key, (batch_size, *spatial_shape))
-  if option == "features":  # Attentive CutMix: a feature grid [B, h, w]
-    return jax.random.uniform(key, (batch_size, 3, 3))
+  if option == "features":  # Attentive CutMix: a feature grid [B, h, w] ([B, d, h, w] for cuboids)
+    grid = (3, 3) if len(spatial_shape) == 2 else tuple(min(3, max(1, s)) for s in spatial_shape)
+    return jax.random.uniform(key, (batch_size, *grid))
   if option == "targets":  # C-Mixup: regression targets [B, d]
     return jax.random.uniform(key, (batch_size, 2))
   raise AssertionError(f"no test data for required option {option!r}: add it to required_data()")

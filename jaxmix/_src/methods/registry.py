@@ -134,6 +134,7 @@ _METHODS = (
     "attentive_cutmix", attentive.sample_attentive_cutmix, attentive.attentive_cutmix, plan_lib.Plan,
     True, _ALL_MODES, requires=("features",),
     citation="Walawalkar et al., Attentive CutMix, ICASSP 2020",
+    volumes=(2, 3),
   ),
   Method(
     "specmix", audio.sample_specmix, audio.specmix, plan_lib.Plan, True, _ALL_MODES,
