@@ -414,3 +414,223 @@ def test_cuboid_traced_options_do_not_retrace(name):
   out_first = f(key, jax.tree.map(jnp.float32, first))
   out_second = f(key, jax.tree.map(jnp.float32, second))
   assert not np.array_equal(out_first, out_second)
+
+
+# The guided methods (issue 18, item 1): SaliencyMix and Attentive CutMix take their data at the rank of
+# the plan: a map [B, h, w] gives tubes (the default on rank 5), a volume [B, d, h, w] gives cuboids.
+GUIDED = ("saliencymix", "attentive_cutmix")
+
+
+def guided_data(name, spatial_shape, seed=0, grid=None):
+  """The data a guided method draws from, at the rank of `spatial_shape` (saliency at full size by
+  default, features on a grid of at most 3 cells per axis, which does not divide H or W)."""
+  key = jax.random.key(100 + seed)
+  if name == "saliencymix":
+    return {"saliency": jax.random.uniform(key, (B, *(grid or spatial_shape)))}
+  return {"features": jax.random.uniform(key, (B, *(grid or tuple(min(3, s) for s in spatial_shape))))}
+
+
+def _own_share(plan, x):
+  out = np.asarray(jaxmix.apply(plan, x))
+  own = out == np.asarray(x)
+  partner_value = np.asarray(plan.index).reshape((-1,) + (1,) * (x.ndim - 1)) + 1.0
+  assert np.all(own | (out == partner_value))  # every voxel is a copy of one of the two sources
+  return out, own
+
+
+@pytest.mark.parametrize("name", GUIDED)
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_guided_cuboid_lam_is_the_voxel_share(name, mode):
+  x = painted()
+  sample = getattr(jaxmix, f"sample_{name}")
+  for seed in range(3):
+    data = guided_data(name, (T, H, W), seed)
+    plan = sample(jax.random.key(seed), B, (T, H, W), mode=mode, **data)
+    out, own = _own_share(plan, x)
+    np.testing.assert_array_equal(own[..., 0], own[..., 1])
+    share = own[..., 0].mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(plan.lam, share, atol=1e-6)
+    got, y = one_call(name, jax.random.key(seed), x, jnp.arange(B), mode=mode, spatial_axes=CUBOID, **data)
+    np.testing.assert_array_equal(got, out)
+    np.testing.assert_allclose(
+      np.diagonal(np.asarray(y)), np.where(np.asarray(plan.index) == np.arange(B), 1.0, share), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", GUIDED)
+@pytest.mark.parametrize("spatial_axes", [None, TUBE])
+def test_guided_tubes_are_identical_across_frames(name, spatial_axes):
+  x = noise(20)
+  for seed in range(2):
+    key, data = jax.random.key(seed), guided_data(name, (H, W), seed)
+    out, y = one_call(name, key, x, jnp.arange(B), mode="elem", spatial_axes=spatial_axes, **data)
+    plan = getattr(jaxmix, f"sample_{name}")(key, B, (H, W), mode="elem", **data)
+    for t in range(T):
+      np.testing.assert_array_equal(out[:, t], jaxmix.apply(plan, x[:, t]))
+    np.testing.assert_allclose(y, jaxmix.mix_labels(plan, jnp.arange(B), num_classes=B), atol=1e-6)
+    _, own = _own_share(plan, painted())
+    for t in range(1, T):
+      np.testing.assert_array_equal(own[:, 0], own[:, t])
+  # NCHW videos get the same tube.
+  data = guided_data(name, (H, W))
+  nchw, _ = one_call(name, jax.random.key(0), jnp.moveaxis(x, -1, 1), data_format="NCHW", **data)
+  np.testing.assert_array_equal(jnp.moveaxis(nchw, 1, -1), one_call(name, jax.random.key(0), x, **data)[0])
+
+
+@pytest.mark.parametrize("name", GUIDED)
+def test_guided_cuboids_vary_along_depth(name):
+  x = painted()
+  varies = False
+  for seed in range(4):
+    data = guided_data(name, (T, H, W), seed)
+    out, _ = one_call(name, jax.random.key(seed), x, spatial_axes=CUBOID, mode="elem", **data)
+    out = np.asarray(out)[..., 0]
+    varies |= any(not np.array_equal(out[i, 0], out[i, t]) for i in range(B) for t in range(1, T))
+  assert varies
+
+
+@pytest.mark.parametrize("grid", [None, (2, 3, 4)])  # a volume at full size, or on a coarse grid
+def test_saliencymix_cuboid_is_centred_on_the_partners_peak_voxel(grid):
+  d, h, w = 6, 10, 12
+  rng = np.random.RandomState(0)
+  checked = 0
+  for seed in range(6):
+    shape = grid or (d, h, w)
+    sal = rng.uniform(size=(B, *shape)).astype(np.float32) * 0.5
+    peaks = [tuple(rng.randint(0, s) for s in shape) for _ in range(B)]
+    for i, p in enumerate(peaks):
+      sal[(i, *p)] = 1.0
+    plan = jaxmix.sample_saliencymix(
+      jax.random.key(seed), B, (d, h, w), saliency=jnp.asarray(sal), mode="elem"
+    )
+    assert plan.region.shape == (B, 6)
+    for i in range(B):
+      j = int(plan.index[i])
+      if j == i:
+        continue
+      # The centre in voxels: the peak voxel itself, or the voxel holding its cell's centre.
+      centre = [int(np.floor((c + 0.5) * s / g)) for c, s, g in zip(peaks[j], (d, h, w), shape, strict=True)]
+      box = np.asarray(plan.region[i])
+      starts, stops = box[::2], box[1::2]
+      sides = stops - starts
+      if sides.min() == 0:
+        continue
+      # The peak lies in the cuboid; on every axis the box is [c - cut//2, c - cut//2 + cut) clipped.
+      assert np.all((starts <= centre) & (np.asarray(centre) < stops)), (box, centre)
+      for a, (c, size) in enumerate(zip(centre, (d, h, w), strict=True)):
+        if 0 < starts[a] and stops[a] < size:
+          assert starts[a] == c - sides[a] // 2
+      inside = np.zeros((d, h, w), bool)
+      inside[starts[0] : stops[0], starts[1] : stops[1], starts[2] : stops[2]] = True
+      np.testing.assert_allclose(plan.lam[i], 1 - inside.mean(), atol=1e-6)
+      checked += 1
+  assert checked >= 10
+  # Unclipped cuboids have sides int(S·∛(1 - λ)), one ratio on every axis.
+  sal = jnp.zeros((B, d, h, w)).at[:, d // 2, h // 2, w // 2].set(1.0)
+  for seed in range(10):
+    plan = jaxmix.sample_saliencymix(jax.random.key(seed), B, (d, h, w), saliency=sal, mode="elem")
+    for box in np.asarray(plan.region):
+      sides, sizes = box[1::2] - box[::2], np.array([d, h, w])
+      if box[0] == 0 or box[2] == 0 or box[4] == 0 or box[1] == d or box[3] == h or box[5] == w:
+        continue
+      assert (sides / sizes).max() <= ((sides + 1) / sizes).min()
+
+
+def test_attentive_cuboid_pastes_the_partners_top_k_cells():
+  from jaxmix._src.methods.attentive import cell_of
+
+  d, h, w = 5, 8, 9
+  grid = (2, 3, 3)  # cells of unequal sizes on every axis
+  x = painted((B, d, h, w, C))
+  for seed in range(3):
+    feats = jax.random.uniform(jax.random.key(seed), (B, *grid))
+    plan = jaxmix.sample_attentive_cutmix(jax.random.key(seed), B, (d, h, w), features=feats, top_k=4)
+    out, own = _own_share(plan, x)
+    cells = np.ix_(*(cell_of(s, g) for s, g in zip((d, h, w), grid, strict=True)))
+    for i in range(B):
+      j = int(plan.index[i])
+      if j == i:
+        continue
+      top = np.argsort(-np.asarray(feats[j]).reshape(-1), kind="stable")[:4]
+      chosen = np.zeros(grid, bool).reshape(-1)
+      chosen[top] = True
+      expected = chosen.reshape(grid)[cells]
+      np.testing.assert_array_equal(~own[i, ..., 0], expected)
+      np.testing.assert_allclose(plan.lam[i], 1 - expected.mean(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", GUIDED)
+def test_guided_jit_equals_eager_vmap_and_rank4_axes(name):
+  x, labels = noise(21), jnp.arange(B)
+  data = guided_data(name, (T, H, W))
+
+  def f(key):
+    return one_call(name, key, x, labels, mode="elem", spatial_axes=CUBOID, **data)
+
+  chex.assert_trees_all_close(jax.jit(f)(jax.random.key(7)), f(jax.random.key(7)), rtol=1e-6, atol=1e-4)
+  keys = jax.random.split(jax.random.key(8), 2)
+  batched = jax.jit(jax.vmap(f))(keys)
+  for i in range(2):
+    chex.assert_trees_all_close(jax.tree.map(lambda t, i=i: t[i], batched), f(keys[i]), rtol=1e-6, atol=1e-4)
+  # Rank 4 with spatial_axes=(1, 2) is the default (also for SaliencyMix's built-in map).
+  image = noise(22, (B, H, W, C))
+  data = guided_data(name, (H, W))
+  chex.assert_trees_all_equal(one_call(name, jax.random.key(5), image, **data),
+                              one_call(name, jax.random.key(5), image, spatial_axes=(1, 2), **data))
+  if name == "saliencymix":
+    chex.assert_trees_all_equal(jaxmix.saliencymix(jax.random.key(5), image),
+                                jaxmix.saliencymix(jax.random.key(5), image, spatial_axes=(1, 2)))
+
+
+@pytest.mark.parametrize(("name", "option"), [("saliencymix", "alpha"), ("attentive_cutmix", "prob")])
+def test_guided_cuboid_traced_options_do_not_retrace(name, option):
+  x = noise(23)
+  data = guided_data(name, (T, H, W))
+  chex.clear_trace_counter()
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def f(key, value):
+    return one_call(name, key, x, mode="elem", spatial_axes=CUBOID, **{option: value}, **data)[0]
+
+  key = jax.random.key(4)
+  first, second = f(key, jnp.float32(1.0)), f(key, jnp.float32(0.0))  # 0 turns mixing off
+  assert not np.array_equal(first, second)
+  np.testing.assert_array_equal(second, x)
+
+
+def test_guided_bad_inputs_errors():
+  key, x = jax.random.key(0), noise(0)
+  sal2, sal3 = guided_data("saliencymix", (H, W)), guided_data("saliencymix", (T, H, W))
+  feat2, feat3 = guided_data("attentive_cutmix", (H, W)), guided_data("attentive_cutmix", (T, H, W))
+  for name, data in (("saliencymix", sal3), ("attentive_cutmix", feat3)):
+    with pytest.raises(ValueError, match=r"spatial_axes=\(1, 2, 3, 4\) names 4 axes.*2 or 3 spatial dims"):
+      one_call(name, key, x, spatial_axes=(1, 2, 3, 4), **data)
+    with pytest.raises(ValueError, match=r"spatial_axes=\(1, 2, 5\) names axis 5, but inputs has shape"):
+      one_call(name, key, x, spatial_axes=(1, 2, 5), **data)
+    with pytest.raises(ValueError, match="spatial_axes must be distinct"):
+      one_call(name, key, x, spatial_axes=(3, 2), **data)
+  # A volume where a tube's map is expected, and a map where a cuboid's volume is expected, name the data.
+  with pytest.raises(ValueError, match=r"saliency must be \[B, h, w\].*axes=\(1, 2, 3\).*\(4, 3, 8, 9"):
+    jaxmix.saliencymix(key, x, **sal3)
+  with pytest.raises(ValueError, match=r"saliency must be \[B, d, h, w\].*draws tubes.*shape \(4, 8, 9\)"):
+    jaxmix.saliencymix(key, x, spatial_axes=CUBOID, **sal2)
+  with pytest.raises(ValueError, match=r"saliency must be \[B, d, h, w\]"):
+    jaxmix.sample_saliencymix(key, B, (T, H, W), **sal2)
+  with pytest.raises(ValueError, match=r"features must be \[B, h, w\].*spatial_axes=\(1, 2, 3\)"):
+    jaxmix.attentive_cutmix(key, x, **feat3)
+  with pytest.raises(ValueError, match=r"features must be \[B, d, h, w\].*draws tubes"):
+    jaxmix.attentive_cutmix(key, x, spatial_axes=CUBOID, **feat2)
+  with pytest.raises(ValueError, match=r"features must be \[B, d, h, w\].*mean\(-1\)"):
+    jaxmix.sample_attentive_cutmix(key, B, (T, H, W), features=jnp.ones((B, 2, 2, 2, 5)))
+  with pytest.raises(ValueError, match=r"features grid \(4, 2, 2\) is finer than the volumes \(3, 8, 9\)"):
+    jaxmix.attentive_cutmix(key, x, spatial_axes=CUBOID, features=jnp.ones((B, 4, 2, 2)))
+  with pytest.raises(ValueError, match=r"top_k must be an int in \[1, d·h·w\] = \[1, 27\]"):
+    jaxmix.attentive_cutmix(key, x, spatial_axes=CUBOID, top_k=28, **feat3)
+  # The built-in map is 2-D: rank 5, or axes other than the images' (H, W), need an explicit saliency.
+  with pytest.raises(ValueError, match=r"saliency is required for videos and volumes.*video.mean\(axis=1\)"):
+    jaxmix.saliencymix(key, x)
+  with pytest.raises(ValueError, match="saliency is required for videos and volumes"):
+    jaxmix.saliencymix(key, x, spatial_axes=CUBOID)
+  with pytest.raises(ValueError, match="saliency is required for videos and volumes"):
+    jaxmix.saliencymix(key, noise(0, (B, H, W, C)), spatial_axes=(1, 3))
