@@ -281,8 +281,8 @@ def check_spatial_shape_nd(
   """Positive sizes as Python ints (static), as many as one of `ndims` allows; a clear error otherwise.
 
   Image methods take two sizes (H, W) (:func:`check_spatial_shape`). The methods that also draw k-D
-  regions (CutMix, FMix, GridMix, SmoothMix, ResizeMix) pass ``ndims=(2, 3)``: (D, H, W) for cuboids
-  over videos and volumes.
+  regions (CutMix, FMix, GridMix, SmoothMix, ResizeMix, SaliencyMix, Attentive CutMix) pass
+  ``ndims=(2, 3)``: (D, H, W) for cuboids over videos and volumes.
   """
   if spatial_shape is None:
     raise ValueError(f"spatial_shape {axes} is required by this method, got None.")
