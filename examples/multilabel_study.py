@@ -68,7 +68,6 @@ import functools
 import glob
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -77,6 +76,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import study  # noqa: E402  (the shared split, metrics and record helpers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "results", "multilabel")
@@ -124,15 +125,12 @@ def corrupt_multi_hot(seed: int, y: np.ndarray, drop: float, add: float) -> tupl
 
 def load_items(data_dir: str) -> dict[str, np.ndarray]:
   """Fashion-MNIST items: float32 ``[N, 28, 28, 1]`` in [0, 1] and int32 classes (``study.load_raw``)."""
-  import study
-
   return study.load_raw(data_dir)
 
 
 def make_data(seed: int, noise: float, raw: dict[str, np.ndarray], sizes: dict | None = None) -> dict:
   """The canvases of one (seed, noise): training and validation (corrupted), test (clean, fixed)."""
   import flow_mixup
-  import study
 
   defaults = {"items": ITEMS, "train": TRAIN_CANVASES, "val": VAL_CANVASES, "test": TEST_CANVASES}
   sizes = defaults | (sizes or {})
@@ -363,19 +361,8 @@ def train_and_evaluate(cfg: Config, data: dict, bar: Any = None) -> dict:
 
 
 def code_commit() -> str:
-  """The commit of this checkout; ``+dirty`` when jaxmix/ or this study's code differ."""
-  root = os.path.dirname(HERE)
-  paths = ["jaxmix", "examples/multilabel_study.py", "examples/flow_mixup.py", "examples/study.py"]
-  try:
-    head = subprocess.run(
-      ["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-      ["git", "-C", root, "status", "--porcelain", "--", *paths], capture_output=True, text=True, check=True
-    ).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
-  return head + ("+dirty" if dirty else "")
+  """The commit of this checkout, read once per process (``+dirty`` when jaxmix/ or this code differ)."""
+  return study.code_commit(("examples/multilabel_study.py", "examples/flow_mixup.py"))
 
 
 def load_results(out: str) -> dict[str, dict]:
@@ -439,6 +426,7 @@ def grid(
 def run(args: argparse.Namespace) -> int:
   from tqdm.auto import tqdm
 
+  code_commit()  # the checkout as this process imported it
   kw = dict(noises=args.noises, methods=args.methods, seeds=args.seeds, steps=args.steps, width=args.width)
   kw["flow_beta"] = args.flow_beta
   results = load_results(args.out)
@@ -522,10 +510,6 @@ def _value(record: dict, name: str) -> float:
   return record[name] if name == "memorised" else record["test"][name]
 
 
-def _mean_se(v: np.ndarray) -> tuple[float, float]:
-  return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
-
-
 def cell_table(results: dict, noise: float, seeds: int, steps: int, width: int, missing: list) -> list[str]:
   """Markdown lines of one noise cell: a row per method, Δ paired against ERM; [] when nothing is complete."""
   base = cell_runs(results, noise, "erm", seeds, steps, width)
@@ -543,11 +527,11 @@ def cell_table(results: dict, noise: float, seeds: int, steps: int, width: int, 
     cells = ["flow (check)" if "@" in method else method, hp]
     for name, scale, _ in names:
       v = np.array([_value(r, name) for r in runs]) * scale
-      m, se = _mean_se(v)
+      m, se = study.mean_se(v)
       cell = f"{m:.2f} ± {se:.2f}"
       if base is not None and method != "erm":
         d = v - np.array([_value(r, name) for r in base]) * scale
-        dm, dse = _mean_se(d)
+        dm, dse = study.mean_se(d)
         cell += f" (Δ {dm:+.2f} ± {dse:.2f})"
       cells.append(cell)
     rows.append(cells)
@@ -576,7 +560,7 @@ def paired(
   if runs is None or base is None:
     return None
   d = np.array([_value(r, name) for r in runs]) - np.array([_value(r, name) for r in base])
-  return _mean_se(d * scale)
+  return study.mean_se(d * scale)
 
 
 def flow_against_mixers(results: dict, seeds: int, steps: int, width: int) -> list[str]:

@@ -253,10 +253,9 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], bar: Any = None)
   }
 
 
-@functools.cache
 def _commit() -> str:
   """The commit of the code this process runs: read once, before the first run (``run`` calls it)."""
-  return study.code_commit()
+  return study.code_commit(("examples/restoration.py",))
 
 
 def configs(args: argparse.Namespace) -> list[Config]:
@@ -322,12 +321,6 @@ def run(args: argparse.Namespace) -> int:
   return report(args)
 
 
-def _mean_se(values: np.ndarray) -> tuple[float, float]:
-  values = np.asarray(values, np.float64)
-  se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-  return float(values.mean()), float(se)
-
-
 def render(records: dict[str, dict], args: argparse.Namespace) -> tuple[str, dict[str, dict]]:
   """The Markdown table of every method with all `args.seeds` seeds stored, and its numbers."""
   by_method: dict[str, dict[int, dict]] = {}
@@ -361,13 +354,13 @@ def render(records: dict[str, dict], args: argparse.Namespace) -> tuple[str, dic
     numbers[method] = {}
     for k, fmt in (("psnr", ".3f"), ("ssim", ".4f")):
       values = np.array([runs[s]["test"][k] for s in seeds])
-      m, s = _mean_se(values)
+      m, s = study.mean_se(values)
       numbers[method][k] = (m, s)
       cells.append(f"{m:{fmt}} ± {s:{fmt}}")
       if method == "none":
         cells.append("–")
       else:
-        dm, ds = _mean_se(values - base[k])
+        dm, ds = study.mean_se(values - base[k])
         numbers[method]["delta_" + k] = (dm, ds)
         cells.append(f"{dm:+{fmt}} ± {ds:{fmt}}")
     lines.append(f"| {method} | " + " | ".join(cells) + " |")

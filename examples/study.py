@@ -377,24 +377,32 @@ def train_and_evaluate(
 # ----------------------------------------------------------------------------- the grid
 
 
-def code_commit() -> str:
-  """The commit of this checkout; ``+dirty`` when jaxmix/ or the study code differ ("unknown" outside git)."""
+@functools.cache
+def code_commit(extra: tuple[str, ...] = ()) -> str:
+  """The commit of this checkout; ``+dirty`` when jaxmix/, the study code or the `extra` paths differ
+  ("unknown" outside git). Read once per process: every runner calls it when its ``run`` starts, so a
+  commit made while runs go on does not relabel the records that follow."""
   import subprocess
 
   root = os.path.dirname(HERE)
+  paths = ["jaxmix", "examples/study.py", "examples/models.py", *extra]
   try:
     head = subprocess.run(
       ["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     dirty = subprocess.run(
-      ["git", "-C", root, "status", "--porcelain", "--", "jaxmix", "examples/study.py", "examples/models.py"],
-      capture_output=True,
-      text=True,
-      check=True,
+      ["git", "-C", root, "status", "--porcelain", "--", *paths], capture_output=True, text=True, check=True
     ).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
   return head + ("+dirty" if dirty else "")
+
+
+def mean_se(values: Any) -> tuple[float, float]:
+  """(mean, standard error) of `values` over seeds; the s.e. is NaN for one value."""
+  values = np.asarray(values, np.float64)
+  se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+  return float(values.mean()), float(se)
 
 
 def load_results(out: str) -> dict[str, dict]:
@@ -466,6 +474,7 @@ def write_json(path: str, record: dict) -> None:
 def run(args: argparse.Namespace) -> int:
   from tqdm.auto import tqdm
 
+  code_commit()  # the checkout as this process imported it
   kw = dict(
     sizes=args.sizes,
     noises=args.noises,

@@ -224,6 +224,7 @@ def configs(args: argparse.Namespace) -> list[Config]:
 def run(args: argparse.Namespace) -> int:
   from tqdm.auto import tqdm
 
+  study.code_commit()  # the checkout as this process imported it
   if "tokenmix" in args.methods and not has_tokenmix():
     print("this jaxmix has no tokenmix; skipping it")
     args.methods = [m for m in args.methods if m != "tokenmix"]
@@ -238,12 +239,6 @@ def run(args: argparse.Namespace) -> int:
     study.write_json(os.path.join(args.out, "runs", cfg.key + ".json"), record)
   bar.close()
   return report(args)
-
-
-def _mean_se(values: np.ndarray) -> tuple[float, float]:
-  values = np.asarray(values, np.float64)
-  se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-  return float(values.mean()), float(se)
 
 
 def render(records: dict[str, dict], args: argparse.Namespace) -> tuple[str, dict[str, dict]]:
@@ -276,16 +271,16 @@ def render(records: dict[str, dict], args: argparse.Namespace) -> tuple[str, dic
     cells = []
     numbers[method] = {}
     for k, scale, fmt in (("accuracy", 100, ".2f"), ("nll", 1, ".3f"), ("ece", 100, ".2f")):
-      m, s = _mean_se(scale * t[k])
+      m, s = study.mean_se(scale * t[k])
       numbers[method][k] = (m, s)
       cells.append(f"{m:{fmt}} ± {s:{fmt}}")
       if method == "aug":
         cells.append("–")
       else:
-        dm, ds = _mean_se(scale * (t[k] - base[k]))
+        dm, ds = study.mean_se(scale * (t[k] - base[k]))
         numbers[method]["delta_" + k] = (dm, ds)
         cells.append(f"{dm:+{fmt}} ± {ds:{fmt}}")
-    vm, vs = _mean_se(100 * val)
+    vm, vs = study.mean_se(100 * val)
     lines.append(f"| {method} | " + " | ".join(cells) + f" | {vm:.2f} ± {vs:.2f} |")
   missing = [m for m in args.methods if m not in complete]
   if missing:
