@@ -82,84 +82,38 @@ def _masks_and_counts(
 
   A 3-D `spatial_shape` (D, H, W) gives `[num, D, H, W]` masks of ``n × n × n``
   cells: the same rule with a per-depth vector too (see the module docstring).
+  The counts are summed in int32: a float matmul may round products above
+  2**11 (TF32 on GPUs), and λ must be exact.
   """
-  if len(spatial_shape) != 2:
-    return _cuboid_masks_and_counts(
-      key, num, spatial_shape, grid_size=grid_size, cell_prob=cell_prob, hole=hole
-    )
-  h, w = spatial_shape
+  k = len(spatial_shape)
   lo, hi = grid_size
   k_n, k_cells = jax.random.split(key)
   n = jax.random.randint(k_n, (num, 1), lo, hi + 1).astype(jnp.int32)
-  rows = jnp.arange(h, dtype=jnp.int32)[None, :]
-  cols = jnp.arange(w, dtype=jnp.int32)[None, :]
-  cell_h = rows * n // h  # [num, H]
-  cell_w = cols * n // w  # [num, W]
-  chosen = jax.random.uniform(k_cells, (num, hi, hi)) < jnp.asarray(cell_prob, jnp.float32)
-  hole = jnp.asarray(hole, jnp.float32)
-
-  def in_hole(pos: jax.Array, size: int) -> jax.Array:
-    # Position of the pixel centre inside its cell, in [0, 1); the hole is [0, hole).
-    frac = jnp.mod((pos.astype(jnp.float32) + 0.5) * n.astype(jnp.float32) / size, 1.0)
-    return frac < hole
-
-  cells = jnp.arange(hi, dtype=jnp.int32)
-  # Rows (columns) of each cell row (column) that fall in the hole: `[num, hi]`.
-  row_hot = (cell_h[:, :, None] == cells) & in_hole(rows, h)[:, :, None]  # [num, H, hi]
-  col_hot = (cell_w[:, :, None] == cells) & in_hole(cols, w)[:, :, None]  # [num, W, hi]
-  counts = jnp.einsum(
-    "ni,nij,nj->n",
-    row_hot.sum(axis=1, dtype=jnp.int32).astype(jnp.float32),
-    chosen.astype(jnp.float32),
-    col_hot.sum(axis=1, dtype=jnp.int32).astype(jnp.float32),
-  )
-  # Per pixel: its row's chosen cells (in the hole's rows), looked up by its column's cell.
-  chosen_rows = jnp.einsum("nhi,nij->nhj", row_hot.astype(jnp.float32), chosen.astype(jnp.float32))
-  hit = jnp.zeros((num, h, w), jnp.bool_)
-  for j in range(hi):
-    hit = hit | ((chosen_rows[:, :, j, None] > 0.5) & col_hot[:, None, :, j])
-  return hit.astype(jnp.float32), counts
-
-
-def _cuboid_masks_and_counts(
-  key: jax.Array,
-  num: int,
-  spatial_shape: tuple[int, ...],
-  *,
-  grid_size: tuple[int, int],
-  cell_prob: jax.typing.ArrayLike,
-  hole: jax.typing.ArrayLike,
-) -> tuple[jax.Array, jax.Array]:
-  """:func:`_masks_and_counts` on (D, H, W): float32 `[num, D, H, W]` partner masks and `[num]` counts."""
-  d, h, w = spatial_shape
-  lo, hi = grid_size
-  k_n, k_cells = jax.random.split(key)
-  n = jax.random.randint(k_n, (num, 1), lo, hi + 1).astype(jnp.int32)
-  chosen = (jax.random.uniform(k_cells, (num, hi, hi, hi)) < jnp.asarray(cell_prob, jnp.float32)).astype(
-    jnp.float32
-  )
+  chosen = jax.random.uniform(k_cells, (num,) + (hi,) * k) < jnp.asarray(cell_prob, jnp.float32)
   hole = jnp.asarray(hole, jnp.float32)
   cells = jnp.arange(hi, dtype=jnp.int32)
 
   def hot(size: int) -> jax.Array:
-    # bool [num, size, hi]: position p of this axis lies in cell c and in the hole's part of it.
+    # bool [num, size, hi]: position p of this axis lies in cell c, inside the hole's part of it (the
+    # position of its centre in the cell, in [0, 1), below `hole`).
     pos = jnp.arange(size, dtype=jnp.int32)[None, :]
-    cell = pos * n // size
     frac = jnp.mod((pos.astype(jnp.float32) + 0.5) * n.astype(jnp.float32) / size, 1.0)
-    return (cell[:, :, None] == cells) & (frac < hole)[:, :, None]
+    return ((pos * n // size)[:, :, None] == cells) & (frac < hole)[:, :, None]
 
-  hot_d, hot_h, hot_w = hot(d), hot(h), hot(w)
-  # The count in int32, elementwise over the hi³ cells: a float matmul may round products above 2**11
-  # (TF32 on GPUs), and λ must be exact.
-  s_d, s_h, s_w = (v.sum(axis=1, dtype=jnp.int32) for v in (hot_d, hot_h, hot_w))
-  per_cell = s_d[:, :, None, None] * s_h[:, None, :, None] * s_w[:, None, None, :]
-  counts = jnp.sum(per_cell * (chosen > 0.5), axis=(1, 2, 3), dtype=jnp.int32).astype(jnp.float32)
-  # Per voxel: the chosen cells of its depth and row (in the hole's part), looked up by its column's cell.
-  chosen_dh = jnp.einsum("ndi,nhj,nijl->ndhl", hot_d.astype(jnp.float32), hot_h.astype(jnp.float32), chosen)
-  hit = jnp.zeros((num, d, h, w), jnp.bool_)
+  hots = [hot(size) for size in spatial_shape]
+  per_cell = jnp.ones((num,) + (1,) * k, jnp.int32)
+  for axis, v in enumerate(hots):  # the hole's positions of each cell on each axis, multiplied out
+    shape = (num,) + tuple(hi if a == axis else 1 for a in range(k))
+    per_cell = per_cell * v.sum(axis=1, dtype=jnp.int32).reshape(shape)
+  counts = jnp.sum(jnp.where(chosen, per_cell, 0), axis=tuple(range(1, k + 1)), dtype=jnp.int32)
+  # Per pixel (voxel): the chosen cells of its row (depth and row), looked up by its column's cell.
+  f = [v.astype(jnp.float32) for v in hots[:-1]]
+  lead = jnp.einsum("nhi,nij->nhj" if k == 2 else "ndi,nhj,nijl->ndhl", *f, chosen.astype(jnp.float32))
+  last = hots[-1][(slice(None),) + (None,) * (k - 1)]  # [num, 1(, 1), W, hi]
+  hit = jnp.zeros((num, *spatial_shape), jnp.bool_)
   for j in range(hi):
-    hit = hit | ((chosen_dh[:, :, :, j, None] > 0.5) & hot_w[:, None, None, :, j])
-  return hit.astype(jnp.float32), counts
+    hit = hit | ((lead[..., j, None] > 0.5) & last[..., j])
+  return hit.astype(jnp.float32), counts.astype(jnp.float32)
 
 
 @deprecation.renamed(p="cell_prob")
