@@ -31,6 +31,7 @@ with a traced ``k``, never with a data-dependent shape.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -195,9 +196,7 @@ def binarise(
     float32 `[n, H, W]` masks in [0, 1] (`[n, *S]` for k-D maps).
   """
   n = grey.shape[0]
-  size = 1
-  for side in grey.shape[1:]:
-    size *= side
+  size = math.prod(grey.shape[1:])
   flat = grey.reshape(n, size).astype(jnp.float32)
   max_soft = jnp.asarray(max_soft, jnp.float32)
   lam = lam.astype(jnp.float32)
@@ -298,9 +297,7 @@ def _sample_fmix(
   mode: str,
   pairing: str,
 ) -> plan_lib.Plan:
-  size = 1
-  for side in spatial_shape:
-    size *= side
+  size = math.prod(spatial_shape)
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_lam, k_grey, k_num, k_gate = jax.random.split(key, 5)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")

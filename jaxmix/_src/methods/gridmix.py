@@ -33,6 +33,7 @@ the same per-axis vectors as in 2-D.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -199,9 +200,7 @@ def _sample_gridmix(
   mode: str,
   pairing: str,
 ) -> plan_lib.Plan:
-  size = 1
-  for side in spatial_shape:
-    size *= side
+  size = math.prod(spatial_shape)
   n = sampling.num_draws(mode, batch_size)
   k_pair, k_mask, k_gate = jax.random.split(key, 3)
   index = sampling.partner_index(k_pair, batch_size, pairing, involution=mode == "pair")

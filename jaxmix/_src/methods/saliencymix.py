@@ -37,6 +37,7 @@ one for them.
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -246,16 +247,8 @@ def saliency_peaks(saliency: jax.Array, spatial_shape: tuple[int, ...]) -> tuple
   (depth, row, col) of its peak voxel by the same rule on each axis.
   """
   n, grid = saliency.shape[0], tuple(saliency.shape[1:])
-  size = 1
-  for g in grid:
-    size *= g
-  flat = jnp.argmax(jnp.asarray(saliency).reshape(n, size), axis=-1).astype(jnp.int32)
-  coords = []
-  for g in reversed(grid[1:]):  # unravel in row-major order: the last axis first
-    coords.append(flat % g)
-    flat = flat // g
-  coords.append(flat)
-  coords.reverse()
+  flat = jnp.argmax(jnp.asarray(saliency).reshape(n, math.prod(grid)), axis=-1).astype(jnp.int32)
+  coords = jnp.unravel_index(flat, grid)  # row-major
   if grid == tuple(spatial_shape):
     return tuple(coords)
   return tuple(
