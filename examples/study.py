@@ -529,12 +529,21 @@ def run(args: argparse.Namespace) -> int:
 def cell_runs(
   results: dict[str, dict], size: int, noise: float, method: str, seeds: int, steps: int = 0, width: int = 8
 ) -> list[dict] | None:
-  """The runs of one cell at its chosen α, seeds 0..seeds-1; None while any is missing."""
+  """The runs of one cell at its chosen α: seeds 0, 1, … as long as they are stored, so a cell given more
+  seeds (``run --seeds 5``) reports them all; None while fewer than `seeds` are."""
   alpha = chosen_alpha(results, size, method, width, steps)
   if alpha is ...:
     return None
-  runs = [results.get(Config(size, noise, method, alpha, s, width, steps).key) for s in range(seeds)]
-  return None if any(r is None for r in runs) else runs
+  runs = []
+  while (record := results.get(Config(size, noise, method, alpha, len(runs), width, steps).key)) is not None:
+    runs.append(record)
+  return runs if len(runs) >= seeds else None
+
+
+def _pair(runs: list[dict], base: list[dict]) -> tuple[list[dict], list[dict]]:
+  """The seeds both cells have (each holds seeds 0, 1, …), so every difference is paired."""
+  n = min(len(runs), len(base))
+  return runs[:n], base[:n]
 
 
 def _metric(record: dict, name: str) -> float:
@@ -557,12 +566,14 @@ def _cell_table(
     if runs is None:
       missing.append(f"n={size} noise={noise:g} {method}")
       continue
-    cells = [method, "—" if runs[0]["config"]["alpha"] is None else f"{runs[0]['config']['alpha']:g}"]
+    label = method if len(runs) == seeds else f"{method} ({len(runs)} seeds)"
+    cells = [label, "—" if runs[0]["config"]["alpha"] is None else f"{runs[0]['config']['alpha']:g}"]
     for name, scale, _ in metrics:
       v = np.array([_metric(r, name) for r in runs]) * scale
       cell = f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(len(v)):.2f}"
       if base is not None and method != "aug":
-        d = v - np.array([_metric(r, name) for r in base]) * scale
+        mine, theirs = _pair(runs, base)
+        d = np.array([_metric(r, name) - _metric(b, name) for r, b in zip(mine, theirs, strict=True)]) * scale
         cell += f" (Δ {d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f})"
       cells.append(cell)
     if noise > 0:
@@ -635,6 +646,10 @@ def summary_lines(results: dict[str, dict], seeds: int) -> list[str]:
     length = f"{steps_for(size)} (rule)" if steps == 0 else f"{steps} (longer)"
     if width != 8:
       length += f", width {width}"
+    best_runs = cell_runs(results, size, noise, best, seeds, steps, width)
+    n = min(len(base), len(best_runs or []))
+    if n != seeds:
+      length += f", {n} seeds"
     rows.append(
       f"| {size:,} | {100 * noise:.0f} % | {length} | {best} ({len(acc)} tried) | {gain:+.2f} ± {se:.2f} "
       f"| {verdict} | {nll[0]:+.3f} ± {nll[1]:.3f} | {ece[0]:+.2f} ± {ece[1]:.2f} "
@@ -685,8 +700,9 @@ def report(args: argparse.Namespace) -> int:
   lines = [
     "# Regime study: Fashion-MNIST, ResNet width 8 (rendered by `python examples/study.py report`)",
     "",
-    f"Mean ± standard error over {args.seeds} seeds; Δ = paired difference against ERM + augmentation",
-    "(`aug`, same seeds) ± its standard error. α chosen on the validation split (see examples/study.py).",
+    f"Mean ± standard error over {args.seeds} seeds (more where a row says so); Δ = paired difference",
+    "against ERM + augmentation (`aug`, the seeds both have) ± its standard error. α chosen on the",
+    "validation split (see examples/study.py).",
     "",
   ]
   missing = []
@@ -754,6 +770,7 @@ def _paired(
   base = cell_runs(results, size, noise, "aug", seeds, steps, width)
   if runs is None or base is None:
     return None
+  runs, base = _pair(runs, base)
   d = (np.array([_metric(r, name) for r in runs]) - np.array([_metric(r, name) for r in base])) * scale
   return d.mean(), d.std(ddof=1) / np.sqrt(len(d))
 

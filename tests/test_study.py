@@ -175,3 +175,22 @@ def test_report_rewrites_the_readme_summary_between_its_markers(tmp_path):
 def test_mean_confidence_comes_from_the_ece_bins():
   record = _fake(study.Config(1000, 0.0, "aug", None, 0))  # bins: 10 at 0.3, 30 at 0.8
   assert study._metric(record, "confidence") == pytest.approx((10 * 0.3 + 30 * 0.8) / 40)
+
+
+def test_report_uses_every_stored_seed_and_pairs_only_common_ones(tmp_path):
+  out = str(tmp_path)
+  for s in range(5):  # aug has seeds 0-4, resizemix 0-3 and 6 (a gap: seed 6 is not counted)
+    _store(out, study.Config(1000, 0.0, "aug", None, s), 0.50 + 0.01 * s)
+  for s in (0, 1, 2, 3, 6):
+    _store(out, study.Config(1000, 0.0, "resizemix", None, s), 0.60 + 0.02 * s)
+  readme = tmp_path / "README.md"
+  readme.write_text(f"{study.README_BEGIN}\n{study.README_END}\n")
+  study.report(argparse.Namespace(out=out, seeds=3, readme=str(readme)))
+  text = open(os.path.join(out, "study.md")).read()
+  assert "| aug (5 seeds) | — | 52.00 ± 0.71" in text
+  # resizemix: seeds 0-3, paired with aug's seeds 0-3: differences 10, 11, 12, 13
+  assert "| resizemix (4 seeds) | — | 63.00 ± 1.29 (Δ +11.50 ± 0.65)" in text
+  row = next(line for line in readme.read_text().splitlines() if line.startswith("| 1,000 |"))
+  assert row.startswith(
+    "| 1,000 | 0 % | 1000 (rule), 4 seeds | resizemix (1 tried) | +11.50 ± 0.65 | **win** "
+  )
