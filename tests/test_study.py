@@ -194,3 +194,55 @@ def test_report_uses_every_stored_seed_and_pairs_only_common_ones(tmp_path):
   assert row.startswith(
     "| 1,000 | 0 % | 1000 (rule), 4 seeds | resizemix (1 tried) | +11.50 ± 0.65 | **win** "
   )
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(0, 2, (20000, 5))
+  p_true = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  labels = np.array([rng.choice(5, p=p) for p in p_true])
+  overconfident = study.with_temperature(p_true, 0.5)  # logits ×2
+  t = study.fit_temperature(overconfident, labels)
+  assert t == pytest.approx(2.0, rel=0.05)
+  np.testing.assert_allclose(study.with_temperature(overconfident, t), p_true, atol=0.03)
+  np.testing.assert_allclose(study.with_temperature(p_true, 1.0), p_true, atol=1e-12)
+  before = study.calibration(overconfident, labels)
+  after = study.calibration(study.with_temperature(overconfident, t), labels)
+  assert after["nll"] < before["nll"] and after["ece"] < before["ece"] / 3
+
+
+def test_alpha_from_reuses_another_studys_alpha_search(tmp_path, monkeypatch):
+  first, second = str(tmp_path / "first"), str(tmp_path / "second")
+  for a, acc in zip(study.ALPHAS, [0.1, 0.9, 0.2, 0.3], strict=True):  # α search: 0.5 wins
+    _store(first, study.Config(1000, 0.0, "mixup", a, 0), acc)
+  done = []
+
+  def fake_train(cfg, raw, corrupted, bar=None):
+    done.append(cfg.key)
+    ece = 0.01 if cfg.method == "mixup" else 0.03
+    return _fake(cfg) | {"test_ts": {"temperature": 1.0, "nll": 0.5, "ece": ece}}
+
+  monkeypatch.setattr(study, "train_and_evaluate", fake_train)
+  monkeypatch.setattr(study, "load_raw", lambda data_dir: {"x_test": np.zeros((2, 28, 28, 1), np.float32)})
+  monkeypatch.setattr(study, "CORRUPTIONS", ())
+  monkeypatch.setattr(study, "ALPHA_SOURCE", None)
+  args = argparse.Namespace(
+    out=second, data_dir="", sizes=[1000], noises=[0.0], methods=["aug", "mixup"], seeds=3, width=8,
+    steps=0, dry_run=False, seconds_per_step=0.0, seconds_per_eval=0.0, no_progress=True,
+    alpha_from=first,
+  )
+  study.run(args)
+  # no α search in the second study: the cells' runs at the first study's α (0.5), seeds 0-2
+  assert sorted(done) == sorted(
+    [study.Config(1000, 0.0, "aug", None, s).key for s in range(3)]
+    + [study.Config(1000, 0.0, "mixup", 0.5, s).key for s in range(3)]
+  )
+  study.run(args)
+  assert len(done) == 6  # resumes: nothing left
+  study.report(argparse.Namespace(out=second, seeds=3, alpha_from=first))
+  text = open(os.path.join(second, "study.md")).read()
+  head = next(line for line in text.splitlines() if line.startswith("| method |"))
+  assert "| ECE % | NLL after TS | ECE % after TS |" in head
+  row = next(line for line in text.splitlines() if line.startswith("| mixup |"))
+  assert row.startswith("| mixup | 0.5 | 50.00 ± 0.00 (Δ +0.00 ± 0.00) |")
+  assert "| 1.00 ± 0.00 (Δ -2.00 ± 0.00) |" in row  # ECE after TS: 1 % against aug's 3 %
