@@ -536,7 +536,7 @@ def run(args: argparse.Namespace) -> int:
 
   results = load_results(args.out)
   todo = [c for c in dict.fromkeys(grid(results, **kw)) if wanted(c, results)]
-  done = len(list(dict.fromkeys(grid(results, **kw)))) - len(todo)
+  done = sum(isinstance(c, Config) and c.key in results for c in dict.fromkeys(grid(results, **kw)))
   cost = {
     c: (c.steps or steps_for(c.size)) * (2 if c.method == "regmixup" else 1)
     for c in todo
