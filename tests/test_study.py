@@ -66,6 +66,7 @@ def _fake(cfg, acc=0.5):
   return {
     "config": {
       "key": cfg.key,
+      "method": cfg.method,
       "alpha": cfg.alpha,
       "size": cfg.size,
       "width": cfg.width,
@@ -116,6 +117,7 @@ def test_report_refuses_cells_with_too_few_seeds(tmp_path, capsys):
   assert any(line.startswith("| aug |") for line in table)
   assert not any(line.startswith("| resizemix |") for line in table)
   assert "n=1000 noise=0 resizemix" in text
+  assert "mixup" not in text  # no run of it stored here: not listed as missing
   json.dumps(text)  # plain text
 
 
