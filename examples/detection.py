@@ -642,7 +642,7 @@ def plot(records: dict[str, dict], numbers: dict[str, dict], args: argparse.Name
   import matplotlib.pyplot as plt
 
   methods = [m for m in METHODS if m in numbers and m != "none"]
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
   means = [numbers[m]["delta_test"][0] for m in methods]
   errs = [numbers[m]["delta_test"][1] for m in methods]
   axes[0].bar(methods, means, yerr=errs, capsize=4, color=[f"C{METHODS.index(m)}" for m in methods])
@@ -657,7 +657,7 @@ def plot(records: dict[str, dict], numbers: dict[str, dict], args: argparse.Name
     axes[1].plot(steps, values, color=f"C{METHODS.index(cfg.method)}", alpha=0.8, label=label)
   axes[1].axvline(args.steps * (1 - CLOSE), color="grey", linewidth=0.8, linestyle=":")
   axes[1].set_xlabel("step")
-  axes[1].set_title("validation mAP@0.5 (mixing off after the dotted line)")
+  axes[1].set_title("validation mAP@0.5 per run (dotted: mixing off)", fontsize=10)
   axes[1].legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
