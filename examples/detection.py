@@ -664,14 +664,23 @@ def plot(records: dict[str, dict], numbers: dict[str, dict], args: argparse.Name
   plt.close(fig)
 
 
+def report_stem(args: argparse.Namespace) -> str:
+  """``detection`` for the default shape of run (size, steps, width, test size), else ``detection-`` and
+  that shape, so a second budget's report does not overwrite the first's."""
+  shape = Config("", 0, args.size, args.steps, args.width, args.test_size).key[1:-3]
+  default = Config("", 0).key[1:-3]
+  return "detection" if shape == default else f"detection-{shape}"
+
+
 def report(args: argparse.Namespace) -> int:
   records = study.load_results(args.out)
   text, numbers = render(records, args)
-  with open(os.path.join(args.out, "detection.md"), "w") as f:
+  md, png = (os.path.join(args.out, report_stem(args) + ext) for ext in (".md", ".png"))
+  with open(md, "w") as f:
     f.write(text)
-  plot(records, numbers, args, os.path.join(args.out, "detection.png"))
+  plot(records, numbers, args, png)
   print(text)
-  print(f"wrote {os.path.join(args.out, 'detection.md')} and {os.path.join(args.out, 'detection.png')}")
+  print(f"wrote {md} and {png}")
   return 0
 
 

@@ -160,9 +160,9 @@ def test_runner_stores_each_run_resumes_and_reports(tmp_path, monkeypatch, capsy
   assert 0.0 <= record["test"]["map50"] <= 1.0 and 0.0 <= record["val"]["map50"] <= 1.0
   assert [s for s, _ in record["val_map"]] == [1, 2] and len(record["train_loss"]) == 2
   assert {"jax", "flax", "jaxmix", "commit"} <= set(record["versions"])
-  table = (tmp_path / "detection.md").read_text()
+  table = (tmp_path / "detection-n16-t2-w4-e8.md").read_text()
   assert "| copy_paste |" in table and "| none |" in table and "Not shown" not in table
-  for png in ("detection.png", "canvases.png"):
+  for png in ("detection-n16-t2-w4-e8.png", "canvases.png"):
     assert (tmp_path / png).stat().st_size > 0
   # a second call finds every run stored and trains nothing
   monkeypatch.setattr(detection, "train_and_evaluate", lambda *a, **k: pytest.fail("re-ran a stored run"))
@@ -172,12 +172,19 @@ def test_runner_stores_each_run_resumes_and_reports(tmp_path, monkeypatch, capsy
   # a method with fewer seeds than asked is left out of the table and named
   os.remove(tmp_path / "runs" / "copy_paste-n16-t2-w4-e8-s1.json")
   assert detection.main(["report", *tiny, "--methods", "none", "copy_paste", "--out", str(tmp_path)]) == 0
-  table = (tmp_path / "detection.md").read_text()
+  table = (tmp_path / "detection-n16-t2-w4-e8.md").read_text()
   assert "| copy_paste |" not in table and "Not shown (fewer than 2 seeds stored): copy_paste." in table
   # and the baseline missing a seed refuses the table
   os.remove(tmp_path / "runs" / "none-n16-t2-w4-e8-s1.json")
   with pytest.raises(ValueError, match="baseline 'none'"):
     detection.main(["report", *tiny, "--methods", "none", "copy_paste", "--out", str(tmp_path)])
+
+
+def test_report_is_named_after_a_shape_that_is_not_the_default():
+  assert detection.report_stem(detection.parse_args(["report"])) == "detection"
+  assert detection.report_stem(detection.parse_args(["report", "--steps", "1600"])) == (
+    "detection-n500-t1600-w16-e500"
+  )
 
 
 def test_report_needs_the_baseline_with_all_its_seeds(tmp_path):
