@@ -1,8 +1,9 @@
 """A tiny CenterNet on synthetic Fashion-MNIST scenes with no mixing, Mosaic, Mosaic + MixUp and Copy-Paste.
 
-    python examples/detection.py run          # all 12 runs, resumable
-    python examples/detection.py run --methods none copy_paste --seeds 3
+    python examples/detection.py run          # all 12 runs, resumable; ~25 min on 2 busy CPU cores
+    python examples/detection.py run --methods none mosaic_mixup --steps 1600   # a longer budget
     python examples/detection.py report       # the table and PNG, from the stored JSON only
+                                              # (detection-<shape>.md for a non-default shape)
     python examples/detection.py figure       # mixed training canvases with their boxes (canvases.png)
 
 Data (nothing downloads): 64 × 64 grey canvases with a smooth random background and pixel noise, on
