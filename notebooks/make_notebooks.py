@@ -513,8 +513,10 @@ DENSE = [
 
 Four real photographs from scikit-image, each with a few hand-placed boxes (the astronaut's face,
 the coffee cup, the cat's eyes, the rocket) and a per-pixel label map (grey levels thresholded into
-three classes). They go through detection MixUp, CutMix with boxes and Mosaic, and through CutMix +
-`jaxmix.segmentation.mix_label_maps` and ClassMix for segmentation. Runs on the CPU.
+three classes). They go through detection MixUp, CutMix with boxes, Mosaic (2×2, and the YOLO form
+with 9 tiles and a random affine), Copy-Paste with instance masks, YOLOX's and ultralytics' MixUp and
+a chain Mosaic → MixUp → `compact_boxes`, and through CutMix + `jaxmix.segmentation.mix_label_maps`
+and ClassMix for segmentation. Runs on the CPU.
 
 Install: `pip install -e ".[examples,viz]"` from the repository root (scikit-image and matplotlib).
 """),
@@ -633,6 +635,100 @@ image, with the boxes clipped to what is left of them.
 mixed, targets = jax.jit(jaxmix.detection.mosaic)(jax.random.key(1), images, boxes, classes)
 fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
 fig.suptitle("jaxmix.detection.mosaic", y=1.1)
+"""),
+  md("""
+## The YOLO Mosaic: 9 tiles and a random affine
+
+The form ultralytics, YOLOv5 and YOLOX train with: the tiles laid out on a 2s × 2s canvas filled
+with grey 114 (here `tiles=9`, YOLOv5's `_mosaic9`), then a random affine back to s × s (`Affine()` is
+ultralytics' default: translate 0.1, zoom U(0.5, 1.5); add `degrees` and `shear` for rotation and
+shear). Boxes go through their four corners and are kept by `box_candidates` (wider and higher than
+2 px, more than 10 % of their zoomed area left, aspect below 100): `[B, 9N]` rows.
+"""),
+  code("""
+yolo_mosaic = jax.jit(jaxmix.detection.mosaic, static_argnames="tiles")
+mixed, targets = yolo_mosaic(
+  jax.random.key(5), images, boxes, classes, tiles=9, affine=jaxmix.detection.Affine(degrees=5.0)
+)
+print("boxes", targets.boxes.shape, "| valid per image", targets.valid.sum(1))
+fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
+fig.suptitle("jaxmix.detection.mosaic(tiles=9, affine=Affine(degrees=5))", y=1.1)
+"""),
+  md("""
+## Copy-Paste with instance masks
+
+Simple Copy-Paste (Ghiasi et al. 2021), mmdetection's defaults: a random subset of the partner's
+instances is pasted with its mask, own instances lose the covered pixels, and their boxes shrink to
+what stays visible. Instance masks are int ids `[B, H, W]` (0 background, k the instance of box row
+k − 1); here each instance is the ellipse inscribed in its box, a stand-in for a real mask. The
+masks come back renumbered (own rows 1…N, pasted rows N + 1…2N); white lines outline them.
+"""),
+  code("""
+rows, cols = np.mgrid[:SIZE, :SIZE] + 0.5
+instance_ids = np.zeros((len(ann), SIZE, SIZE), np.int32)
+for i, image_boxes in enumerate(ann):
+  for k, (x1, y1, x2, y2, c) in enumerate(image_boxes):
+    if c >= 0:  # the ellipse inscribed in the box, id k + 1
+      dx = (cols - (x1 + x2) / 2) / ((x2 - x1) / 2)
+      dy = (rows - (y1 + y2) / 2) / ((y2 - y1) / 2)
+      instance_ids[i][dx**2 + dy**2 <= 1] = k + 1
+mixed, targets, ids = jax.jit(jaxmix.detection.copy_paste)(
+  jax.random.key(6), images, boxes, classes, masks=jnp.asarray(instance_ids)
+)
+print("boxes", targets.boxes.shape, "| mask ids up to", int(ids.max()))
+fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
+for ax, m in zip(fig.axes, np.asarray(ids)):
+  ax.contour(m, levels=np.arange(0.5, m.max() + 1), colors="white", linewidths=0.6)
+fig.suptitle("jaxmix.detection.copy_paste(masks=...)", y=1.1)
+"""),
+  md("""
+## YOLOX MixUp
+
+YOLOX's MixUp: the partner is scale-jittered by U(0.5, 1.5), flipped with probability 0.5, cropped or
+padded back to the image size, and blended at a fixed 0.5; its boxes follow (filtered by YOLOX's
+`box_candidates`) and every box of a mixed image has weight 0.5.
+"""),
+  code("""
+mixed, targets = jax.jit(jaxmix.detection.yolox_mixup)(jax.random.key(7), images, boxes, classes)
+fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
+fig.suptitle("jaxmix.detection.yolox_mixup", y=1.1)
+"""),
+  md("""
+## Ultralytics MixUp
+
+YOLOv5's and YOLOv8's MixUp: λ ~ Beta(32, 32) per image, so the blend stays near 0.5, both box sets
+kept with weights λ and 1 − λ. The trainers apply it with probability `mixup` (0.0 in ultralytics'
+`default.yaml`, 0.1 in YOLOv5's `hyp.scratch-high`); here `prob=1.0` so that every image shows it.
+"""),
+  code("""
+ultralytics_mixup = jax.jit(jaxmix.detection.ultralytics_mixup)
+mixed, targets = ultralytics_mixup(jax.random.key(8), images, boxes, classes, prob=1.0)
+fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
+fig.suptitle("jaxmix.detection.ultralytics_mixup", y=1.1)
+"""),
+  md("""
+## A chain: Mosaic → MixUp → a fixed box count
+
+Each mix that carries boxes grows the box axis (Mosaic × 4, MixUp × 2: 3 rows become 24), so a chain
+ends with `compact_boxes`, which keeps the largest valid boxes in their order and pads the rest: the
+training step always sees the same shape. The mosaic here is the YOLO form with 4 tiles.
+"""),
+  code("""
+@jax.jit
+def mosaic_then_mixup(key, images, boxes, classes):
+  k1, k2 = jax.random.split(key)
+  images, t = jaxmix.detection.mosaic(
+    k1, images, boxes, classes, canvas_scale=2.0, affine=jaxmix.detection.Affine()
+  )
+  images, t = jaxmix.detection.mixup(k2, images, t.boxes, t.classes, t.valid)
+  return images, t, jaxmix.detection.compact_boxes(t, 8)
+
+
+mixed, chained, targets = mosaic_then_mixup(jax.random.key(9), images, boxes, classes)
+print("rows after the chain", chained.boxes.shape[1], "-> after compact_boxes", targets.boxes.shape[1])
+print("valid per image", chained.valid.sum(1), "->", targets.valid.sum(1))
+fig = viz.show_batch(mixed, boxes=targets, class_names=BOX_CLASSES)
+fig.suptitle("mosaic -> mixup -> compact_boxes(8)", y=1.1)
 """),
   md("""
 ## Label maps through CutMix
