@@ -10,6 +10,7 @@ and how many compilations 100 calls with a new alpha/prob each call cause.
     python benchmarks/speed.py                       # the full grid: 3 shapes x 3 dtypes
     python benchmarks/speed.py --shapes 1024x32x32x3 --dtypes float32
     python benchmarks/speed.py --timm                # add timm's Mixup on torch CPU
+    python benchmarks/speed.py --methods fmix,cutmix # only these rows of the method table
     python benchmarks/speed.py --out benchmarks/results/cpu-2core.md
 
 A tqdm bar over the timed cases goes to stderr (``--no-progress`` hides it); the rows
@@ -176,13 +177,26 @@ def _method_modes(fn: Callable, kwargs: dict, modes: list[str]) -> list[tuple[st
   return [("batch", dict(kwargs))] if "batch" in modes else []
 
 
-def count_jaxmix(shapes, dtypes, modes) -> int:
+def selected_methods(methods: list[str] | None) -> dict[str, tuple[Callable, dict]]:
+  """The rows of :func:`method_table` named in `methods` (all when None); an unknown name is an error."""
+  table = method_table()
+  if methods is None:
+    return table
+  unknown = [m for m in methods if m not in table]
+  if unknown:
+    raise SystemExit(f"--methods: unknown {unknown}; choose from {sorted(table)}")
+  return {name: table[name] for name in methods}
+
+
+def count_jaxmix(shapes, dtypes, modes, methods: list[str] | None = None) -> int:
   """How many cases :func:`run_jaxmix` times (for the progress bar)."""
-  per_batch = sum(len(_method_modes(fn, kw, modes)) for fn, kw in method_table().values())
+  per_batch = sum(len(_method_modes(fn, kw, modes)) for fn, kw in selected_methods(methods).values())
   return len(shapes) * len(dtypes) * per_batch
 
 
-def run_jaxmix(shapes, dtypes, modes, reps, compiles, bar: tqdm | None = None) -> list[dict]:
+def run_jaxmix(
+  shapes, dtypes, modes, reps, compiles, bar: tqdm | None = None, methods: list[str] | None = None
+) -> list[dict]:
   bar = bar if bar is not None else _null_bar()
   rows = []
   key = jax.random.key(0)
@@ -190,7 +204,7 @@ def run_jaxmix(shapes, dtypes, modes, reps, compiles, bar: tqdm | None = None) -
     for dtype in dtypes:
       x, y = make_batch(shape, dtype)
       floor_args = (x, jnp.float32(0.3), jnp.float32(0.7))
-      for name, (fn, kwargs) in method_table().items():
+      for name, (fn, kwargs) in selected_methods(methods).items():
         for mode, opts in _method_modes(fn, kwargs, modes):
           bar.set_postfix_str(f"{name} {mode} {'x'.join(map(str, shape))} {dtype}")
           try:
@@ -495,6 +509,7 @@ def main() -> None:
   parser.add_argument("--dtypes", default="float32,bfloat16,uint8")
   parser.add_argument("--modes", default="batch,elem")
   parser.add_argument("--reps", type=int, default=15)
+  parser.add_argument("--methods", help="comma-separated rows of the method table (e.g. fmix); default all")
   parser.add_argument("--no-compiles", action="store_true", help="skip the 100-step recompilation count")
   parser.add_argument("--timm", action="store_true", help="also time timm.data.Mixup on torch CPU")
   parser.add_argument(
@@ -510,16 +525,17 @@ def main() -> None:
   shapes = [tuple(int(s) for s in item.split("x")) for item in args.shapes.split(",")]
   dtypes = args.dtypes.split(",")
   modes = args.modes.split(",")
+  methods = args.methods.split(",") if args.methods else None
   start = time.perf_counter()
   print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
   if args.guided_only:
     return _main_guided(args, shapes, start)
   print(HEADER)
-  total = count_jaxmix(shapes, dtypes, modes)
+  total = count_jaxmix(shapes, dtypes, modes, methods)
   total += len(detection_table()) if args.detection else 0
   total += 2 * len(shapes) * len(modes) if args.timm else 0
   bar = tqdm(total=total, desc="speed", unit="case", disable=args.no_progress)
-  rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles, bar)
+  rows = run_jaxmix(shapes, dtypes, modes, args.reps, not args.no_compiles, bar, methods)
   if args.detection:
     rows += run_detection(args.reps, bar)
   if args.timm:

@@ -59,3 +59,30 @@ def test_tiny_alpha_gives_lambda_at_the_ends_without_nans():
   assert np.isfinite(lam).all()
   assert np.mean((lam < 1e-3) | (lam > 1 - 1e-3)) > 0.9
   assert 0.4 < np.mean(lam > 0.5) < 0.6
+
+
+@pytest.mark.parametrize(
+  "key",
+  [
+    jax.random.key(0),
+    jax.random.PRNGKey(7),
+    jax.random.split(jax.random.key(3))[1],
+    jax.random.key(1, impl="rbg"),
+  ],
+  ids=["typed", "legacy", "split", "rbg"],
+)
+@pytest.mark.parametrize("shape", [(1,), (2, 3, 5), (2, 4, 16, 9)])
+def test_normal_is_jax_random_normal_bit_for_bit(key, shape):
+  """The unrolled threefry (or the fallback for other PRNGs) gives jax.random.normal's bits, jitted or not."""
+  want = np.asarray(jax.random.normal(key, shape, jnp.float32))
+  np.testing.assert_array_equal(np.asarray(sampling.normal(key, shape)), want)
+  np.testing.assert_array_equal(np.asarray(jax.jit(sampling.normal, static_argnums=1)(key, shape)), want)
+
+
+def test_normal_under_vmap_and_in_the_non_partitionable_mode():
+  keys = jax.random.split(jax.random.key(5), 3)
+  want = jax.vmap(lambda k: jax.random.normal(k, (4, 6)))(keys)
+  np.testing.assert_array_equal(jax.vmap(lambda k: sampling.normal(k, (4, 6)))(keys), want)
+  with jax.threefry_partitionable(False):
+    want = jax.random.normal(keys[0], (4, 6))
+    np.testing.assert_array_equal(sampling.normal(keys[0], (4, 6)), want)

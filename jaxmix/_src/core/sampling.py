@@ -242,3 +242,71 @@ def partner_index(key: jax.Array, batch_size: int, pairing: str, *, involution: 
   swapped = jnp.where(swapped >= batch_size, ar, swapped)
   index = jnp.zeros(batch_size, jnp.int32).at[perm].set(perm[swapped])
   return index
+
+
+# Rotation constants and key-schedule parity of Threefry-2x32 with 20 rounds (Salmon et al. 2011,
+# "Parallel random numbers: as easy as 1, 2, 3", Table 4; the Random123 library's threefry2x32).
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_THREEFRY_PARITY = 0x1BD11BDA
+
+
+def _rotate_left(x: jax.Array, r: int) -> jax.Array:
+  return (x << jnp.uint32(r)) | (x >> jnp.uint32(32 - r))
+
+
+def threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The Threefry-2x32 hash (20 rounds) of the counter pairs ``(x1, x2)`` under the key ``(k1, k2)``.
+
+  Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3", the hash
+  behind JAX's default PRNG, written out round by round with constant
+  rotations. JAX lowers its own hash on the CPU as a ``fori_loop`` over 5
+  groups of 4 rounds (for compile time), which keeps the rotation amounts and
+  the state out of registers; unrolled, XLA fuses the 20 rounds into one pass,
+  several times faster on the CPU, with the same bits.
+  """
+  ks = (k1, k2, k1 ^ k2 ^ jnp.uint32(_THREEFRY_PARITY))
+  x1, x2 = x1 + ks[0], x2 + ks[1]
+  for group in range(5):
+    for r in _THREEFRY_ROTATIONS[group % 2]:
+      x1 = x1 + x2
+      x2 = _rotate_left(x2, r) ^ x1
+    x1 = x1 + ks[(group + 1) % 3]
+    x2 = x2 + ks[(group + 2) % 3] + jnp.uint32(group + 1)
+  return x1, x2
+
+
+def _is_fast_threefry(key: jax.Array, size: int) -> bool:
+  """Whether :func:`normal` can draw `key`'s bits itself: a threefry key in JAX's partitionable mode."""
+  return (
+    str(jax.random.key_impl(key)) == "threefry2x32"
+    and bool(jax.config.jax_threefry_partitionable)
+    and size < 2**32
+    and key.ndim == (0 if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else 1)
+  )
+
+
+def normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """float32 standard normals, bit for bit ``jax.random.normal(key, shape)``, faster on the CPU.
+
+  For a threefry key (JAX's default) in JAX's default partitionable mode, the
+  bits are JAX's: the hash of the flat index of each element (high word 0,
+  low word the index) under the key, the two output words xor-ed; they become
+  a uniform on ``(-1, 1)`` from their top 23 bits and a normal by
+  ``√2 · erfinv``, as ``jax.random.normal`` does, but the hash is
+  :func:`threefry2x32` unrolled. Other keys (``rbg``, a custom PRNG) or the
+  non-partitionable mode call ``jax.random.normal``. The test suite checks
+  the bits against ``jax.random.normal``.
+  """
+  size = 1
+  for s in shape:
+    size *= s
+  if not _is_fast_threefry(key, size):
+    return jax.random.normal(key, shape, jnp.float32)
+  k1, k2 = jax.random.key_data(key)
+  count = jax.lax.iota(jnp.uint32, size).reshape(shape)
+  b1, b2 = threefry2x32(k1, k2, jnp.zeros_like(count), count)
+  mantissa = ((b1 ^ b2) >> jnp.uint32(32 - 23)) | jnp.uint32(0x3F800000)  # a float in [1, 2)
+  floats = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
+  lo = jnp.float32(jnp.nextafter(jnp.float32(-1.0), jnp.float32(0.0)))
+  uniform = jnp.maximum(lo, floats * (jnp.float32(1.0) - lo) + lo)
+  return jnp.float32(jnp.sqrt(2.0)) * jax.lax.erf_inv(uniform)
