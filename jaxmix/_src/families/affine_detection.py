@@ -223,6 +223,8 @@ def _warp_leaf(
   The sources are `x`, then the `partners` leaves (shaped like `x`) in turn, as ``warp.index`` counts them.
   """
   x = jnp.asarray(x)
+  if x.shape[0] == 0:
+    return x  # an empty batch: nothing to read (a gather from no pixels is not defined)
   channels_first = x.ndim == 4 and data_format == "NCHW"
   squeeze = x.ndim == 3
 
