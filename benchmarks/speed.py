@@ -519,6 +519,9 @@ def main() -> None:
     "--guided", action="store_true", help="also the guided methods' cost over CutMix (float32, --shapes)"
   )
   parser.add_argument("--guided-only", action="store_true", help="only the guided methods' table")
+  parser.add_argument(
+    "--detection-only", action="store_true", help="only the detection rows (B=32 × 640×640×3 uint8)"
+  )
   parser.add_argument("--out", help="write the markdown table here")
   parser.add_argument("--no-progress", action="store_true", help="no progress bar (stderr)")
   args = parser.parse_args()
@@ -530,6 +533,8 @@ def main() -> None:
   print(f"machine: {machine_name()}; jax {jax.__version__}; reps {args.reps}")
   if args.guided_only:
     return _main_guided(args, shapes, start)
+  if args.detection_only:
+    return _main_detection(args, start)
   print(HEADER)
   total = count_jaxmix(shapes, dtypes, modes, methods)
   total += len(detection_table()) if args.detection else 0
@@ -562,6 +567,24 @@ GUIDED_NOTE = (
   "feature map. What the model adds is not included: SnapMix's CAM and PuzzleMix's saliency (an extra "
   "forward and backward pass) are given as data.\n\n"
 )
+
+
+def _main_detection(args: argparse.Namespace, start: float) -> None:
+  print(HEADER)
+  bar = tqdm(total=len(detection_table()), desc="detection", unit="case", disable=args.no_progress)
+  rows = run_detection(args.reps, bar)
+  bar.close()
+  if args.out:
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+      f.write(f"# jaxmix detection speed on {machine_name()}\n\n")
+      when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+      f.write(f"Measured {when} with `python benchmarks/speed.py --detection-only --reps {args.reps}`; ")
+      f.write(f"jax {jax.__version__}, median of {args.reps} calls; floor = jitted `a*x + b*x[::-1]` on the ")
+      f.write("same array, timed interleaved with each row in the same process; ")
+      f.write(f"wall time of the run: {(time.perf_counter() - start) / 60:.0f} min.\n\n")
+      f.write(HEADER + "\n" + "\n".join(_format_row(r) for r in rows) + "\n")
+    print(f"wrote {args.out}")
 
 
 def _main_guided(args: argparse.Namespace, shapes, start: float) -> None:

@@ -223,6 +223,8 @@ def _warp_leaf(
   The sources are `x`, then the `partners` leaves (shaped like `x`) in turn, as ``warp.index`` counts them.
   """
   x = jnp.asarray(x)
+  if x.shape[0] == 0:
+    return x  # an empty batch: nothing to read (a gather from no pixels is not defined)
   channels_first = x.ndim == 4 and data_format == "NCHW"
   squeeze = x.ndim == 3
 
@@ -240,94 +242,172 @@ def _warp_leaf(
   hc, wc = warp.canvas
   n = int(round(math.sqrt(warp.tiles)))
   layout = _LAYOUTS[warp.tiles]
-  # Each slot's first flat row, [B, 1, 1]: the source pixel is then base + sy·W + sx.
-  base = [(warp.index[:, k] * (h * w))[:, None, None] for k in range(warp.tiles)]
-  inv = jnp.linalg.inv(warp.matrix)  # [B, 3, 3]: output -> canvas
+  sources = jnp.concatenate([x] + [channels_last(p) for p in partners], axis=0) if partners else x
+  fill_value = jnp.asarray(fill, jnp.float32)
+  itemsize = jnp.dtype(x.dtype).itemsize
+  packed = 1 < ch and itemsize * ch <= 4 and x.dtype != jnp.bool_
+  if packed:
+    # Small pixels (uint8 RGB, ...) packed into one uint32 word: each tap is then one scalar gather, and
+    # the blend runs once per pixel on the unpacked channels, the result packed again.
+    blend = _blend_packed(_pack(sources, itemsize), x.dtype, ch, itemsize)
+  else:
+    blend = _blend_rows(sources.reshape(-1, ch), x.dtype, ch)
   xs = jnp.arange(w, dtype=jnp.float32) + 0.5
   ys = jnp.arange(h, dtype=jnp.float32) + 0.5
 
-  def row(i):
-    return (
-      inv[:, i, 0, None, None] * xs[None, None, :]
-      + inv[:, i, 1, None, None] * ys[None, :, None]
-      + inv[:, i, 2, None, None]
-    )
+  def warp_some(inv: jax.Array, offset: jax.Array, index: jax.Array, on: jax.Array, xb: jax.Array):
+    """The warp of a few samples: inv [S, 3, 3] (output -> canvas), offset [S, 2], index [S, T], on [S],
+    and their own pixels xb [S, H, W, ch] (returned where `on` is False)."""
+    # Each slot's first flat row, [S, 1, 1]: the source pixel is then base + sy·W + sx.
+    base = [(index[:, k] * (h * w))[:, None, None] for k in range(warp.tiles)]
 
-  den = row(2)
-  u = row(0) / den  # canvas x (edge coordinates) of each output pixel centre, [B, H, W]
-  v = row(1) / den
-  sources = jnp.concatenate([x] + [channels_last(p) for p in partners], axis=0) if partners else x
-  flat = sources.reshape(-1, ch)
-  ox = warp.offset[:, 0, None, None].astype(jnp.int32)
-  oy = warp.offset[:, 1, None, None].astype(jnp.int32)
+    def row(i):
+      return (
+        inv[:, i, 0, None, None] * xs[None, None, :]
+        + inv[:, i, 1, None, None] * ys[None, :, None]
+        + inv[:, i, 2, None, None]
+      )
 
-  def tap(ci: jax.Array, ri: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(flat source row, inside) of canvas pixel (ci, ri) (int32 [B, H, W])."""
-    inside = (ci >= 0) & (ci < wc) & (ri >= 0) & (ri < hc)
-    gx = ci + ox
-    gy = ri + oy
-    inside &= (gx >= 0) & (gx < n * w) & (gy >= 0) & (gy < n * h)
-    # The tile from comparisons and selects (no per-pixel division or table gather: both
-    # stop XLA's CPU backend from fusing the index arithmetic into the gather).
-    cols = [gx >= k * w for k in range(1, n)]
-    rows = [gy >= k * h for k in range(1, n)]
-    col = sum((c.astype(jnp.int32) for c in cols), jnp.zeros_like(gx))
-    rw = sum((r.astype(jnp.int32) for r in rows), jnp.zeros_like(gy))
-    sx = jnp.clip(gx - col * w, 0, w - 1)
-    sy = jnp.clip(gy - rw * h, 0, h - 1)
+    den = row(2)
+    u = row(0) / den  # canvas x (edge coordinates) of each output pixel centre, [S, H, W]
+    v = row(1) / den
+    ox = offset[:, 0, None, None].astype(jnp.int32)
+    oy = offset[:, 1, None, None].astype(jnp.int32)
 
-    def pick(options: list[jax.Array], conds: list[jax.Array]) -> jax.Array:
-      out = options[0]
-      for opt, cond in zip(options[1:], conds, strict=True):
-        out = jnp.where(cond, opt, out)
-      return out
+    def tap(ci: jax.Array, ri: jax.Array) -> tuple[jax.Array, jax.Array]:
+      """(flat source row, inside) of canvas pixel (ci, ri) (int32 [S, H, W])."""
+      inside = (ci >= 0) & (ci < wc) & (ri >= 0) & (ri < hc)
+      gx = ci + ox
+      gy = ri + oy
+      inside &= (gx >= 0) & (gx < n * w) & (gy >= 0) & (gy < n * h)
+      # The tile from comparisons and selects (no per-pixel division or table gather: both
+      # stop XLA's CPU backend from fusing the index arithmetic into the gather).
+      cols = [gx >= k * w for k in range(1, n)]
+      rows = [gy >= k * h for k in range(1, n)]
+      col = sum((c.astype(jnp.int32) for c in cols), jnp.zeros_like(gx))
+      rw = sum((r.astype(jnp.int32) for r in rows), jnp.zeros_like(gy))
+      sx = jnp.clip(gx - col * w, 0, w - 1)
+      sy = jnp.clip(gy - rw * h, 0, h - 1)
 
-    row_bases = [pick([base[layout[r][c]] for c in range(n)], cols) for r in range(n)]
-    return pick(row_bases, rows) + sy * w + sx, inside
+      def pick(options: list[jax.Array], conds: list[jax.Array]) -> jax.Array:
+        out = options[0]
+        for opt, cond in zip(options[1:], conds, strict=True):
+          out = jnp.where(cond, opt, out)
+        return out
 
-  fill_value = jnp.asarray(fill, jnp.float32)
-  if interpolation == "nearest":
-    flat_idx, inside = tap(jnp.floor(u).astype(jnp.int32), jnp.floor(v).astype(jnp.int32))
-    got = flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(b, h, w, ch)
-    if is_int:
-      # As in the bilinear path: the fill as a weighted term, no select along the channel axis.
-      keep = inside[..., None].astype(jnp.float32)
-      info = jnp.iinfo(x.dtype)
-      out = jnp.clip(jnp.round(got.astype(jnp.float32) * keep + (1 - keep) * fill_value), info.min, info.max)
-      out = out.astype(x.dtype)
+      row_bases = [pick([base[layout[r][c]] for c in range(n)], cols) for r in range(n)]
+      return pick(row_bases, rows) + sy * w + sx, inside
+
+    if interpolation == "nearest":
+      flat_idx, inside = tap(jnp.floor(u).astype(jnp.int32), jnp.floor(v).astype(jnp.int32))
+      out = blend([(flat_idx, inside, None)], fill_value, nearest=True)
     else:
-      out = jnp.where(inside[..., None], got, fill_value.astype(x.dtype))
-  else:
-    uc, vc = u - 0.5, v - 0.5
-    x0, y0 = jnp.floor(uc), jnp.floor(vc)
-    fx, fy = (uc - x0)[..., None], (vc - y0)[..., None]
-    x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
-    # The fill enters as one term, fill · (the weight of the taps outside every tile), so the
-    # per-tap selects act on [B, H, W] weights, not on the pixels.
-    acc = None
-    outside = jnp.zeros_like(fx)
-    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
-      flat_idx, inside = tap(x0i + dx, y0i + dy)
-      got = flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(b, h, w, ch)
-      wgt = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-      outside = outside + jnp.where(inside[..., None], 0.0, wgt)
-      term = got.astype(jnp.float32) * jnp.where(inside[..., None], wgt, 0.0)
-      acc = term if acc is None else acc + term
-    assert acc is not None
-    acc = acc + outside * fill_value
-    if is_int:
-      info = jnp.iinfo(x.dtype)
-      out = jnp.clip(jnp.round(acc), info.min, info.max).astype(x.dtype)
-    else:
-      out = acc.astype(x.dtype)
-  # A sample left out comes back bit for bit (the weighted fill would turn inf into NaN and -0.0 into 0.0).
-  out = jnp.where(warp.on[:, None, None, None], out, x)
+      uc, vc = u - 0.5, v - 0.5
+      x0, y0 = jnp.floor(uc), jnp.floor(vc)
+      fx, fy = uc - x0, vc - y0
+      x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+      taps = []
+      for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        flat_idx, inside = tap(x0i + dx, y0i + dy)
+        taps.append((flat_idx, inside, (fx if dx else 1 - fx) * (fy if dy else 1 - fy)))
+      out = blend(taps, fill_value, nearest=False)
+    out = _unpack(out, x.dtype, ch) if packed else out
+    # A sample left out comes back bit for bit (the weighted fill would turn inf into NaN and -0.0 into 0.0).
+    return jnp.where(on[:, None, None, None], out.reshape(xb.shape), xb)
+
+  # One sample at a time (a loop over the batch): XLA's CPU backend then keeps each sample's draws as
+  # scalars instead of recomputing them per pixel inside the fused index arithmetic, and the per-pixel
+  # temporaries (canvas coordinates, gathered words) are one image's worth, which stays in cache.
+  args = (jnp.linalg.inv(warp.matrix), warp.offset, warp.index, warp.on, x)
+  out = jax.lax.map(lambda a: warp_some(*(v[None] for v in a))[0], args)
   if squeeze:
     out = out[..., 0]
   if channels_first:
     out = jnp.moveaxis(out, -1, 1)
   return out
 
+
+def _blend_rows(flat: jax.Array | None, dtype: Any, ch: int):
+  """The blend from `flat` [P, ch]: one row gather per tap, then a [B, H, W, ch] blend."""
+
+  def gather(flat_idx: jax.Array) -> jax.Array:
+    assert flat is not None
+    return flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(*flat_idx.shape, ch)
+
+  def blend(taps, fill_value, nearest, gathered=None):
+    b, h, w = taps[0][0].shape
+    gathered = gathered if gathered is not None else [gather(flat_idx) for flat_idx, _, _ in taps]
+    if nearest:
+      (_, inside, _), (got,) = taps[0], gathered
+      if jnp.issubdtype(dtype, jnp.integer):
+        # As in the bilinear path: the fill as a weighted term, no select along the channel axis.
+        keep = inside[..., None].astype(jnp.float32)
+        return _round_to(got.astype(jnp.float32) * keep + (1 - keep) * fill_value, dtype)
+      return jnp.where(inside[..., None], got, fill_value.astype(dtype))
+    # The fill enters as one term, fill · (the weight of the taps outside every tile), so the
+    # per-tap selects act on [B, H, W] weights, not on the pixels.
+    acc = None
+    outside = jnp.zeros((b, h, w, 1), jnp.float32)
+    for (_, inside, wgt), got in zip(taps, gathered, strict=True):
+      wgt = wgt[..., None]
+      outside = outside + jnp.where(inside[..., None], 0.0, wgt)
+      term = got.astype(jnp.float32) * jnp.where(inside[..., None], wgt, 0.0)
+      acc = term if acc is None else acc + term
+    assert acc is not None
+    return _round_to(acc + outside * fill_value, dtype)
+
+  return blend
+
+
+def _round_to(acc: jax.Array, dtype: Any) -> jax.Array:
+  if jnp.issubdtype(dtype, jnp.integer):
+    info = jnp.iinfo(dtype)
+    return jnp.clip(jnp.round(acc), info.min, info.max).astype(dtype)
+  return acc.astype(dtype)
+
+
+def _uint(itemsize: int) -> Any:
+  return {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32}[itemsize]
+
+
+def _pack(sources: jax.Array, itemsize: int) -> jax.Array:
+  """`sources` [..., ch] of `itemsize`-byte values (ch · itemsize <= 4) as uint32 words [P]: channel k
+  in bits ``[8·itemsize·k, 8·itemsize·(k + 1))``."""
+  ch = sources.shape[-1]
+  unsigned = _uint(itemsize)
+  bits = sources if sources.dtype == unsigned else jax.lax.bitcast_convert_type(sources, unsigned)
+  bits = bits.reshape(-1, ch).astype(jnp.uint32)
+  word = bits[:, 0]
+  for k in range(1, ch):
+    word = word | (bits[:, k] << (8 * itemsize * k))
+  return word
+
+
+def _blend_packed(words: jax.Array, dtype: Any, ch: int, itemsize: int):
+  """The blend from packed `words` [P] (see :func:`_pack`): one scalar gather per tap, the channels
+  shifted out of the words and blended with the arithmetic of :func:`_blend_rows` (so the same bits),
+  the result packed again: words [S, H, W], for :func:`_unpack`."""
+  unsigned = _uint(itemsize)
+  rows = _blend_rows(None, dtype, ch)
+  shifts = 8 * itemsize * jnp.arange(ch, dtype=jnp.uint32)
+
+  def blend(taps, fill_value, nearest):
+    got = [_unpack(words.at[flat_idx].get(mode="promise_in_bounds"), dtype, ch) for flat_idx, _, _ in taps]
+    val = rows(taps, fill_value, nearest, got)
+    bits = val if dtype == unsigned else jax.lax.bitcast_convert_type(val, unsigned)
+    # One word per pixel, as a reduction over the channels: XLA's CPU backend does not fuse a reduction
+    # into its consumer, so the blend runs once per pixel and channel, not again in the unpacking pass.
+    return jax.lax.reduce(bits.astype(jnp.uint32) << shifts, jnp.uint32(0), jax.lax.bitwise_or, (3,))
+
+  return blend
+
+
+def _unpack(words: jax.Array, dtype: Any, ch: int) -> jax.Array:
+  """Words [...] (see :func:`_pack`) as pixels [..., ch] of `dtype`."""
+  itemsize = jnp.dtype(dtype).itemsize
+  unsigned = _uint(itemsize)
+  out = (words[..., None] >> (8 * itemsize * jnp.arange(ch, dtype=jnp.uint32))).astype(unsigned)
+  return out if dtype == unsigned else jax.lax.bitcast_convert_type(out, dtype)
 
 def _int_fill(fill: Any, dtype: Any) -> jax.Array:
   info = jnp.iinfo(dtype)
