@@ -279,7 +279,7 @@ def _is_fast_threefry(key: jax.Array, size: int) -> bool:
   """Whether :func:`normal` can draw `key`'s bits itself: a threefry key in JAX's partitionable mode."""
   return (
     str(jax.random.key_impl(key)) == "threefry2x32"
-    and bool(jax.config.jax_threefry_partitionable)
+    and bool(jax.config.jax_threefry_partitionable)  # type: ignore[attr-defined]
     and size < 2**32
     and key.ndim == (0 if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else 1)
   )

@@ -36,12 +36,14 @@ fill value for neighbours outside every tile, as ``BORDER_CONSTANT``) or
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxmix._src.core import batching
 from jaxmix._src.core import sampling
 from jaxmix._src.core import validation
 from jaxmix._src.families import boxes as boxes_lib
@@ -255,7 +257,9 @@ def _warp_leaf(
   xs = jnp.arange(w, dtype=jnp.float32) + 0.5
   ys = jnp.arange(h, dtype=jnp.float32) + 0.5
 
-  def warp_some(inv: jax.Array, offset: jax.Array, index: jax.Array, on: jax.Array, xb: jax.Array):
+  def warp_some(
+    inv: jax.Array, offset: jax.Array, index: jax.Array, on: jax.Array, xb: jax.Array
+  ) -> jax.Array:
     """The warp of a few samples: inv [S, 3, 3] (output -> canvas), offset [S, 2], index [S, T], on [S],
     and their own pixels xb [S, H, W, ch] (returned where `on` is False)."""
     # Each slot's first flat row, [S, 1, 1]: the source pixel is then base + sy·W + sx.
@@ -315,11 +319,11 @@ def _warp_leaf(
     # A sample left out comes back bit for bit (the weighted fill would turn inf into NaN and -0.0 into 0.0).
     return jnp.where(on[:, None, None, None], out.reshape(xb.shape), xb)
 
-  # One sample at a time (a loop over the batch): XLA's CPU backend then keeps each sample's draws as
-  # scalars instead of recomputing them per pixel inside the fused index arithmetic, and the per-pixel
-  # temporaries (canvas coordinates, gathered words) are one image's worth, which stays in cache.
+  # On the CPU one sample at a time (batched on other platforms): XLA's CPU backend then keeps each
+  # sample's draws as scalars instead of recomputing them per pixel inside the fused index arithmetic,
+  # and the per-pixel temporaries (canvas coordinates, gathered words) are one image's worth, in cache.
   args = (jnp.linalg.inv(warp.matrix), warp.offset, warp.index, warp.on, x)
-  out = jax.lax.map(lambda a: warp_some(*(v[None] for v in a))[0], args)
+  out = batching.loop_on_cpu(lambda a: warp_some(*(v[None] for v in a))[0], args)
   if squeeze:
     out = out[..., 0]
   if channels_first:
@@ -327,7 +331,7 @@ def _warp_leaf(
   return out
 
 
-def _blend_rows(flat: jax.Array | None, dtype: Any, ch: int):
+def _blend_rows(flat: jax.Array | None, dtype: Any, ch: int) -> Callable[..., jax.Array]:
   """The blend from `flat` [P, ch]: one row gather per tap, then a [B, H, W, ch] blend."""
 
   def gather(flat_idx: jax.Array) -> jax.Array:
@@ -383,7 +387,7 @@ def _pack(sources: jax.Array, itemsize: int) -> jax.Array:
   return word
 
 
-def _blend_packed(words: jax.Array, dtype: Any, ch: int, itemsize: int):
+def _blend_packed(words: jax.Array, dtype: Any, ch: int, itemsize: int) -> Callable[..., jax.Array]:
   """The blend from packed `words` [P] (see :func:`_pack`): one scalar gather per tap, the channels
   shifted out of the words and blended with the arithmetic of :func:`_blend_rows` (so the same bits),
   the result packed again: words [S, H, W], for :func:`_unpack`."""

@@ -40,6 +40,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxmix._src.core import batching
 from jaxmix._src.core import one_call
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
@@ -131,7 +132,7 @@ def _top_k_mask(grey: jax.Array, num: jax.Array) -> jax.Array:
   """bool `[n, HW]`: the `num` highest pixels of each row; ties go to the lower index.
 
   The rows go through :func:`_top_k_rows` in blocks of about ``_BLOCK_PIXELS``
-  pixels (one row when a row is larger; a ``lax.map`` over blocks): each
+  pixels (one row when a row is larger; a ``lax.map`` over blocks on the CPU): each
   block's bisection passes then read cached memory, where passes over the
   whole batch (25 MB at 128 × 224 × 224) re-read main memory 31 times. The
   result does not depend on the blocking.
@@ -144,7 +145,7 @@ def _top_k_mask(grey: jax.Array, num: jax.Array) -> jax.Array:
   pad = blocks * rows - n
   grey = jnp.pad(grey, ((0, pad), (0, 0))).reshape(blocks, rows, size)
   num = jnp.pad(num, (0, pad)).reshape(blocks, rows)
-  return jax.lax.map(lambda block: _top_k_rows(*block), (grey, num)).reshape(blocks * rows, size)[:n]
+  return batching.loop_on_cpu(lambda block: _top_k_rows(*block), (grey, num)).reshape(blocks * rows, size)[:n]
 
 
 def _top_k_rows(grey: jax.Array, num: jax.Array) -> jax.Array:
