@@ -447,12 +447,9 @@ def evaluate(predict, params, scenes: Scenes) -> tuple[float, dict[int, float]]:
 
 def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], bar: Any = None) -> dict:
   """Trains one configuration; returns its JSON-ready record."""
-  import flax
   import jax
   import jax.numpy as jnp
-  import optax
 
-  import jaxmix
 
   data = splits(raw, cfg.seed, cfg.size, cfg.test_size)
   train = data["train"]
@@ -495,14 +492,7 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], bar: Any = None)
     "val_map": val_curve,
     "train_loss": curve,
     "train_seconds": seconds,
-    "versions": {
-      "jax": jax.__version__,
-      "flax": flax.__version__,
-      "optax": optax.__version__,
-      "jaxmix": jaxmix.__version__,
-      "backend": jax.default_backend(),
-      "commit": _commit(),
-    },
+    "versions": study.versions(_commit()),
   }
 
 

@@ -281,12 +281,9 @@ def _programs(method: str, width: int, steps: int):
 
 def train_and_evaluate(cfg: Config, data: dict, bar: Any = None) -> dict:
   """Trains one configuration on `data` (from :func:`make_data`) and returns its JSON-ready record."""
-  import flax
   import jax
   import jax.numpy as jnp
-  import optax
 
-  import jaxmix
 
   _, init, tx, step, predict = _programs(cfg.method, cfg.width, cfg.steps)
   x_train, y_train = data["x_train"], data["y_train"]
@@ -341,14 +338,7 @@ def train_and_evaluate(cfg: Config, data: dict, bar: Any = None) -> dict:
     "val": {k: val[k] for k in ("mAP", "macro_f1", "micro_f1", "auc")},
     "train_loss": curve,  # [step, loss, bce, constraint], means over the last 50 steps
     "train_seconds": train_seconds,
-    "versions": {
-      "jax": jax.__version__,
-      "flax": flax.__version__,
-      "optax": optax.__version__,
-      "jaxmix": jaxmix.__version__,
-      "backend": jax.default_backend(),
-      "commit": code_commit(),
-    },
+    "versions": study.versions(code_commit()),
   }
   if cfg.noise > 0:
     pred = probs(x_train) >= 0.5

@@ -202,12 +202,9 @@ def references(hr: np.ndarray) -> dict[str, dict[str, float]]:
 
 def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], bar: Any = None) -> dict:
   """Trains one configuration; returns its JSON-ready record."""
-  import flax
   import jax
   import jax.numpy as jnp
-  import optax
 
-  import jaxmix
 
   subset = np.random.default_rng([cfg.seed, 1]).permutation(len(raw["x_train"]))[: cfg.size]
   lr_train, hr_train = make_pairs(raw["x_train"][subset])
@@ -242,14 +239,7 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], bar: Any = None)
     "reference": references(hr_test),
     "train_loss": curve,
     "train_seconds": seconds,
-    "versions": {
-      "jax": jax.__version__,
-      "flax": flax.__version__,
-      "optax": optax.__version__,
-      "jaxmix": jaxmix.__version__,
-      "backend": jax.default_backend(),
-      "commit": _commit(),
-    },
+    "versions": study.versions(_commit()),
   }
 
 

@@ -321,12 +321,9 @@ def train_and_evaluate(
 
   ``bar``: a progress bar (tqdm) to advance once per training step, or None.
   """
-  import flax
   import jax
   import jax.numpy as jnp
-  import optax
 
-  import jaxmix
 
   train_idx, val_idx = split(cfg.seed, len(raw["x_train"]), cfg.size)
   subset = np.concatenate([train_idx, val_idx])
@@ -390,14 +387,7 @@ def train_and_evaluate(
     },
     "train_loss": curve,
     "train_seconds": train_seconds,
-    "versions": {
-      "jax": jax.__version__,
-      "flax": flax.__version__,
-      "optax": optax.__version__,
-      "jaxmix": jaxmix.__version__,
-      "backend": jax.default_backend(),
-      "commit": code_commit(),
-    },
+    "versions": versions(code_commit()),
   }
   if record["corrupt"]:  # the demo skips the corruptions
     record["corrupt_mean"] = float(np.mean(list(record["corrupt"].values())))
@@ -430,6 +420,25 @@ def code_commit(extra: tuple[str, ...] = ()) -> str:
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
   return head + ("+dirty" if dirty else "")
+
+
+def versions(commit: str) -> dict[str, str]:
+  """What a run record names as its software: jax, flax, optax and jaxmix versions, the backend, and the
+  jaxmix commit (from :func:`code_commit`)."""
+  import flax
+  import jax
+  import optax
+
+  import jaxmix
+
+  return {
+    "jax": jax.__version__,
+    "flax": flax.__version__,
+    "optax": optax.__version__,
+    "jaxmix": jaxmix.__version__,
+    "backend": jax.default_backend(),
+    "commit": commit,
+  }
 
 
 def mean_se(values: Any) -> tuple[float, float]:

@@ -160,12 +160,9 @@ def _programs(method: str, steps: int, dim: int, depth: int, heads: int):
 
 def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], bar: Any = None) -> dict:
   """Trains one configuration; returns its JSON-ready record."""
-  import flax
   import jax
   import jax.numpy as jnp
-  import optax
 
-  import jaxmix
 
   train_idx, val_idx = study.split(cfg.seed, len(raw["x_train"]), cfg.size)
   x_train, y_train = raw["x_train"][train_idx], raw["y_train"][train_idx]
@@ -205,14 +202,7 @@ def train_and_evaluate(cfg: Config, raw: dict[str, np.ndarray], bar: Any = None)
     "val": {k: val[k] for k in ("accuracy", "nll", "ece")},
     "train_loss": curve,
     "train_seconds": seconds,
-    "versions": {
-      "jax": jax.__version__,
-      "flax": flax.__version__,
-      "optax": optax.__version__,
-      "jaxmix": jaxmix.__version__,
-      "backend": jax.default_backend(),
-      "commit": study.code_commit(),
-    },
+    "versions": study.versions(study.code_commit()),
   }
 
 
