@@ -550,17 +550,27 @@ def _main_compile(args: argparse.Namespace, shapes, dtypes, modes, methods, star
   print(COMPILE_HEADER)
   rows = run_compile(shapes, dtypes, modes, methods)
   if args.out:
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(f"# jaxmix compile times on {machine_name()}\n\n")
-      when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-      f.write(f"Measured {when} with `python benchmarks/speed.py --compile-only --shapes {args.shapes} ")
-      f.write(f"--dtypes {args.dtypes}`; jax {jax.__version__}; each call jitted afresh, trace + lower ")
-      f.write(f"and XLA compile timed apart; budget: the two together ≤ {COMPILE_BUDGET_S:g} s (issue 21). ")
-      f.write("Wall time ")
-      f.write(f"of the run: {(time.perf_counter() - start) / 60:.0f} min.\n\n")
-      f.write(COMPILE_HEADER + "\n" + "\n".join(_format_compile(r) for r in rows) + "\n")
-    print(f"wrote {args.out}")
+    _write_table(
+      args.out,
+      f"jaxmix compile times on {machine_name()}",
+      f"with `python benchmarks/speed.py --compile-only --shapes {args.shapes} --dtypes {args.dtypes}`; "
+      f"jax {jax.__version__}; each call jitted afresh, trace + lower and XLA compile timed apart; budget: "
+      f"the two together ≤ {COMPILE_BUDGET_S:g} s (issue 21)",
+      start,
+      COMPILE_HEADER,
+      [_format_compile(r) for r in rows],
+    )
+
+
+def _write_table(path: str, title: str, how: str, start: float, header: str, lines: list[str]) -> None:
+  """A results file: its title, when and how it was measured with the run's wall time, and the table."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+  with open(path, "w") as f:
+    f.write(f"# {title}\n\n")
+    f.write(f"Measured {when} {how}; wall time of the run: {(time.perf_counter() - start) / 60:.0f} min.\n\n")
+    f.write(header + "\n" + "\n".join(lines) + "\n")
+  print(f"wrote {path}")
 
 
 def main() -> None:
@@ -640,16 +650,16 @@ def _main_detection(args: argparse.Namespace, start: float) -> None:
   rows = run_detection(args.reps, bar)
   bar.close()
   if args.out:
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(f"# jaxmix detection speed on {machine_name()}\n\n")
-      when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-      f.write(f"Measured {when} with `python benchmarks/speed.py --detection-only --reps {args.reps}`; ")
-      f.write(f"jax {jax.__version__}, median of {args.reps} calls; floor = jitted `a*x + b*x[::-1]` on the ")
-      f.write("same array, timed interleaved with each row in the same process; ")
-      f.write(f"wall time of the run: {(time.perf_counter() - start) / 60:.0f} min.\n\n")
-      f.write(HEADER + "\n" + "\n".join(_format_row(r) for r in rows) + "\n")
-    print(f"wrote {args.out}")
+    _write_table(
+      args.out,
+      f"jaxmix detection speed on {machine_name()}",
+      f"with `python benchmarks/speed.py --detection-only --reps {args.reps}`; jax {jax.__version__}, median "
+      f"of {args.reps} calls; floor = jitted `a*x + b*x[::-1]` on the same array, timed interleaved with "
+      "each row in the same process",
+      start,
+      HEADER,
+      [_format_row(r) for r in rows],
+    )
 
 
 def _main_guided(args: argparse.Namespace, shapes, start: float) -> None:
