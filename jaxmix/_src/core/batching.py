@@ -13,8 +13,8 @@ def loop_on_cpu(fn: Callable[[Any], Any], xs: Any, *, loop: bool | None = None) 
   when compiled for the CPU, a ``vmap`` (one batched computation) for any other platform.
 
   On XLA's CPU backend a loop over cache-sized slices can be several times faster than the batched
-  computation, whose per-element temporaries go to main memory (the YOLO Mosaic warp, FMix's top-k
-  bisection; measured in ``benchmarks/results/``); on a GPU the loop would serialise the batch. The
+  computation, whose per-element temporaries go to main memory (the YOLO Mosaic warp; measured in
+  ``benchmarks/results/yolo-mosaic-cpu-2core.md``); on a GPU the loop would serialise the batch. The
   choice is made when the program is lowered (``lax.platform_dependent``), so a jitted function picks the
   right one for the device it is compiled for. The two forms compute the same thing, but XLA may fuse
 their float arithmetic differently, so float results agree to rounding, not always bit for bit.

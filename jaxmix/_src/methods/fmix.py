@@ -40,7 +40,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxmix._src.core import batching
 from jaxmix._src.core import one_call
 from jaxmix._src.core import plan as plan_lib
 from jaxmix._src.core import sampling
@@ -122,33 +121,7 @@ def num_ones(key: jax.Array, lam: jax.Array, size: int) -> jax.Array:
   return jnp.clip(jnp.where(up, jnp.ceil(target), jnp.floor(target)), 0, size).astype(jnp.int32)
 
 
-# Rows of grey maps bisected together: about this many pixels (64 KiB of float32), so that the 31 passes
-# of the bisection re-read a block that stays in the CPU's cache instead of the whole batch of maps
-# (blocks of 2^14 to 2^20 pixels measured on the 2-core CPU: 2^14 was fastest or even at every size).
-_BLOCK_PIXELS = 1 << 14
-
-
 def _top_k_mask(grey: jax.Array, num: jax.Array) -> jax.Array:
-  """bool `[n, HW]`: the `num` highest pixels of each row; ties go to the lower index.
-
-  The rows go through :func:`_top_k_rows` in blocks of about ``_BLOCK_PIXELS``
-  pixels (one row when a row is larger; a ``lax.map`` over blocks on the CPU): each
-  block's bisection passes then read cached memory, where passes over the
-  whole batch (25 MB at 128 × 224 × 224) re-read main memory 31 times. The
-  result does not depend on the blocking.
-  """
-  n, size = grey.shape
-  rows = max(1, _BLOCK_PIXELS // max(size, 1))
-  if n <= rows:
-    return _top_k_rows(grey, num)
-  blocks = -(-n // rows)
-  pad = blocks * rows - n
-  grey = jnp.pad(grey, ((0, pad), (0, 0))).reshape(blocks, rows, size)
-  num = jnp.pad(num, (0, pad)).reshape(blocks, rows)
-  return batching.loop_on_cpu(lambda block: _top_k_rows(*block), (grey, num)).reshape(blocks * rows, size)[:n]
-
-
-def _top_k_rows(grey: jax.Array, num: jax.Array) -> jax.Array:
   """bool `[n, HW]`: the `num` highest pixels of each row; ties go to the lower index.
 
   The `num`-th largest value is found exactly by bisection on the bit
