@@ -18,6 +18,7 @@ can make a call hang (a ``jax.random.beta`` loop never ends at α = +∞).
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -297,9 +298,7 @@ def normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   non-partitionable mode call ``jax.random.normal``. The test suite checks
   the bits against ``jax.random.normal``.
   """
-  size = 1
-  for s in shape:
-    size *= s
+  size = math.prod(shape)
   if not _is_fast_threefry(key, size):
     return jax.random.normal(key, shape, jnp.float32)
   k1, k2 = jax.random.key_data(key)
