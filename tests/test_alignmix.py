@@ -101,7 +101,9 @@ def _mix_at(layer, seed=0, **kw):
 def test_plan_marginals_are_uniform(n, m, c, lead, seed):
   a = _features(seed, lead + (n, c))
   b = _features(seed + 1, lead + (m, c))
-  p = np.asarray(guided.transport_plan(a, b, epsilon=1.0, iterations=300), np.float64)
+  # 3 000 iterations: at 300 some draws were still 0.2 % off (CI, seed 15190); over 300 random draws the
+  # worst row-sum error at 3 000 was 9e-7.
+  p = np.asarray(guided.transport_plan(a, b, epsilon=1.0, iterations=3000), np.float64)
   assert p.shape == lead + (n, m) and (p >= 0).all()
   np.testing.assert_allclose(p.sum(-2), np.full(lead + (m,), 1 / m), rtol=1e-5)  # the last update: exact
   np.testing.assert_allclose(p.sum(-1), np.full(lead + (n,), 1 / n), rtol=1e-3)  # near convergence
