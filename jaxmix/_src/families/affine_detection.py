@@ -249,9 +249,9 @@ def _warp_leaf(
   itemsize = jnp.dtype(x.dtype).itemsize
   packed = 1 < ch and itemsize * ch <= 4 and x.dtype != jnp.bool_
   if packed:
-    # Small pixels (uint8 RGB, ...) packed into one uint32 word: each tap is then one scalar gather, and
-    # the blend runs once per pixel on the unpacked channels, the result packed again.
-    blend = _blend_packed(_pack(sources, itemsize), x.dtype, ch, itemsize)
+    # Small pixels (uint8 RGB, ...) read as one uint32 word per tap, straight from the sources' bytes: the
+    # blend then runs once per pixel on the unpacked channels, the result packed again.
+    blend = _blend_packed(sources, x.dtype, ch, itemsize)
   else:
     blend = _blend_rows(sources.reshape(-1, ch), x.dtype, ch)
   xs = jnp.arange(w, dtype=jnp.float32) + 0.5
@@ -374,29 +374,44 @@ def _uint(itemsize: int) -> Any:
   return {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32}[itemsize]
 
 
-def _pack(sources: jax.Array, itemsize: int) -> jax.Array:
-  """`sources` [..., ch] of `itemsize`-byte values (ch · itemsize <= 4) as uint32 words [P]: channel k
-  in bits ``[8·itemsize·k, 8·itemsize·(k + 1))``."""
+def _load_words(sources: jax.Array, itemsize: int) -> Callable[[jax.Array], jax.Array]:
+  """A function of flat pixel indices [...] that reads those pixels of `sources` [..., ch] of
+  `itemsize`-byte values (ch · itemsize <= 4) as uint32 words [...]: channel k in bits
+  ``[8·itemsize·k, 8·itemsize·(k + 1))``.
+
+  Each index is one gather of the pixel's ch values from the flat sources, reduced into the word. The
+  reduction keeps the gather and its index arithmetic in one pass whose words XLA's CPU backend stores
+  (it does not fuse a reduction into its consumer), so the index arithmetic runs once per tap and pixel,
+  and no packed copy of the sources is written (the copy cost as much as the floor at 640×640: the
+  measurements are in ``benchmarks/results/yolo-mosaic-cpu-2core.md``).
+  """
   ch = sources.shape[-1]
   unsigned = _uint(itemsize)
-  bits = sources if sources.dtype == unsigned else jax.lax.bitcast_convert_type(sources, unsigned)
-  bits = bits.reshape(-1, ch).astype(jnp.uint32)
-  word = bits[:, 0]
-  for k in range(1, ch):
-    word = word | (bits[:, k] << (8 * itemsize * k))
-  return word
+  flat = sources if sources.dtype == unsigned else jax.lax.bitcast_convert_type(sources, unsigned)
+  flat = flat.reshape(-1)
+  dnums = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(), start_index_map=(0,))
+  shifts = 8 * itemsize * jnp.arange(ch, dtype=jnp.uint32)
+
+  def load(flat_idx: jax.Array) -> jax.Array:
+    first = (flat_idx * ch).reshape(-1, 1)
+    got = jax.lax.gather(flat, first, dnums, (ch,), mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    word = jax.lax.reduce(got.astype(jnp.uint32) << shifts, jnp.uint32(0), jax.lax.bitwise_or, (1,))
+    return word.reshape(flat_idx.shape)
+
+  return load
 
 
-def _blend_packed(words: jax.Array, dtype: Any, ch: int, itemsize: int) -> Callable[..., jax.Array]:
-  """The blend from packed `words` [P] (see :func:`_pack`): one scalar gather per tap, the channels
-  shifted out of the words and blended with the arithmetic of :func:`_blend_rows` (so the same bits),
-  the result packed again: words [S, H, W], for :func:`_unpack`."""
+def _blend_packed(sources: jax.Array, dtype: Any, ch: int, itemsize: int) -> Callable[..., jax.Array]:
+  """The blend of small pixels `sources` [..., ch] (ch · itemsize <= 4 bytes): each tap one word per pixel
+  (see :func:`_load_words`), the channels shifted out of the words and blended with the arithmetic of
+  :func:`_blend_rows` (so the same bits), the result packed again: words [S, H, W], for :func:`_unpack`."""
   unsigned = _uint(itemsize)
   rows = _blend_rows(None, dtype, ch)
   shifts = 8 * itemsize * jnp.arange(ch, dtype=jnp.uint32)
+  load = _load_words(sources, itemsize)
 
   def blend(taps, fill_value, nearest):
-    got = [_unpack(words.at[flat_idx].get(mode="promise_in_bounds"), dtype, ch) for flat_idx, _, _ in taps]
+    got = [_unpack(load(flat_idx), dtype, ch) for flat_idx, _, _ in taps]
     val = rows(taps, fill_value, nearest, got)
     bits = val if dtype == unsigned else jax.lax.bitcast_convert_type(val, unsigned)
     # One word per pixel, as a reduction over the channels: XLA's CPU backend does not fuse a reduction
@@ -407,7 +422,7 @@ def _blend_packed(words: jax.Array, dtype: Any, ch: int, itemsize: int) -> Calla
 
 
 def _unpack(words: jax.Array, dtype: Any, ch: int) -> jax.Array:
-  """Words [...] (see :func:`_pack`) as pixels [..., ch] of `dtype`."""
+  """Words [...] (see :func:`_load_words`) as pixels [..., ch] of `dtype`."""
   itemsize = jnp.dtype(dtype).itemsize
   unsigned = _uint(itemsize)
   out = (words[..., None] >> (8 * itemsize * jnp.arange(ch, dtype=jnp.uint32))).astype(unsigned)
