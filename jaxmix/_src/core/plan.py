@@ -9,6 +9,7 @@ and the families (label maps, boxes) use only the protocol's members.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import TYPE_CHECKING
 from typing import Any
@@ -162,6 +163,12 @@ class Plan(PlanLike):
     spatial_axes: the axes of every leaf that carry the region/mask, or None
       for the default of each leaf's rank and data format (static; set by
       :func:`apply`'s ``spatial_axes``).
+    shared_region: True when the sampler drew one region for the whole batch
+      (CutMix's ``mode="batch"``, timm's default; static; default False). A
+      hint only: a selecting 2-D region plan with it set is applied by
+      visiting just the region's rows (:func:`regions.paste_rows`), which
+      writes them in place when the caller's jit donates the input buffer;
+      the output is the same either way.
 
   Videos and volumes (issue 18): a plan has k spatial dims, its
   ``spatial_shape`` k sizes, its ``region`` `[B, 2k]` (start, stop per axis)
@@ -185,6 +192,7 @@ class Plan(PlanLike):
   spatial_shape: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
   selects_pixels: bool = struct.field(pytree_node=False, default=False)
   spatial_axes: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
+  shared_region: bool = struct.field(pytree_node=False, default=False)
   covers_any_axes: ClassVar[bool] = True
 
   @property
@@ -225,6 +233,10 @@ class Plan(PlanLike):
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf (already in its compute dtype)."""
+    if self.selects_pixels and self.shared_region and self.region is not None and self.mask is None:
+      axes = self.spatial_axes or validation.default_spatial_axes(x.ndim, data_format, 2)
+      if self.spatial_shape is not None and len(self.spatial_shape) == 2 and axes is not None:
+        return _paste_region_rows(x, self.region, self.index, self.pairing, (axes[0], axes[1]))
     partner = pairing_lib.take_partner(x, self.pairing, self.index)
     if self.selects_pixels:
       own = self._expand(self.own_weight() > 0.5, x, data_format)
@@ -244,6 +256,32 @@ class Plan(PlanLike):
 
   def mix_labels(self, y: jax.Array) -> jax.Array:
     return pairing_lib.blend_with_partner(y, self.lam, self.pairing, self.index)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _paste_region_rows(
+  x: jax.Array, region: jax.Array, index: jax.Array, pairing: str, axes: tuple[int, int]
+) -> jax.Array:
+  """Each sample's `region` copied from its partner by :func:`regions.paste_rows` (only the region's rows).
+
+  Its derivative is the same linear map written densely (a select over the
+  whole leaf), so reverse mode never meets the loop of dynamic length.
+  """
+  def partner_rows(rows: jax.Array) -> jax.Array:
+    return pairing_lib.take_partner(rows, pairing, index)
+
+  return regions.paste_rows(x, region, pairing_lib.self_pairs(index), partner_rows, axes)
+
+
+@_paste_region_rows.defjvp
+def _paste_region_rows_jvp(pairing, axes, primals, tangents):
+  x, region, index = primals
+  inside = regions.region_mask(region, (x.shape[axes[0]], x.shape[axes[1]]))
+  inside = regions.expand_to_axes(inside & ~pairing_lib.self_pairs(index)[:, None, None], x.ndim, axes)
+  t = tangents[0]
+  return _paste_region_rows(x, region, index, pairing, axes), jnp.where(
+    inside, pairing_lib.take_partner(t, pairing, index), t
+  )
 
 
 def keep_self_pairs(plan: Plan) -> Plan:

@@ -208,6 +208,7 @@ def sample_cutmix(
     pairing=pairing,
     spatial_shape=spatial_shape,
     selects_pixels=True,
+    shared_region=mode == "batch",
   )
   return plan_lib.keep_self_pairs(plan)
 
