@@ -69,15 +69,36 @@ def _grey(images: jax.Array, data_format: str) -> jax.Array:
   return jnp.mean(x, axis=channel_axis)
 
 
+def _reflect_101(j: int, size: int) -> int:
+  """The index that reflect-101 borders (OpenCV's BORDER_REFLECT_101) read for position `j` of an axis."""
+  if size == 1:
+    return 0
+  j %= 2 * (size - 1)
+  return 2 * (size - 1) - j if j >= size else j
+
+
 def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
-  """Correlates `x` with a short symmetric 1-D kernel along `axis`, reflect-101 borders."""
+  """Correlates `x` with a short symmetric 1-D kernel along `axis`, reflect-101 borders.
+
+  The interior reads shifted slices of `x` and the `radius` samples at each end
+  read their reflected neighbours one by one, so no padded copy of `x` is built
+  (on CPU the padded copy and the reads of it cost more than the arithmetic).
+  """
   radius = len(taps) // 2
-  pad = [(0, 0)] * x.ndim
-  pad[axis] = (radius, radius)
-  padded = jnp.pad(x, pad, mode="reflect")  # numpy's "reflect" is OpenCV's BORDER_REFLECT_101
   size = x.shape[axis]
-  terms = (float(t) * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, t in enumerate(taps))
-  return typing.cast(jax.Array, sum(terms))
+
+  def tap_sum(starts: list[int], length: int) -> jax.Array:
+    slices = (jax.lax.slice_in_dim(x, i, i + length, axis=axis) for i in starts)
+    return typing.cast(jax.Array, sum(float(t) * v for t, v in zip(taps, slices, strict=True)))
+
+  def at(i: int) -> jax.Array:  # output i alone, its neighbours reflected
+    return tap_sum([_reflect_101(i + k - radius, size) for k in range(len(taps))], 1)
+
+  if size <= 2 * radius:  # no interior
+    return jnp.concatenate([at(i) for i in range(size)], axis=axis)
+  interior = tap_sum(list(range(len(taps))), size - 2 * radius)
+  ends = [at(i) for i in range(radius)], [at(i) for i in range(size - radius, size)]
+  return jnp.concatenate([*ends[0], interior, *ends[1]], axis=axis)
 
 
 def _filter2d(x: jax.Array, taps: np.ndarray) -> jax.Array:
@@ -144,15 +165,19 @@ def _linear_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _resize_axis(x: jax.Array, out: int, axis: int) -> jax.Array:
+  """float32 `x` resampled to `out` samples along `axis`; the rows are taken in `x`'s dtype and converted
+  after (exact: the conversion commutes with the take), so a uint8 batch is never converted whole."""
   i0, i1, taps = _linear_taps(x.shape[axis], out)
   shape = [1] * x.ndim
   shape[axis] = out
   frac = jnp.asarray(taps).reshape(shape)
-  return jnp.take(x, i0, axis=axis) * (1 - frac) + jnp.take(x, i1, axis=axis) * frac
+  first = jnp.take(x, i0, axis=axis).astype(jnp.float32)
+  second = jnp.take(x, i1, axis=axis).astype(jnp.float32)
+  return first * (1 - frac) + second * frac
 
 
 def _saliency_at_work_size(images: jax.typing.ArrayLike, data_format: str, size: int | None) -> jax.Array:
-  x = jnp.asarray(images).astype(jnp.float32)
+  x = jnp.asarray(images)
   if size is not None:
     # Shrink each side to `size`, never enlarge (OpenCV would upsample a
     # 32 × 32 image to 64 × 64, four times the work for the same peak).
