@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmix._src.core import batching
 from jaxmix._src.core import one_call
 from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import plan as plan_lib
@@ -155,6 +156,11 @@ def _spectral_residual(grey: jax.Array) -> jax.Array:
   return saliency / jnp.maximum(peak, 1e-30)
 
 
+# Pixels of grey maps per step of the CPU loop in `_saliency_at_work_size` (16 maps of 32 × 32, 4 of
+# 64 × 64): the spectra and filters of one step stay in cache.
+_CPU_PIXELS_PER_STEP = 16384
+
+
 def _linear_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Static 2-tap bilinear resampling of an axis of `size` to `out` samples
   (half-pixel centres, no antialiasing: OpenCV's ``INTER_LINEAR``)."""
@@ -188,7 +194,11 @@ def _saliency_at_work_size(images: jax.typing.ArrayLike, data_format: str, size:
       x = _resize_axis(x, size, h_axis)
     if x.shape[w_axis] > size:
       x = _resize_axis(x, size, w_axis)
-  return _spectral_residual(_grey(x, data_format))
+  grey = _grey(x, data_format)
+  # Computed by groups of maps on the CPU (the same values; one big batch's temporaries go to main memory),
+  # all maps at once on other platforms.
+  step = max(1, _CPU_PIXELS_PER_STEP // (grey.shape[1] * grey.shape[2]))
+  return batching.loop_on_cpu(_spectral_residual, grey, batch_size=min(step, grey.shape[0]))
 
 
 def spectral_residual_saliency(
