@@ -1,3 +1,5 @@
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -53,6 +55,30 @@ def test_spectral_residual_matches_a_numpy_reference_at_full_resolution():
   grey = images @ np.array([0.299, 0.587, 0.114])
   for b in range(2):
     np.testing.assert_allclose(out[b], _numpy_spectral_residual(grey[b]), atol=2e-3)
+
+
+@pytest.mark.parametrize("shape", [(37, 32, 32, 3), (5, 64, 48, 3), (3, 7, 9, 1)])
+def test_cpu_loop_and_batched_maps_agree(monkeypatch, shape):
+  """On the CPU the maps are computed by groups in a loop (``batching.loop_on_cpu``); the batched form
+  other platforms run gives the same maps (to float rounding) and the same peaks, and the small-sides
+  filters (no interior) match the padded reference."""
+  from jaxmix._src.core import batching
+
+  x = jnp.asarray(np.random.default_rng(3).random(shape, dtype=np.float32))
+  want = jax.jit(lambda v: sm._saliency_at_work_size(v, "NHWC", 64))(x)
+  monkeypatch.setattr(batching, "loop_on_cpu", functools.partial(batching.loop_on_cpu, loop=False))
+  got = jax.jit(lambda v: sm._saliency_at_work_size(v, "NHWC", 64))(x)
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  flat = lambda m: np.asarray(m).reshape(m.shape[0], -1).argmax(-1)
+  np.testing.assert_array_equal(flat(got), flat(want))
+  for n in (1, 2, 3, 4, 5):
+    grid = jnp.asarray(np.random.default_rng(n).random((2, n, n + 1)), jnp.float32)
+    for taps in (np.full(3, 1 / 3), sm._gaussian_taps(5, 8.0)):
+      r = len(taps) // 2
+      padded = np.pad(np.asarray(grid), [(0, 0), (r, r), (r, r)], mode="reflect")
+      ref = sum(t * padded[:, i : i + n] for i, t in enumerate(taps))
+      ref = sum(t * ref[:, :, i : i + n + 1] for i, t in enumerate(taps))
+      np.testing.assert_allclose(sm._filter2d(grid, taps), ref, atol=1e-6)
 
 
 def test_spectral_residual_matches_opencv():

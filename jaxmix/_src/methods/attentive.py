@@ -92,33 +92,38 @@ def _top_cells(features: jax.Array, top_k: int) -> jax.Array:
   return chosen.astype(jnp.int32)
 
 
-def _cells_mask(chosen: jax.Array, grid: tuple[int, int], spatial_shape: tuple[int, int]) -> jax.Array:
-  """float32 `[B, H, W]`, 1 on the `chosen` cells.
+def _cells_mask(chosen: jax.Array, grid: tuple[int, ...], spatial_shape: tuple[int, ...]) -> jax.Array:
+  """float32 `[B, *spatial_shape]`, 1 on the `chosen` cells of a `[h, w]` (or `[d, h, w]`) grid.
 
-  The `[B, gh, gw]` grid of chosen cells is expanded to pixels by static
-  one-hot matrices (``rows @ grid @ cols.T``): two small batched matmuls, no
-  per-pixel gather or per-pixel comparison with every chosen id.
+  Each grid row's chosen columns are packed into bits (uint32 words, 32
+  columns each), the small ``[B, gh, words]`` table is spread to pixel rows by
+  a static-index gather (``[B, H, words]``), and each pixel reads its column's
+  bit: a shift and an ``and``, elementwise, so XLA fuses the mask into the
+  blend and never writes it out. No per-pixel gather, matmul or comparison
+  with every chosen id.
   """
-  (gh, gw), (h, w) = grid, spatial_shape
-  picked = jnp.any(chosen[:, :, None] == jnp.arange(gh * gw, dtype=jnp.int32), axis=1)
-  picked = picked.reshape(-1, gh, gw).astype(jnp.float32)
-  rows = jnp.asarray(cell_of(h, gh)[:, None] == np.arange(gh), jnp.float32)  # [H, gh]
-  cols = jnp.asarray(cell_of(w, gw)[:, None] == np.arange(gw), jnp.float32)  # [W, gw]
-  return (jnp.einsum("hi,bij,wj->bhw", rows, picked, cols) > 0.5).astype(jnp.float32)
-
-
-def _cells_mask_3d(
-  chosen: jax.Array, grid: tuple[int, ...], spatial_shape: tuple[int, ...]
-) -> jax.Array:
-  """float32 `[B, D, H, W]`, 1 on the `chosen` cells of a `[d, h, w]` grid (:func:`_cells_mask` on
-  three axes: static one-hot matrices, one batched einsum)."""
-  picked = jnp.any(chosen[:, :, None] == jnp.arange(int(np.prod(grid)), dtype=jnp.int32), axis=1)
-  picked = picked.reshape((-1, *grid)).astype(jnp.float32)
-  depth, rows, cols = (
-    jnp.asarray(cell_of(s, g)[:, None] == np.arange(g), jnp.float32)
-    for s, g in zip(spatial_shape, grid, strict=True)
-  )
-  return (jnp.einsum("di,hj,wk,bijk->bdhw", depth, rows, cols, picked) > 0.5).astype(jnp.float32)
+  *lead, gw = grid
+  *lead_sizes, w = spatial_shape
+  cells = int(np.prod(grid))
+  words = -(-gw // 32)
+  picked = jnp.any(chosen[:, :, None] == jnp.arange(cells, dtype=jnp.int32), axis=1)
+  picked = picked.reshape((-1, *lead, gw))
+  if words * 32 != gw:
+    picked = jnp.pad(picked, [(0, 0)] * len(grid) + [(0, words * 32 - gw)])
+  picked = picked.reshape((-1, *lead, words, 32))
+  powers = jnp.left_shift(jnp.uint32(1), jnp.arange(32, dtype=jnp.uint32))
+  # Distinct powers of two: their sum is their bitwise or.
+  bits = jnp.sum(jnp.where(picked, powers, jnp.uint32(0)), axis=-1, dtype=jnp.uint32)  # [B, *lead, words]
+  for axis, (size, g) in enumerate(zip(lead_sizes, lead, strict=True)):
+    bits = jnp.take(bits, jnp.asarray(cell_of(size, g)), axis=1 + axis)  # [B, *lead_sizes, words]
+  col = cell_of(w, gw)
+  shift = jnp.asarray(col % 32, jnp.uint32)  # [W]
+  if words == 1:
+    row = bits[..., :1]  # [B, *lead_sizes, 1]
+  else:
+    word = jnp.asarray(col // 32)
+    row = sum(jnp.where(word == j, bits[..., j : j + 1], jnp.uint32(0)) for j in range(words))
+  return (jnp.right_shift(row, shift) & jnp.uint32(1)).astype(jnp.float32)
 
 
 def _cells_area(chosen: jax.Array, grid: tuple[int, ...], spatial_shape: tuple[int, ...]) -> jax.Array:
@@ -201,10 +206,10 @@ def sample_attentive_cutmix(
   on = on & ~pairing_lib.self_pairs(index)
   if len(spatial_shape) == 2:
     h, w = spatial_shape
-    own = jnp.where(on[:, None, None], 1.0 - _cells_mask(chosen, (grid[0], grid[1]), (h, w)), 1.0)
+    own = jnp.where(on[:, None, None], 1.0 - _cells_mask(chosen, grid, (h, w)), 1.0)
     total = h * w
   else:
-    own = jnp.where(on[:, None, None, None], 1.0 - _cells_mask_3d(chosen, grid, spatial_shape), 1.0)
+    own = jnp.where(on[:, None, None, None], 1.0 - _cells_mask(chosen, grid, spatial_shape), 1.0)
     total = int(np.prod(spatial_shape))
   # λ from a static table of cell areas, so the mask is only read by the blend.
   pasted = _cells_area(chosen, grid, spatial_shape).astype(jnp.float32) / total

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmix._src.core import batching
 from jaxmix._src.core import one_call
 from jaxmix._src.core import pairing as pairing_lib
 from jaxmix._src.core import plan as plan_lib
@@ -69,15 +70,36 @@ def _grey(images: jax.Array, data_format: str) -> jax.Array:
   return jnp.mean(x, axis=channel_axis)
 
 
+def _reflect_101(j: int, size: int) -> int:
+  """The index that reflect-101 borders (OpenCV's BORDER_REFLECT_101) read for position `j` of an axis."""
+  if size == 1:
+    return 0
+  j %= 2 * (size - 1)
+  return 2 * (size - 1) - j if j >= size else j
+
+
 def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
-  """Correlates `x` with a short symmetric 1-D kernel along `axis`, reflect-101 borders."""
+  """Correlates `x` with a short symmetric 1-D kernel along `axis`, reflect-101 borders.
+
+  The interior reads shifted slices of `x` and the `radius` samples at each end
+  read their reflected neighbours one by one, so no padded copy of `x` is built
+  (on CPU the padded copy and the reads of it cost more than the arithmetic).
+  """
   radius = len(taps) // 2
-  pad = [(0, 0)] * x.ndim
-  pad[axis] = (radius, radius)
-  padded = jnp.pad(x, pad, mode="reflect")  # numpy's "reflect" is OpenCV's BORDER_REFLECT_101
   size = x.shape[axis]
-  terms = (float(t) * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, t in enumerate(taps))
-  return typing.cast(jax.Array, sum(terms))
+
+  def tap_sum(starts: list[int], length: int) -> jax.Array:
+    slices = (jax.lax.slice_in_dim(x, i, i + length, axis=axis) for i in starts)
+    return typing.cast(jax.Array, sum(float(t) * v for t, v in zip(taps, slices, strict=True)))
+
+  def at(i: int) -> jax.Array:  # output i alone, its neighbours reflected
+    return tap_sum([_reflect_101(i + k - radius, size) for k in range(len(taps))], 1)
+
+  if size <= 2 * radius:  # no interior
+    return jnp.concatenate([at(i) for i in range(size)], axis=axis)
+  interior = tap_sum(list(range(len(taps))), size - 2 * radius)
+  ends = [at(i) for i in range(radius)], [at(i) for i in range(size - radius, size)]
+  return jnp.concatenate([*ends[0], interior, *ends[1]], axis=axis)
 
 
 def _filter2d(x: jax.Array, taps: np.ndarray) -> jax.Array:
@@ -134,6 +156,11 @@ def _spectral_residual(grey: jax.Array) -> jax.Array:
   return saliency / jnp.maximum(peak, 1e-30)
 
 
+# Pixels of grey maps per step of the CPU loop in `_saliency_at_work_size` (16 maps of 32 × 32, 4 of
+# 64 × 64): the spectra and filters of one step stay in cache.
+_CPU_PIXELS_PER_STEP = 16384
+
+
 def _linear_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Static 2-tap bilinear resampling of an axis of `size` to `out` samples
   (half-pixel centres, no antialiasing: OpenCV's ``INTER_LINEAR``)."""
@@ -144,15 +171,19 @@ def _linear_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _resize_axis(x: jax.Array, out: int, axis: int) -> jax.Array:
+  """float32 `x` resampled to `out` samples along `axis`; the rows are taken in `x`'s dtype and converted
+  after (exact: the conversion commutes with the take), so a uint8 batch is never converted whole."""
   i0, i1, taps = _linear_taps(x.shape[axis], out)
   shape = [1] * x.ndim
   shape[axis] = out
   frac = jnp.asarray(taps).reshape(shape)
-  return jnp.take(x, i0, axis=axis) * (1 - frac) + jnp.take(x, i1, axis=axis) * frac
+  first = jnp.take(x, i0, axis=axis).astype(jnp.float32)
+  second = jnp.take(x, i1, axis=axis).astype(jnp.float32)
+  return first * (1 - frac) + second * frac
 
 
 def _saliency_at_work_size(images: jax.typing.ArrayLike, data_format: str, size: int | None) -> jax.Array:
-  x = jnp.asarray(images).astype(jnp.float32)
+  x = jnp.asarray(images)
   if size is not None:
     # Shrink each side to `size`, never enlarge (OpenCV would upsample a
     # 32 × 32 image to 64 × 64, four times the work for the same peak).
@@ -163,7 +194,11 @@ def _saliency_at_work_size(images: jax.typing.ArrayLike, data_format: str, size:
       x = _resize_axis(x, size, h_axis)
     if x.shape[w_axis] > size:
       x = _resize_axis(x, size, w_axis)
-  return _spectral_residual(_grey(x, data_format))
+  grey = _grey(x, data_format)
+  # Computed by groups of maps on the CPU (the same values; one big batch's temporaries go to main memory),
+  # all maps at once on other platforms.
+  step = max(1, _CPU_PIXELS_PER_STEP // (grey.shape[1] * grey.shape[2]))
+  return batching.loop_on_cpu(_spectral_residual, grey, batch_size=min(step, grey.shape[0]))
 
 
 def spectral_residual_saliency(
