@@ -191,3 +191,19 @@ def test_grad_wrt_inputs():
   g = jax.grad(lambda x: jnp.sum(jaxmix.attentive_cutmix(jax.random.key(1), x, features=feats)[0]))(x)
   np.testing.assert_allclose(jnp.sum(g), x.size, rtol=1e-6)
   assert set(np.unique(np.asarray(g)).tolist()) <= {0.0, 1.0, 2.0}
+
+
+@pytest.mark.parametrize(
+  "grid,shape", [((3, 70), (9, 140)), ((2, 33), (5, 70)), ((4, 64), (8, 130)), ((7, 7), (32, 32))]
+)
+def test_cell_mask_of_wide_grids_spans_several_bit_words(grid, shape):
+  """Grids wider than 32 cells keep one bit word per 32 columns; the mask must still be the chosen cells
+  laid on pixels by the cell_of tables."""
+  rng = np.random.default_rng(sum(grid))
+  cells = grid[0] * grid[1]
+  chosen = np.stack([rng.choice(cells, 5, replace=False) for _ in range(3)])
+  mask = np.asarray(attentive._cells_mask(jnp.asarray(chosen, jnp.int32), grid, shape))
+  picked = np.zeros((3, cells), bool)
+  np.put_along_axis(picked, chosen, True, axis=1)
+  rows, cols = attentive.cell_of(shape[0], grid[0]), attentive.cell_of(shape[1], grid[1])
+  np.testing.assert_array_equal(mask > 0.5, picked.reshape(3, *grid)[:, rows][:, :, cols])

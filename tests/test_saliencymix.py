@@ -332,3 +332,15 @@ def test_built_in_map_reads_nchw():
   nhwc, _ = jaxmix.saliencymix(key, x)
   nchw, _ = jaxmix.saliencymix(key, jnp.transpose(x, (0, 3, 1, 2)), data_format="NCHW")
   np.testing.assert_array_equal(jnp.transpose(nchw, (0, 2, 3, 1)), nhwc)
+
+
+def test_batch_mode_pastes_the_shared_box_by_rows_with_the_same_output():
+  """One box per batch (the official code) takes the row-paste path; it must change nothing but speed."""
+  images = jnp.asarray(np.random.default_rng(3).integers(0, 256, (6, 20, 16, 3)), jnp.uint8)
+  saliency = jaxmix.spectral_residual_saliency(images)
+  mix = jax.jit(jaxmix.apply)
+  for seed in range(8):
+    plan = jaxmix.sample_saliencymix(jax.random.key(seed), 6, (20, 16), saliency=saliency, mode="batch")
+    assert plan.shared_region
+    np.testing.assert_array_equal(mix(plan, images), mix(plan.replace(shared_region=False), images))
+  assert not jaxmix.sample_saliencymix(jax.random.key(0), 6, (20, 16), saliency=saliency).shared_region

@@ -122,7 +122,9 @@ def _cells_mask(chosen: jax.Array, grid: tuple[int, ...], spatial_shape: tuple[i
     row = bits[..., :1]  # [B, *lead_sizes, 1]
   else:
     word = jnp.asarray(col // 32)
-    row = sum(jnp.where(word == j, bits[..., j : j + 1], jnp.uint32(0)) for j in range(words))
+    row = bits[..., :1]
+    for j in range(1, words):
+      row = jnp.where(word == j, bits[..., j : j + 1], row)
   return (jnp.right_shift(row, shift) & jnp.uint32(1)).astype(jnp.float32)
 
 

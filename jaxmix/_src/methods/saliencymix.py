@@ -326,6 +326,7 @@ def _plan_from_peaks(
     pairing=pairing,
     spatial_shape=spatial_shape,
     selects_pixels=True,
+    shared_region=mode == "batch",  # the official code's one box per batch
   )
   return plan_lib.keep_self_pairs(plan)
 
