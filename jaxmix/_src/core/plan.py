@@ -219,22 +219,24 @@ class Plan(PlanLike):
   def _expand(self, weight: jax.Array, x: jax.Array, data_format: str) -> jax.Array:
     """`weight` `[B, *S]` laid on the leaf's spatial axes (see the class docstring)."""
     k = weight.ndim - 1
-    axes = self.spatial_axes
+    if self.spatial_axes is None and k == 2 and x.ndim in (3, 4):
+      return regions.expand_spatial(weight, x.ndim, data_format)  # images: the path of every release
+    axes = self._leaf_axes(x, data_format, k)
     if axes is None:
-      if k == 2 and x.ndim in (3, 4):
-        return regions.expand_spatial(weight, x.ndim, data_format)  # images: the path of every release
-      axes = validation.default_spatial_axes(x.ndim, data_format, k)
-      if axes is None:
-        raise ValueError(
-          f"a leaf of shape {x.shape} has no default spatial axes for a plan of {k} spatial dims; pass "
-          "spatial_axes= to jaxmix.apply."
-        )
+      raise ValueError(
+        f"a leaf of shape {x.shape} has no default spatial axes for a plan of {k} spatial dims; pass "
+        "spatial_axes= to jaxmix.apply."
+      )
     return regions.expand_to_axes(weight, x.ndim, axes)
+
+  def _leaf_axes(self, x: jax.Array, data_format: str, k: int) -> tuple[int, ...] | None:
+    """The axes of `x` that carry the plan's k spatial dims: ``spatial_axes``, else the leaf's default."""
+    return self.spatial_axes or validation.default_spatial_axes(x.ndim, data_format, k)
 
   def mix_leaf(self, x: jax.Array, data_format: str) -> jax.Array:
     """Mixes one leaf (already in its compute dtype)."""
     if self.selects_pixels and self.shared_region and self.region is not None and self.mask is None:
-      axes = self.spatial_axes or validation.default_spatial_axes(x.ndim, data_format, 2)
+      axes = self._leaf_axes(x, data_format, 2)
       if self.spatial_shape is not None and len(self.spatial_shape) == 2 and axes is not None:
         return _paste_region_rows(x, self.region, self.index, self.pairing, (axes[0], axes[1]))
     partner = pairing_lib.take_partner(x, self.pairing, self.index)

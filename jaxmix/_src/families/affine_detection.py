@@ -331,36 +331,43 @@ def _warp_leaf(
   return out
 
 
-def _blend_rows(flat: jax.Array | None, dtype: Any, ch: int) -> Callable[..., jax.Array]:
-  """The blend from `flat` [P, ch]: one row gather per tap, then a [B, H, W, ch] blend."""
+def _blend_rows(flat: jax.Array, dtype: Any, ch: int) -> Callable[..., jax.Array]:
+  """The blend from `flat` [P, ch]: one row gather per tap, then :func:`_blend_taps`."""
 
-  def gather(flat_idx: jax.Array) -> jax.Array:
-    assert flat is not None
-    return flat.at[flat_idx.reshape(-1)].get(mode="promise_in_bounds").reshape(*flat_idx.shape, ch)
-
-  def blend(taps, fill_value, nearest, gathered=None):
-    b, h, w = taps[0][0].shape
-    gathered = gathered if gathered is not None else [gather(flat_idx) for flat_idx, _, _ in taps]
-    if nearest:
-      (_, inside, _), (got,) = taps[0], gathered
-      if jnp.issubdtype(dtype, jnp.integer):
-        # As in the bilinear path: the fill as a weighted term, no select along the channel axis.
-        keep = inside[..., None].astype(jnp.float32)
-        return _round_to(got.astype(jnp.float32) * keep + (1 - keep) * fill_value, dtype)
-      return jnp.where(inside[..., None], got, fill_value.astype(dtype))
-    # The fill enters as one term, fill · (the weight of the taps outside every tile), so the
-    # per-tap selects act on [B, H, W] weights, not on the pixels.
-    acc = None
-    outside = jnp.zeros((b, h, w, 1), jnp.float32)
-    for (_, inside, wgt), got in zip(taps, gathered, strict=True):
-      wgt = wgt[..., None]
-      outside = outside + jnp.where(inside[..., None], 0.0, wgt)
-      term = got.astype(jnp.float32) * jnp.where(inside[..., None], wgt, 0.0)
-      acc = term if acc is None else acc + term
-    assert acc is not None
-    return _round_to(acc + outside * fill_value, dtype)
+  def blend(taps, fill_value, nearest):
+    got = [flat.at[i.reshape(-1)].get(mode="promise_in_bounds").reshape(*i.shape, ch) for i, _, _ in taps]
+    return _blend_taps(taps, got, fill_value, nearest, dtype)
 
   return blend
+
+
+def _blend_taps(
+  taps: list[tuple[jax.Array, jax.Array, Any]],
+  got: list[jax.Array],
+  fill_value: jax.Array,
+  nearest: bool,
+  dtype: Any,
+) -> jax.Array:
+  """Pixels [S, H, W, ch] of `dtype` from each tap's (flat index, inside, weight) and its gathered
+  pixels `got` [S, H, W, ch]; taps outside every tile read `fill_value`."""
+  if nearest:
+    (_, inside, _), (pixels,) = taps[0], got
+    if jnp.issubdtype(dtype, jnp.integer):
+      # As in the bilinear path: the fill as a weighted term, no select along the channel axis.
+      keep = inside[..., None].astype(jnp.float32)
+      return _round_to(pixels.astype(jnp.float32) * keep + (1 - keep) * fill_value, dtype)
+    return jnp.where(inside[..., None], pixels, fill_value.astype(dtype))
+  # The fill enters as one term, fill · (the weight of the taps outside every tile), so the
+  # per-tap selects act on [S, H, W] weights, not on the pixels.
+  acc = None
+  outside = jnp.zeros((*taps[0][0].shape, 1), jnp.float32)
+  for (_, inside, wgt), pixels in zip(taps, got, strict=True):
+    wgt = wgt[..., None]
+    outside = outside + jnp.where(inside[..., None], 0.0, wgt)
+    term = pixels.astype(jnp.float32) * jnp.where(inside[..., None], wgt, 0.0)
+    acc = term if acc is None else acc + term
+  assert acc is not None
+  return _round_to(acc + outside * fill_value, dtype)
 
 
 def _round_to(acc: jax.Array, dtype: Any) -> jax.Array:
@@ -390,7 +397,7 @@ def _load_words(sources: jax.Array, itemsize: int) -> Callable[[jax.Array], jax.
   flat = sources if sources.dtype == unsigned else jax.lax.bitcast_convert_type(sources, unsigned)
   flat = flat.reshape(-1)
   dnums = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(), start_index_map=(0,))
-  shifts = 8 * itemsize * jnp.arange(ch, dtype=jnp.uint32)
+  shifts = _channel_shifts(itemsize, ch)
 
   def load(flat_idx: jax.Array) -> jax.Array:
     first = (flat_idx * ch).reshape(-1, 1)
@@ -403,16 +410,15 @@ def _load_words(sources: jax.Array, itemsize: int) -> Callable[[jax.Array], jax.
 
 def _blend_packed(sources: jax.Array, dtype: Any, ch: int, itemsize: int) -> Callable[..., jax.Array]:
   """The blend of small pixels `sources` [..., ch] (ch · itemsize <= 4 bytes): each tap one word per pixel
-  (see :func:`_load_words`), the channels shifted out of the words and blended with the arithmetic of
-  :func:`_blend_rows` (so the same bits), the result packed again: words [S, H, W], for :func:`_unpack`."""
+  (see :func:`_load_words`), the channels shifted out of the words and blended by :func:`_blend_taps`
+  (so the same bits as :func:`_blend_rows`), the result packed again: words [S, H, W], for :func:`_unpack`."""
   unsigned = _uint(itemsize)
-  rows = _blend_rows(None, dtype, ch)
-  shifts = 8 * itemsize * jnp.arange(ch, dtype=jnp.uint32)
+  shifts = _channel_shifts(itemsize, ch)
   load = _load_words(sources, itemsize)
 
   def blend(taps, fill_value, nearest):
     got = [_unpack(load(flat_idx), dtype, ch) for flat_idx, _, _ in taps]
-    val = rows(taps, fill_value, nearest, got)
+    val = _blend_taps(taps, got, fill_value, nearest, dtype)
     bits = val if dtype == unsigned else jax.lax.bitcast_convert_type(val, unsigned)
     # One word per pixel, as a reduction over the channels: XLA's CPU backend does not fuse a reduction
     # into its consumer, so the blend runs once per pixel and channel, not again in the unpacking pass.
@@ -425,8 +431,14 @@ def _unpack(words: jax.Array, dtype: Any, ch: int) -> jax.Array:
   """Words [...] (see :func:`_load_words`) as pixels [..., ch] of `dtype`."""
   itemsize = jnp.dtype(dtype).itemsize
   unsigned = _uint(itemsize)
-  out = (words[..., None] >> (8 * itemsize * jnp.arange(ch, dtype=jnp.uint32))).astype(unsigned)
+  out = (words[..., None] >> _channel_shifts(itemsize, ch)).astype(unsigned)
   return out if dtype == unsigned else jax.lax.bitcast_convert_type(out, dtype)
+
+
+def _channel_shifts(itemsize: int, ch: int) -> jax.Array:
+  """uint32 [ch]: where channel k sits in a packed word, ``8·itemsize·k`` bits up."""
+  return 8 * itemsize * jnp.arange(ch, dtype=jnp.uint32)
+
 
 def _int_fill(fill: Any, dtype: Any) -> jax.Array:
   info = jnp.iinfo(dtype)
