@@ -600,6 +600,11 @@ def cell_runs(
   return runs if len(runs) >= seeds else None
 
 
+def _variant_of(config: dict) -> tuple:
+  """(size, method, width, steps) of a stored run's configuration."""
+  return (config["size"], config["method"], config.get("width", 8), config["steps"])
+
+
 def _pair(runs: list[dict], base: list[dict]) -> tuple[list[dict], list[dict]]:
   """The seeds both cells have (each holds seeds 0, 1, …), so every difference is paired."""
   n = min(len(runs), len(base))
@@ -626,9 +631,11 @@ def _cell_table(
   for method in METHODS:
     runs = cell_runs(results, size, noise, method, seeds, steps, width)
     if runs is None:
-      # Only what this directory set out to run: a method at a size it holds no run of (a second
-      # study of a few cells, `--alpha-from`) is not "missing".
-      if any(r["config"]["size"] == size and r["config"].get("method") == method for r in results.values()):
+      # Only what this directory set out to run: a method at a size, width and length it holds no run
+      # of (a second study of a few cells, `--alpha-from`) is not "missing".
+      # Held: any run of this method at this size, width and length (any noise, any α).
+      held = (size, method, width, steps or steps_for(size))
+      if any(_variant_of(r["config"]) == held for r in results.values()):
         missing.append(f"n={size} noise={noise:g} {method}")
       continue
     label = method if len(runs) == seeds else f"{method} ({len(runs)} seeds)"

@@ -111,6 +111,8 @@ def test_report_refuses_cells_with_too_few_seeds(tmp_path, capsys):
     _store(out, study.Config(1000, 0.0, "aug", None, s), 0.5 + 0.01 * s)
     _store(out, study.Config(1000, 0.0, "erm", None, s), 0.4)
   _store(out, study.Config(1000, 0.0, "resizemix", None, 0), 0.9)  # one seed only
+  # A run of another variant (width 16, 4 000 steps) does not make this variant's 5 000 cells "missing".
+  _store(out, study.Config(5000, 0.0, "aug", None, 0, 16, 4000), 0.9)
   study.report(argparse.Namespace(out=out, seeds=3))
   text = open(os.path.join(out, "study.md")).read()
   table = [line for line in text.splitlines() if line.startswith("| ")]
@@ -118,6 +120,7 @@ def test_report_refuses_cells_with_too_few_seeds(tmp_path, capsys):
   assert not any(line.startswith("| resizemix |") for line in table)
   assert "n=1000 noise=0 resizemix" in text
   assert "mixup" not in text  # no run of it stored here: not listed as missing
+  assert "n=5000" not in text
   json.dumps(text)  # plain text
 
 
