@@ -103,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     f" ± {100 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float('nan'):.2f} (s.e.) points "
     f"(per seed: {', '.join(f'{100 * x:+.2f}' for x in d)}). CutMix is less calibrated here (higher ECE:"
     " under-confident). At 5 000 images mixing wins only with 4 000 training steps, not at the study's"
-    " 1 000: under label noise, and with clean labels when the model is also twice as wide (+0.54 ± 0.14"
-    " over 5 seeds); at 60 000 images it does not win: see examples/results/study/study.md."
+    " 1 000: under label noise, and with clean labels perhaps when the model is also twice as wide (+0.42"
+    " ± 0.21 over the 3 planned seeds, at two standard errors; +0.54 ± 0.14 over 5, seeds 3-4 added after"
+    " that borderline result); at 60 000 images it does not win: see examples/results/study/study.md."
   )
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   plot(rows, args.out)
